@@ -1,0 +1,2 @@
+//! mcp-operator: keeps MCP server pools serving through dependency failures.
+pub mod remediation;
