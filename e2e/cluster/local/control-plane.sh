@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Control plane only: etcd + kube-apiserver on loopback, for the operator's
+# integration tests (no kubelet, no nodes, no pods ever run).
+#
+# Usage: control-plane.sh up|down|status|env
+#   up      build (if needed) etcd/kube-apiserver/kubectl, start both, write
+#           the kubeconfig; idempotent
+#   down    stop both and delete the state dir (etcd data, certs)
+#   status  exit 0 when the API server answers /readyz
+#   env     print `export KUBECONFIG=...`
+# Env: CP_APISERVER_PORT (default 16443), CP_ETCD_PORT (default 12379; the
+# peer port is CP_ETCD_PORT+1). Different from up.sh's ports, so both can run.
+# Kubeconfig: ~/.cache/mcp-operator/control-plane/kubeconfig
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.sh
+source "$HERE/versions.sh"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+PORT="${CP_APISERVER_PORT:-16443}"
+ETCD_PORT="${CP_ETCD_PORT:-12379}"
+ETCD_PEER_PORT=$(( ETCD_PORT + 1 ))
+
+ready() {
+  curl -fsS --max-time 2 --cacert "$CP_DIR/pki/ca.crt" --cert "$CP_DIR/pki/admin.crt" \
+    --key "$CP_DIR/pki/admin.key" "https://127.0.0.1:$PORT/readyz" >/dev/null 2>&1
+}
+
+up() {
+  local t0; t0=$(date +%s)
+  "$HERE/build.sh" --no-apt --only-control-plane
+  command -v openssl >/dev/null || die "openssl missing (apt-get install openssl)"
+  command -v curl >/dev/null || die "curl missing (apt-get install curl)"
+  mkdir -p "$CP_DIR/pki"
+  log "pki: $CP_DIR/pki"
+  gen_ca "$CP_DIR/pki" ca mcp-e2e-control-plane-ca
+  gen_cert "$CP_DIR/pki" apiserver "/CN=kube-apiserver" server \
+    "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.96.0.1"
+  gen_cert "$CP_DIR/pki" admin "/O=system:masters/CN=kubernetes-admin" client
+  gen_sa_keys "$CP_DIR/pki"
+  start_etcd "$CP_DIR" "$ETCD_PORT" "$ETCD_PEER_PORT"
+  start_apiserver "$CP_DIR" "$ETCD_PORT" "$PORT" 127.0.0.1 127.0.0.1 \
+    --endpoint-reconciler-type none
+  write_kubeconfig "$CP_KUBECONFIG_PATH" "https://127.0.0.1:$PORT" "$CP_DIR/pki" admin kubernetes-admin
+  wait_for "default namespace" 60 "$K8S_BIN/kubectl" --kubeconfig "$CP_KUBECONFIG_PATH" get ns default
+  log "control plane ready in $(( $(date +%s) - t0 ))s"
+  echo "export KUBECONFIG=$CP_KUBECONFIG_PATH"
+}
+
+down() {
+  stop_daemon kube-apiserver "$CP_DIR"
+  stop_daemon etcd "$CP_DIR"
+  rm -rf "$CP_DIR"
+  log "control plane down; removed $CP_DIR"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) ready ;;
+  env) echo "export KUBECONFIG=$CP_KUBECONFIG_PATH" ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
+esac

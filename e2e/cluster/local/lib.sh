@@ -1,0 +1,172 @@
+# shellcheck shell=bash
+# Helpers shared by up.sh, down.sh and control-plane.sh. Sourced, not run.
+# Needs versions.sh sourced first.
+
+# ---------------------------------------------------------------- processes
+# start_daemon NAME RUNDIR CMD...: start CMD in the background (own session),
+# stdout+stderr to RUNDIR/logs/NAME.log, pid in RUNDIR/run/NAME.pid.
+# No-op when the pidfile names a live process.
+start_daemon() {
+  local name="$1" dir="$2"; shift 2
+  mkdir -p "$dir/logs" "$dir/run"
+  if daemon_alive "$name" "$dir"; then
+    log "$name: already running (pid $(cat "$dir/run/$name.pid"))"
+    return 0
+  fi
+  log "$name: starting (log: $dir/logs/$name.log)"
+  setsid "$@" >>"$dir/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$dir/run/$name.pid"
+}
+
+daemon_alive() {
+  local pidf="$2/run/$1.pid" pid
+  [ -f "$pidf" ] || return 1
+  pid="$(cat "$pidf")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# stop_daemon NAME RUNDIR: TERM, wait up to 15s, then KILL. Only the pid we
+# recorded (and its process group, which setsid made ours).
+stop_daemon() {
+  local name="$1" dir="$2" pid i
+  local pidf="$dir/run/$name.pid"
+  [ -f "$pidf" ] || return 0
+  pid="$(cat "$pidf")"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    log "$name: stopping pid $pid"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 30); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name: still alive after ${i}x0.5s, SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$pidf"
+}
+
+# wait_for DESC TIMEOUT_S CMD...: poll CMD every 0.5s.
+wait_for() {
+  local desc="$1" timeout="$2"; shift 2
+  local deadline=$(( $(date +%s) + timeout ))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "timed out after ${timeout}s waiting for $desc"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# ---------------------------------------------------------------------- PKI
+# gen_ca DIR NAME CN
+gen_ca() {
+  local d="$1" n="$2" cn="$3"
+  [ -s "$d/$n.crt" ] && [ -s "$d/$n.key" ] && return 0
+  openssl genrsa -out "$d/$n.key" 2048 2>/dev/null
+  openssl req -x509 -new -nodes -key "$d/$n.key" -days 3650 -subj "/CN=$cn" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign" \
+    -out "$d/$n.crt" 2>/dev/null
+}
+
+# gen_cert DIR NAME SUBJ KIND [SAN] : KIND is client|server|both, signed by DIR/ca
+gen_cert() {
+  local d="$1" n="$2" subj="$3" kind="$4" san="${5:-}"
+  [ -s "$d/$n.crt" ] && [ -s "$d/$n.key" ] && return 0
+  local eku ext="$d/$n.ext"
+  case "$kind" in
+    client) eku=clientAuth ;;
+    server) eku=serverAuth ;;
+    both) eku=serverAuth,clientAuth ;;
+  esac
+  {
+    echo "basicConstraints=CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$eku"
+    [ -n "$san" ] && echo "subjectAltName=$san"
+  } > "$ext"
+  openssl genrsa -out "$d/$n.key" 2048 2>/dev/null
+  openssl req -new -key "$d/$n.key" -subj "$subj" -out "$d/$n.csr" 2>/dev/null
+  openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+    -CAcreateserial -days 3650 -extfile "$ext" -out "$d/$n.crt" 2>/dev/null
+  rm -f "$d/$n.csr" "$ext"
+}
+
+gen_sa_keys() {
+  local d="$1"
+  [ -s "$d/sa.key" ] && [ -s "$d/sa.pub" ] && return 0
+  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+}
+
+# write_kubeconfig FILE SERVER PKIDIR CERTNAME USER
+write_kubeconfig() {
+  local f="$1" server="$2" pki="$3" cert="$4" user="$5"
+  local tmp="$f.tmp"
+  cat > "$tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: mcp-e2e
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 < "$pki/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 < "$pki/$cert.crt")
+    client-key-data: $(base64 -w0 < "$pki/$cert.key")
+contexts:
+- name: mcp-e2e
+  context: {cluster: mcp-e2e, user: $user}
+current-context: mcp-e2e
+EOF
+  chmod 600 "$tmp"
+  mv -f "$tmp" "$f"
+}
+
+# --------------------------------------------------------- etcd + apiserver
+# start_etcd RUNDIR CLIENT_PORT PEER_PORT
+start_etcd() {
+  local dir="$1" cport="$2" pport="$3"
+  mkdir -p "$dir/etcd"
+  chmod 700 "$dir/etcd"
+  start_daemon etcd "$dir" "$K8S_BIN/etcd" \
+    --name mcp-e2e --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$cport" \
+    --advertise-client-urls "http://127.0.0.1:$cport" \
+    --listen-peer-urls "http://127.0.0.1:$pport" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+    --initial-cluster "mcp-e2e=http://127.0.0.1:$pport" \
+    --quota-backend-bytes 4294967296 \
+    --snapshot-count 10000 \
+    --unsafe-no-fsync
+  wait_for "etcd on :$cport" 60 curl -fsS "http://127.0.0.1:$cport/health"
+}
+
+# start_apiserver RUNDIR ETCD_PORT SECURE_PORT BIND_ADDR ADVERTISE_ADDR [extra flags]
+start_apiserver() {
+  local dir="$1" eport="$2" port="$3" bind="$4" adv="$5"; shift 5
+  local pki="$dir/pki"
+  start_daemon kube-apiserver "$dir" "$K8S_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$eport" \
+    --bind-address "$bind" --secure-port "$port" --advertise-address "$adv" \
+    --client-ca-file "$pki/ca.crt" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" \
+    --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode Node,RBAC \
+    --enable-admission-plugins NodeRestriction \
+    --allow-privileged=true \
+    --profiling=false \
+    --cert-dir "$pki" \
+    "$@"
+  wait_for "kube-apiserver /readyz on :$port" 120 \
+    curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "https://127.0.0.1:$port/readyz"
+}

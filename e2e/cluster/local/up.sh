@@ -1,0 +1,375 @@
+#!/usr/bin/env bash
+# Brings up a real single-node Kubernetes cluster from upstream binaries on
+# this machine (no kind, no docker): etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, containerd+runc, kubelet,
+# kube-proxy (iptables), CNI bridge, CoreDNS (host process behind the
+# kube-dns Service), a default StorageClass "standard" backed by pre-made
+# hostPath PersistentVolumes, and the local images (pause, postgres, and the
+# operator/workload images when their binaries exist).
+#
+# Idempotent: running it again checks each piece and starts only what is
+# missing. Needs root.
+#
+# Usage: up.sh [--control-plane-only] [--no-images]
+#   --control-plane-only  same as `control-plane.sh up` (etcd + apiserver)
+#   --no-images           do not build/import images (pause is always needed)
+# Env: CLUSTER_DIR (default ~/.cache/mcp-operator/cluster), PV_COUNT (12)
+# Prints `export KUBECONFIG=...` on stdout at the end.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../../.." && pwd)"
+# shellcheck source=versions.sh
+source "$HERE/versions.sh"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
+
+IMAGES=1
+for arg in "$@"; do
+  case "$arg" in
+    --control-plane-only) exec "$HERE/control-plane.sh" up ;;
+    --no-images) IMAGES=0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) die "unknown argument: $arg" ;;
+  esac
+done
+
+[ "$(id -u)" -eq 0 ] || die "up.sh needs root (containerd, kubelet, iptables)"
+
+D="$CLUSTER_DIR"
+PKI="$D/pki"
+NODE=mcp-e2e-node
+NODE_IP=10.244.0.1          # gateway address of our CNI bridge, owned by us
+BRIDGE=mcp-cni0
+POD_SUBNET=10.244.0.0/24
+CLUSTER_CIDR=10.244.0.0/16
+DNS_IP=10.96.0.10
+APISERVER_PORT=6443
+ETCD_PORT=2379
+PV_COUNT="${PV_COUNT:-12}"
+SOCK="$D/run/containerd.sock"
+kc() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+T0=$(date +%s)
+
+step() { log "==> $* (+$(( $(date +%s) - T0 ))s)"; }
+
+step "build/check binaries"
+"$HERE/build.sh"
+
+mkdir -p "$D"/{pki,run,logs,etc,cni/net.d,cni/ipam,containerd,kubelet,pv}
+
+# -------------------------------------------------------------- host setup
+step "host networking"
+# Record what we change so down.sh can put it back.
+[ -f "$D/run/ip_forward.orig" ] || cat /proc/sys/net/ipv4/ip_forward > "$D/run/ip_forward.orig"
+echo 1 > /proc/sys/net/ipv4/ip_forward
+if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+  [ -f "$D/run/bridge-nf.orig" ] || cat /proc/sys/net/bridge/bridge-nf-call-iptables > "$D/run/bridge-nf.orig"
+  echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
+else
+  log "WARNING: /proc/sys/net/bridge missing (br_netfilter); same-node service hairpin may fail"
+fi
+# The CNI bridge is created up front so the node IP (its gateway address)
+# exists before the API server and kubelet start; the bridge plugin adopts it.
+if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+  ip link add "$BRIDGE" type bridge
+fi
+ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/24" || ip addr add "$NODE_IP/24" dev "$BRIDGE"
+ip link set "$BRIDGE" up
+
+# --------------------------------------------------------------------- PKI
+step "pki ($PKI)"
+gen_ca "$PKI" ca mcp-e2e-ca
+gen_cert "$PKI" apiserver "/CN=kube-apiserver" server \
+  "DNS:localhost,DNS:$NODE,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$NODE_IP,IP:10.96.0.1"
+gen_cert "$PKI" admin "/O=system:masters/CN=kubernetes-admin" client
+gen_cert "$PKI" apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" client
+gen_cert "$PKI" controller-manager "/CN=system:kube-controller-manager" client
+gen_cert "$PKI" scheduler "/CN=system:kube-scheduler" client
+gen_cert "$PKI" kube-proxy "/CN=system:kube-proxy" client
+gen_cert "$PKI" kubelet "/O=system:nodes/CN=system:node:$NODE" client
+gen_cert "$PKI" kubelet-serving "/CN=$NODE" server "DNS:$NODE,DNS:localhost,IP:$NODE_IP,IP:127.0.0.1"
+gen_sa_keys "$PKI"
+SERVER="https://127.0.0.1:$APISERVER_PORT"
+write_kubeconfig "$KUBECONFIG_PATH" "$SERVER" "$PKI" admin kubernetes-admin
+write_kubeconfig "$D/etc/controller-manager.kubeconfig" "$SERVER" "$PKI" controller-manager system:kube-controller-manager
+write_kubeconfig "$D/etc/scheduler.kubeconfig" "$SERVER" "$PKI" scheduler system:kube-scheduler
+write_kubeconfig "$D/etc/kube-proxy.kubeconfig" "$SERVER" "$PKI" kube-proxy system:kube-proxy
+write_kubeconfig "$D/etc/kubelet.kubeconfig" "$SERVER" "$PKI" kubelet "system:node:$NODE"
+
+# ---------------------------------------------------------- control plane
+step "etcd"
+start_etcd "$D" "$ETCD_PORT" $(( ETCD_PORT + 1 ))
+step "kube-apiserver"
+start_apiserver "$D" "$ETCD_PORT" "$APISERVER_PORT" 0.0.0.0 "$NODE_IP" \
+  --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+  --kubelet-preferred-address-types InternalIP,Hostname
+
+step "kube-controller-manager"
+start_daemon kube-controller-manager "$D" "$K8S_BIN/kube-controller-manager" \
+  --kubeconfig "$D/etc/controller-manager.kubeconfig" \
+  --authentication-kubeconfig "$D/etc/controller-manager.kubeconfig" \
+  --authorization-kubeconfig "$D/etc/controller-manager.kubeconfig" \
+  --bind-address 127.0.0.1 --secure-port 10257 \
+  --leader-elect=false \
+  --use-service-account-credentials=true \
+  --service-account-private-key-file "$PKI/sa.key" \
+  --root-ca-file "$PKI/ca.crt" \
+  --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+  --service-cluster-ip-range 10.96.0.0/16 \
+  --cluster-cidr "$CLUSTER_CIDR" --allocate-node-cidrs=false \
+  --cluster-name mcp-e2e \
+  --profiling=false
+
+step "kube-scheduler"
+start_daemon kube-scheduler "$D" "$K8S_BIN/kube-scheduler" \
+  --kubeconfig "$D/etc/scheduler.kubeconfig" \
+  --authentication-kubeconfig "$D/etc/scheduler.kubeconfig" \
+  --authorization-kubeconfig "$D/etc/scheduler.kubeconfig" \
+  --bind-address 127.0.0.1 --secure-port 10259 \
+  --leader-elect=false --profiling=false
+
+# ------------------------------------------------------------- containerd
+step "containerd"
+cat > "$D/cni/net.d/10-mcp-e2e.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "mcp-e2e",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$D/cni/ipam",
+        "ranges": [[{"subnet": "$POD_SUBNET", "gateway": "$NODE_IP"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+CNI_BIN=/usr/lib/cni
+[ -x "$CNI_BIN/bridge" ] || CNI_BIN=/opt/cni/bin
+cat > "$D/etc/containerd.toml" <<EOF
+version = 2
+root = "$D/containerd/root"
+state = "$D/containerd/state"
+oom_score = -500
+
+[grpc]
+  address = "$SOCK"
+
+[ttrpc]
+  address = "$SOCK.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$D/containerd/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10"
+  netns_mounts_under_state_dir = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$D/containerd/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN"
+    conf_dir = "$D/cni/net.d"
+    max_conf_num = 1
+EOF
+start_daemon containerd "$D" containerd --config "$D/etc/containerd.toml"
+wait_for "containerd socket" 60 ctr --address "$SOCK" version
+
+# ------------------------------------------------------------------ images
+step "images"
+if [ "$IMAGES" -eq 1 ]; then
+  CONTAINERD_ADDRESS="$SOCK" "$REPO/e2e/images/build.sh" --import all
+else
+  CONTAINERD_ADDRESS="$SOCK" "$REPO/e2e/images/build.sh" --import pause
+fi
+
+# ----------------------------------------------------------------- kubelet
+step "kubelet"
+cat > "$D/etc/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://$SOCK
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: "$PKI/ca.crt"}
+authorization: {mode: AlwaysAllow}
+tlsCertFile: "$PKI/kubelet-serving.crt"
+tlsPrivateKeyFile: "$PKI/kubelet-serving.key"
+address: $NODE_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+clusterDomain: cluster.local
+clusterDNS: [$DNS_IP]
+resolvConf: "$D/etc/resolv.conf"
+podCIDR: $POD_SUBNET
+failSwapOn: false
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: "1%"
+  nodefs.inodesFree: "1%"
+  imagefs.available: "1%"
+evictionPressureTransitionPeriod: 10s
+maxPods: 110
+rotateCertificates: false
+serverTLSBootstrap: false
+protectKernelDefaults: false
+makeIPTablesUtilChains: true
+localStorageCapacityIsolation: true
+containerLogMaxSize: 10Mi
+shutdownGracePeriod: 0s
+EOF
+# Pods with dnsPolicy Default get this (no upstream DNS exists here).
+echo "nameserver $NODE_IP" > "$D/etc/resolv.conf"
+start_daemon kubelet "$D" "$K8S_BIN/kubelet" \
+  --config "$D/etc/kubelet.yaml" \
+  --kubeconfig "$D/etc/kubelet.kubeconfig" \
+  --root-dir "$D/kubelet" \
+  --hostname-override "$NODE" \
+  --node-ip "$NODE_IP" \
+  --v 1
+
+# -------------------------------------------------------------- kube-proxy
+step "kube-proxy"
+cat > "$D/etc/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: "$D/etc/kube-proxy.kubeconfig"
+mode: iptables
+clusterCIDR: $CLUSTER_CIDR
+hostnameOverride: $NODE
+bindAddress: $NODE_IP
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: ["$NODE_IP/32"]
+conntrack:
+  maxPerCore: 0
+EOF
+start_daemon kube-proxy "$D" "$K8S_BIN/kube-proxy" --config "$D/etc/kube-proxy.yaml"
+
+# ----------------------------------------------------------------- CoreDNS
+step "coredns"
+cat > "$D/etc/Corefile" <<EOF
+.:53 {
+    bind $NODE_IP
+    errors
+    health 127.0.0.1:18080
+    ready 127.0.0.1:18181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $KUBECONFIG_PATH mcp-e2e
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }
+    cache 5
+}
+EOF
+start_daemon coredns "$D" "$K8S_BIN/coredns" -conf "$D/etc/Corefile"
+kc apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels: {k8s-app: kube-dns, kubernetes.io/name: CoreDNS}
+spec:
+  clusterIP: $DNS_IP
+  ports:
+  - {name: dns, port: 53, protocol: UDP, targetPort: 53}
+  - {name: dns-tcp, port: 53, protocol: TCP, targetPort: 53}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kube-dns-host
+  namespace: kube-system
+  labels:
+    kubernetes.io/service-name: kube-dns
+    endpointslice.kubernetes.io/managed-by: mcp-e2e-up.sh
+addressType: IPv4
+ports:
+- {name: dns, port: 53, protocol: UDP}
+- {name: dns-tcp, port: 53, protocol: TCP}
+endpoints:
+- addresses: ["$NODE_IP"]
+  conditions: {ready: true}
+EOF
+
+# ------------------------------------------------------------------ storage
+step "storage (StorageClass standard, $PV_COUNT hostPath PVs under $D/pv)"
+kc apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Retain
+EOF
+# A released PV (its claim was deleted) is wiped and made available again.
+for pv in $(kc get pv -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}' 2>/dev/null | grep '^mcp-e2e-pv-' || true); do
+  log "recycling released $pv"
+  kc delete pv "$pv" --wait=true >/dev/null
+  rm -rf "${D:?}/pv/$pv"
+done
+for i in $(seq -w 1 "$PV_COUNT"); do
+  name="mcp-e2e-pv-$i"
+  mkdir -p "$D/pv/$name"
+  chmod 0777 "$D/pv/$name"
+  cat <<EOF
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $name
+  labels: {mcp-e2e/local-pv: "true"}
+spec:
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: standard
+  hostPath: {path: "$D/pv/$name", type: Directory}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions:
+        - {key: kubernetes.io/hostname, operator: In, values: [$NODE]}
+EOF
+done | kc apply -f - >/dev/null
+
+# ------------------------------------------------------------------- ready
+step "waiting for node Ready"
+node_ready() {
+  kc get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
+}
+wait_for "node $NODE Ready" 180 node_ready
+wait_for "coredns ready" 60 curl -fsS http://127.0.0.1:18181/ready
+wait_for "default service account" 60 kc get serviceaccount default -n default
+
+step "cluster up in $(( $(date +%s) - T0 ))s; kubeconfig: $KUBECONFIG_PATH"
+echo "export KUBECONFIG=$KUBECONFIG_PATH"

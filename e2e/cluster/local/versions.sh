@@ -1,0 +1,21 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034
+# Versions and paths shared by the local-cluster scripts. Sourced, not run.
+
+K8S_VERSION="${K8S_VERSION:-1.34.4}"
+K8S_STAGING_VERSION="${K8S_STAGING_VERSION:-0.34.4}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
+HELM_VERSION="${HELM_VERSION:-v3.19.5}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"
+
+MCP_CACHE="${MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-operator}"
+K8S_BIN="$MCP_CACHE/k8s/$K8S_VERSION/bin"
+# Runtime state of the local cluster (certs, etcd data, containerd, logs, PVs).
+CLUSTER_DIR="${CLUSTER_DIR:-$MCP_CACHE/cluster}"
+KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig"
+# Control-plane-only (etcd + kube-apiserver) for integration tests.
+CP_DIR="${CP_DIR:-$MCP_CACHE/control-plane}"
+CP_KUBECONFIG_PATH="$CP_DIR/kubeconfig"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
