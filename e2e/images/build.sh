@@ -94,7 +94,7 @@ build_pause() {
 }
 
 # ---------------------------------------------------------------- postgres
-PG_ROOTFS_RECIPE="bookworm minbase postgresql-15 procps v2"
+PG_ROOTFS_RECIPE="bookworm minbase postgresql-15 procps nojit v3"
 build_postgres_rootfs() {
   local key; key="$(echo "$PG_ROOTFS_RECIPE" | sha256sum | cut -c1-12)"
   PG_ROOTFS_TAR="$IMG_CACHE/postgres-rootfs-$SUITE-$key.tar"
@@ -114,6 +114,10 @@ build_postgres_rootfs() {
   # Slim it down.
   rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/* "$r"/usr/share/doc/* \
     "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/var/log/*.log "$r"/var/cache/debconf/*-old
+  # JIT (LLVM, ~150 MB with z3) is off in the entrypoint's config.
+  rm -rf "$r"/usr/lib/x86_64-linux-gnu/libLLVM-* "$r"/usr/lib/x86_64-linux-gnu/libz3.so* \
+    "$r"/usr/lib/postgresql/15/lib/llvmjit* "$r"/usr/lib/postgresql/15/lib/bitcode \
+    "$r"/usr/share/i18n "$r"/usr/lib/x86_64-linux-gnu/perl/5.*/CORE/*.h
   find "$r/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} + 2>/dev/null || true
   : > "$r/etc/resolv.conf"
   umount_under "$r"

@@ -2,15 +2,16 @@
 # Installs the Debian packages and builds (once, cached by version) the Go
 # binaries the local cluster needs:
 #   kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
-#   kubectl kubeadm (k8s.io/kubernetes), etcd + etcdctl (go.etcd.io/etcd),
+#   kubectl [kubeadm] (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3),
 #   coredns, helm.
 # Binaries land in ~/.cache/mcp-operator/k8s/<k8s version>/bin.
 # A warm run (everything present) does nothing but check.
 #
-# Usage: build.sh [--no-apt] [--only-control-plane]
+# Usage: build.sh [--no-apt] [--only-control-plane] [--with-kubeadm]
 #   --no-apt              skip the Debian package step
 #   --only-control-plane  build only what control-plane.sh needs
 #                         (etcd, kube-apiserver, kubectl)
+#   --with-kubeadm        also build kubeadm (not needed by up.sh)
 # Env: GO_BUILD_P (default 2) parallelism for go build.
 set -euo pipefail
 
@@ -20,11 +21,13 @@ source "$HERE/versions.sh"
 
 DO_APT=1
 ONLY_CP=0
+WITH_KUBEADM=0
 for arg in "$@"; do
   case "$arg" in
     --no-apt) DO_APT=0 ;;
     --only-control-plane) ONLY_CP=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --with-kubeadm) WITH_KUBEADM=1 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown argument: $arg" ;;
   esac
 done
@@ -32,7 +35,7 @@ done
 GO_BUILD_P="${GO_BUILD_P:-2}"
 START=$(date +%s)
 
-APT_PKGS=(etcd-client containerd runc containernetworking-plugins iptables conntrack
+APT_PKGS=(containerd runc containernetworking-plugins iptables conntrack
   debootstrap openssl socat ethtool kmod iproute2 ca-certificates python3 util-linux
   procps curl)
 
@@ -68,8 +71,10 @@ stamp() { echo "$2" > "$K8S_BIN/.$1.version"; }
 build_k8s() {
   local cmds=(kube-apiserver kubectl)
   if [ "$ONLY_CP" -eq 0 ]; then
-    cmds+=(kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm)
+    cmds+=(kube-controller-manager kube-scheduler kubelet kube-proxy)
   fi
+  # kubeadm is not needed (up.sh makes the PKI with openssl); opt in.
+  if [ "$WITH_KUBEADM" -eq 1 ]; then cmds+=(kubeadm); fi
   local todo=() c
   for c in "${cmds[@]}"; do
     have "$c" "v$K8S_VERSION" || todo+=("$c")

@@ -43,6 +43,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "password_encryption = 'scram-sha-256'"
     echo "max_connections = ${POSTGRES_MAX_CONNECTIONS:-200}"
     echo "shared_buffers = 64MB"
+    echo "jit = off"
     echo "fsync = ${POSTGRES_FSYNC:-on}"
     echo "log_destination = 'stderr'"
     echo "logging_collector = off"
