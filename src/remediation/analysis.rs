@@ -1,0 +1,183 @@
+//! Reading the observation: which pods are unhealthy since when, whether the
+//! current rollout is failing, and what the rollback target is.
+
+use super::observation::{Observation, PodObs};
+use super::policy::Policy;
+use super::status::RemediationStatus;
+use super::time::{dur, secs, Secs};
+
+/// Waiting reasons that eviction cannot fix: a fresh pod pulls the same
+/// image and fails the same way.
+pub(crate) const IMAGE_FAILURE_REASONS: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+];
+
+/// Waiting reasons that mark a container as failing to run.
+pub(crate) const CRASH_REASONS: &[&str] = &[
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// A pod that is not ready and not terminating.
+#[derive(Clone, Debug)]
+pub(crate) struct Unready<'a> {
+    pub pod: &'a PodObs,
+    /// When it became unready (clamped to `now`).
+    pub since: Secs,
+    /// When it may be judged (evicted / counted as a failed rollout).
+    pub eligible_at: Secs,
+    /// Its image cannot be pulled: eviction is pointless.
+    pub image_failure: bool,
+    /// Crash-looping or failing to start.
+    pub failing: bool,
+}
+
+/// Everything derived from pods and rollout.
+#[derive(Clone, Debug)]
+pub(crate) struct PodView<'a> {
+    /// Non-terminating ready pods.
+    pub ready: u32,
+    /// Terminating pods (in-flight disruptions).
+    pub deleting: u32,
+    /// Non-terminating unready pods, longest unready first.
+    pub unready: Vec<Unready<'a>>,
+    /// Latest ready transition among ready pods.
+    pub latest_ready_transition: Option<Secs>,
+}
+
+pub(crate) fn view<'a>(
+    policy: &Policy,
+    obs: &'a Observation,
+    now: Secs,
+    grace_end: Option<Secs>,
+) -> PodView<'a> {
+    let mut ready = 0;
+    let mut deleting = 0;
+    let mut unready = Vec::new();
+    let mut latest_ready_transition: Option<Secs> = None;
+    for pod in &obs.pods {
+        if pod.deleting {
+            deleting += 1;
+            continue;
+        }
+        if pod.ready {
+            ready += 1;
+            if let Some(t) = &pod.ready_transition {
+                let t = secs(t).min(now);
+                latest_ready_transition = Some(latest_ready_transition.map_or(t, |l| l.max(t)));
+            }
+            continue;
+        }
+        // Without any timestamp the pod counts as unready from now: it is
+        // never evicted on a guess (the shell always has creationTimestamp).
+        let since = pod
+            .ready_transition
+            .as_ref()
+            .or(pod.created_at.as_ref())
+            .map_or(now, secs)
+            .min(now);
+        let start = grace_end.map_or(since, |g| since.max(g));
+        let reason = pod.waiting_reason.as_deref().unwrap_or("");
+        unready.push(Unready {
+            pod,
+            since,
+            eligible_at: start.saturating_add(dur(policy.unhealthy_after_seconds)),
+            image_failure: IMAGE_FAILURE_REASONS.contains(&reason),
+            failing: IMAGE_FAILURE_REASONS.contains(&reason)
+                || CRASH_REASONS.contains(&reason)
+                || pod.restart_count >= policy.crash_restart_threshold,
+        });
+    }
+    unready.sort_by(|a, b| a.since.cmp(&b.since).then(a.pod.name.cmp(&b.pod.name)));
+    PodView {
+        ready,
+        deleting,
+        unready,
+        latest_ready_transition,
+    }
+}
+
+/// A rollout whose new pods fail while an older revision was good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FailedRollout {
+    pub from: String,
+    pub to: String,
+    /// When it may be acted on automatically.
+    pub eligible_at: Secs,
+    /// Human detail.
+    pub detail: String,
+}
+
+/// The rollback target: the engine's own last good revision, else the
+/// shell's hint, as long as it differs from the current one.
+pub(crate) fn good_target(obs: &Observation, prev: &RemediationStatus) -> Option<String> {
+    let current = obs.rollout.current_revision.as_deref();
+    prev.last_good_revision
+        .as_deref()
+        .filter(|r| Some(*r) != current)
+        .or_else(|| {
+            obs.rollout
+                .previous_good_revision
+                .as_deref()
+                .filter(|r| Some(*r) != current)
+        })
+        .map(str::to_owned)
+}
+
+/// Detect a failed rollout: no pod of the current revision is ready, and
+/// either one of them is failing to run or the progress deadline passed, and
+/// a different good revision is known. Eligibility honours the same
+/// unhealthy/grace timing as evictions so a rollout is not judged while its
+/// pods were only waiting for the database.
+pub(crate) fn failed_rollout(
+    obs: &Observation,
+    prev: &RemediationStatus,
+    pods: &PodView<'_>,
+    now: Secs,
+    grace_end: Option<Secs>,
+) -> Option<FailedRollout> {
+    let current = obs.rollout.current_revision.as_deref()?;
+    let to = good_target(obs, prev)?;
+    let of_current = |p: &PodObs| p.revision.as_deref() == Some(current);
+    let any_current_ready = obs
+        .pods
+        .iter()
+        .any(|p| !p.deleting && p.ready && of_current(p));
+    if any_current_ready {
+        return None;
+    }
+    let failing = pods
+        .unready
+        .iter()
+        .filter(|u| u.failing && of_current(u.pod))
+        .min_by_key(|u| u.eligible_at);
+    let (eligible_at, detail) = match failing {
+        Some(u) => (
+            u.eligible_at,
+            format!(
+                "pod {} of revision {current} is failing ({})",
+                u.pod.name,
+                u.pod
+                    .waiting_reason
+                    .clone()
+                    .unwrap_or_else(|| format!("{} restarts", u.pod.restart_count)),
+            ),
+        ),
+        None if obs.rollout.progress_deadline_exceeded => (
+            grace_end.unwrap_or(now),
+            format!("revision {current} exceeded its progress deadline with no ready pod"),
+        ),
+        None => return None,
+    };
+    Some(FailedRollout {
+        from: current.to_owned(),
+        to,
+        eligible_at,
+        detail,
+    })
+}

@@ -1,0 +1,134 @@
+//! Incident bookkeeping for `status.lastIncident`: first sign of trouble,
+//! dependency back, recovered, actions.
+
+use super::analysis::PodView;
+use super::decision::{EventHint, EventType};
+use super::observation::Observation;
+use super::policy::Policy;
+use super::status::{DependencyState, LastIncident};
+use super::time::{dur, secs, time, until, Secs};
+
+/// Result of [`update`].
+pub(crate) struct IncidentUpdate {
+    pub incident: Option<LastIncident>,
+    pub resolved_seconds: Option<u64>,
+}
+
+/// Open, extend or close the incident.
+///
+/// An incident opens when the dependency is down, when a pod has stayed
+/// unready past `unhealthy_after` (so ordinary pod starts during rollouts or
+/// scale-ups are not incidents), on a failed rollout, or when an action is
+/// taken. `startedAt` is back-dated to the earliest of those signals (a
+/// reconcile may come late). It closes when the dependency is not down, no
+/// rollout is failing and ready pods cover the desired replicas.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update(
+    policy: &Policy,
+    obs: &Observation,
+    now: Secs,
+    dep: DependencyState,
+    dep_since: Secs,
+    pods: &PodView<'_>,
+    rollout_failed: bool,
+    actions: usize,
+    events: &mut Vec<EventHint>,
+) -> IncidentUpdate {
+    let actions = u32::try_from(actions).unwrap_or(u32::MAX);
+    let prev = obs.previous_incident.clone();
+    let prev_dep = obs.previous.dependency.as_ref().map(|d| d.state);
+    let healthy =
+        dep != DependencyState::Down && !rollout_failed && pods.ready >= obs.desired_replicas;
+
+    let unhealthy_after = dur(policy.unhealthy_after_seconds);
+    let mut trouble: Option<Secs> = None;
+    let mut note = |t: Secs| trouble = Some(trouble.map_or(t, |x| x.min(t)));
+    if dep == DependencyState::Down {
+        note(dep_since);
+    }
+    for u in &pods.unready {
+        if u.since.saturating_add(unhealthy_after) <= now {
+            note(u.since);
+        }
+    }
+    if rollout_failed || actions > 0 {
+        note(pods.unready.first().map_or(now, |u| u.since));
+    }
+
+    match prev {
+        Some(mut inc) if inc.is_open() => {
+            inc.actions = inc.actions.saturating_add(actions);
+            match dep {
+                DependencyState::Down => inc.dependency_recovered_at = None,
+                DependencyState::Up if prev_dep == Some(DependencyState::Down) => {
+                    inc.dependency_recovered_at = Some(time(dep_since));
+                }
+                _ => {}
+            }
+            if healthy && actions == 0 {
+                let started = inc.started_at.as_ref().map_or(now, secs);
+                // Recovered when the last pod turned ready (or the dependency
+                // came back), not when this reconcile happened to run.
+                let mut at = pods.latest_ready_transition.unwrap_or(now);
+                if let Some(d) = &inc.dependency_recovered_at {
+                    at = at.max(secs(d));
+                }
+                let at = at.clamp(started.min(now), now);
+                let duration = until(started, at);
+                inc.recovered_at = Some(time(at));
+                inc.duration_seconds = Some(duration);
+                events.push(EventHint {
+                    type_: EventType::Normal,
+                    reason: "IncidentResolved".to_owned(),
+                    note: format!(
+                        "all {} desired pods ready; incident lasted {duration}s with {} remediation action(s)",
+                        obs.desired_replicas, inc.actions
+                    ),
+                    action: "Observe".to_owned(),
+                });
+                return IncidentUpdate {
+                    incident: Some(inc),
+                    resolved_seconds: Some(duration),
+                };
+            }
+            IncidentUpdate {
+                incident: Some(inc),
+                resolved_seconds: None,
+            }
+        }
+        prev => match trouble {
+            Some(start) if !healthy || actions > 0 => {
+                let cause = if dep == DependencyState::Down {
+                    "dependency unavailable"
+                } else if rollout_failed {
+                    "rollout failing"
+                } else {
+                    "pods unready"
+                };
+                events.push(EventHint {
+                    type_: EventType::Warning,
+                    reason: "IncidentStarted".to_owned(),
+                    note: format!(
+                        "{cause}: {} of {} desired pods ready",
+                        pods.ready, obs.desired_replicas
+                    ),
+                    action: "Observe".to_owned(),
+                });
+                IncidentUpdate {
+                    incident: Some(LastIncident {
+                        started_at: Some(time(start)),
+                        dependency_recovered_at: None,
+                        recovered_at: None,
+                        duration_seconds: None,
+                        actions,
+                    }),
+                    resolved_seconds: None,
+                }
+            }
+            _ => IncidentUpdate {
+                incident: prev,
+                resolved_seconds: None,
+            },
+        },
+    }
+}
