@@ -267,7 +267,9 @@ healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 nodePortAddresses: ["$NODE_IP/32"]
 conntrack:
-  maxPerCore: 0
+  maxPerCore: 0             # 0 = leave the host's conntrack sysctls alone
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
 EOF
 start_daemon kube-proxy "$D" "$K8S_BIN/kube-proxy" --config "$D/etc/kube-proxy.yaml"
 
