@@ -1,2 +1,9 @@
 //! mcp-operator: keeps MCP server pools serving through dependency failures.
+pub mod api;
+pub mod builders;
+pub mod controller;
+pub mod leader;
+pub mod redact;
 pub mod remediation;
+pub mod status;
+pub mod telemetry;

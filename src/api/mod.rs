@@ -1,0 +1,18 @@
+//! The `McpServer` API (mcp.operator.dev/v1alpha1).
+mod spec;
+mod status;
+
+pub use spec::*;
+pub use status::*;
+
+/// Condition types reported in `status.conditions`.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const DEGRADED: &str = "Degraded";
+    pub const DEPENDENCY_AVAILABLE: &str = "DependencyAvailable";
+    pub const POOL_BUDGET_EXCEEDED: &str = "PoolBudgetExceeded";
+    pub const REMEDIATION_BLOCKED: &str = "RemediationBlocked";
+    pub const CONFIG_VALID: &str = "ConfigValid";
+    pub const DISRUPTION_BUDGET: &str = "DisruptionBudget";
+}

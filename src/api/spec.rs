@@ -1,0 +1,417 @@
+//! `McpServer` spec: what the user declares. Ranges, enums and defaults live in the
+//! schema so the API server rejects bad input at apply time; cross-field rules are CEL.
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::status::McpServerStatus;
+
+/// An MCP server pool kept serving through dependency failures.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mcp.operator.dev",
+    version = "v1alpha1",
+    kind = "McpServer",
+    namespaced,
+    shortname = "mcps",
+    category = "mcp",
+    status = "McpServerStatus",
+    derive = "PartialEq",
+    doc = "An MCP server pool that mcp-operator keeps serving through database restarts, wedged pools, bad rollouts and drains.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.readyDisplay", description = "ready/desired replicas"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Dependency", type_ = "string", json_path = ".status.conditions[?(@.type==\"DependencyAvailable\")].reason"),
+    printcolumn(name = "Remediation", type_ = "string", json_path = ".status.remediation.state"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.database) || !has(self.database.pool) || !has(self.database.maxConnections) || self.database.pool.max * self.replicas.max <= self.database.maxConnections").message("database.pool.max * replicas.max must be <= database.maxConnections: lower database.pool.max or replicas.max, or raise database.maxConnections"))]
+pub struct McpServerSpec {
+    /// Container image of the MCP server.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Image pull policy (Always, IfNotPresent, Never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// MCP transport the server speaks.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Container port the MCP endpoint listens on.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// HTTP path of the MCP endpoint.
+    #[serde(default = "default_path")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("path must start with '/', for example /mcp"))]
+    pub path: String,
+    /// Extra container command (entrypoint override).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Container arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Extra environment sources (ConfigMaps, Secrets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    /// Container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// The replica pool; an HPA is created when max > min.
+    #[serde(default)]
+    pub replicas: ReplicaRange,
+    /// The database behind the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseSpec>,
+    /// Kubelet probes. Liveness never depends on the database.
+    #[serde(default)]
+    pub health: HealthSpec,
+    /// PodDisruptionBudget settings.
+    #[serde(default)]
+    pub disruption: DisruptionSpec,
+    /// Automatic remediation policy.
+    #[serde(default)]
+    pub remediation: RemediationSpec,
+    /// Pod-level overrides.
+    #[serde(default)]
+    pub pod_template: PodOverrides,
+}
+
+fn default_port() -> i32 {
+    8080
+}
+fn default_path() -> String {
+    "/mcp".into()
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+pub enum Transport {
+    #[default]
+    #[serde(rename = "streamable-http")]
+    StreamableHttp,
+    #[serde(rename = "sse")]
+    Sse,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// Replica pool bounds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.min <= self.max").message("replicas.min must be <= replicas.max: raise replicas.max or lower replicas.min"))]
+pub struct ReplicaRange {
+    /// Minimum replicas (the Deployment's size when max == min).
+    #[serde(default = "default_replicas_min")]
+    #[schemars(range(min = 1, max = 100))]
+    pub min: i32,
+    /// Maximum replicas (HPA upper bound; also divides the database connection budget).
+    #[serde(default = "default_replicas_max")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max: i32,
+    /// Target average CPU utilisation for the HPA, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "targetCPUUtilization")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization: Option<i32>,
+}
+
+fn default_replicas_min() -> i32 {
+    2
+}
+fn default_replicas_max() -> i32 {
+    2
+}
+
+impl Default for ReplicaRange {
+    fn default() -> Self {
+        Self { min: default_replicas_min(), max: default_replicas_max(), target_cpu_utilization: None }
+    }
+}
+
+/// The database the pool depends on.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// Secret key holding the connection URL; injected as DATABASE_URL, never inlined.
+    pub url_secret_ref: SecretKeyRef,
+    /// In-cluster Service of the database, watched for ready endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+    /// A direct TCP probe for a database outside the cluster (host:port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<TcpProbe>,
+    /// Connection budget for all replicas together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_connections: Option<i32>,
+    /// Per-replica pool settings, injected as environment variables.
+    #[serde(default)]
+    pub pool: PoolSpec,
+    /// Names of the injected environment variables.
+    #[serde(default)]
+    pub env_names: EnvNames,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+pub struct ServiceRef {
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Defaults to the McpServer's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpProbe {
+    #[schemars(length(min = 1))]
+    pub host: String,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    #[serde(default = "default_probe_timeout_ms")]
+    #[schemars(range(min = 50, max = 10000))]
+    pub timeout_ms: i32,
+}
+
+fn default_probe_timeout_ms() -> i32 {
+    500
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.min <= self.max").message("database.pool.min must be <= database.pool.max: raise pool.max or lower pool.min"))]
+pub struct PoolSpec {
+    #[serde(default = "default_pool_min")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub min: i32,
+    #[serde(default = "default_pool_max")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max: i32,
+    #[serde(default = "default_acquire_timeout")]
+    #[schemars(range(min = 1, max = 600))]
+    pub acquire_timeout_seconds: i32,
+}
+
+fn default_pool_min() -> i32 {
+    2
+}
+fn default_pool_max() -> i32 {
+    10
+}
+fn default_acquire_timeout() -> i32 {
+    30
+}
+
+impl Default for PoolSpec {
+    fn default() -> Self {
+        Self { min: default_pool_min(), max: default_pool_max(), acquire_timeout_seconds: default_acquire_timeout() }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvNames {
+    #[serde(default = "env_url")]
+    pub url: String,
+    #[serde(default = "env_pool_min")]
+    pub pool_min: String,
+    #[serde(default = "env_pool_max")]
+    pub pool_max: String,
+    #[serde(default = "env_acquire")]
+    pub acquire_timeout: String,
+}
+
+fn env_url() -> String {
+    "DATABASE_URL".into()
+}
+fn env_pool_min() -> String {
+    "POOL_MIN_SIZE".into()
+}
+fn env_pool_max() -> String {
+    "POOL_MAX_SIZE".into()
+}
+fn env_acquire() -> String {
+    "POOL_ACQUIRE_TIMEOUT_SECONDS".into()
+}
+
+impl Default for EnvNames {
+    fn default() -> Self {
+        Self { url: env_url(), pool_min: env_pool_min(), pool_max: env_pool_max(), acquire_timeout: env_acquire() }
+    }
+}
+
+/// Kubelet probes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+pub struct HealthSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<ProbeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<ProbeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<StartupSpec>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("probe path must start with '/'"))]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 300))]
+    pub period_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 60))]
+    pub timeout_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 30))]
+    pub failure_threshold: Option<i32>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StartupSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("startup path must start with '/'"))]
+    pub path: Option<String>,
+    /// Total time the container may take to start before liveness applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub budget_seconds: Option<i32>,
+}
+
+/// PodDisruptionBudget: set at most one of maxUnavailable and minAvailable.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.maxUnavailable) && has(self.minAvailable))").message("disruption: set either maxUnavailable or minAvailable, not both"))]
+pub struct DisruptionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_unavailable: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub min_available: Option<i32>,
+}
+
+/// Remediation policy: dependency-aware, budgeted healing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemediationSpec {
+    /// Turn automatic remediation off entirely (status is still reported).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A pod unready this long (after the dependency is back) is evicted.
+    #[serde(default = "default_unhealthy_after")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub unhealthy_after_seconds: i32,
+    /// Churn budget: at most this many actions per window.
+    #[serde(default = "default_max_actions")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_actions: i32,
+    #[serde(default = "default_window")]
+    #[schemars(range(min = 1, max = 604800))]
+    pub window_seconds: i32,
+    /// Minimum time between two actions.
+    #[serde(default = "default_cooldown")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub cooldown_seconds: i32,
+    /// Hold every action while the database is unavailable.
+    #[serde(default = "yes")]
+    pub pause_while_dependency_down: bool,
+    /// Roll back a rollout whose new pods crash while the old ones were healthy.
+    #[serde(default = "yes")]
+    pub rollback_failed_rollouts: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_unhealthy_after() -> i32 {
+    20
+}
+fn default_max_actions() -> i32 {
+    5
+}
+fn default_window() -> i32 {
+    600
+}
+fn default_cooldown() -> i32 {
+    10
+}
+
+impl Default for RemediationSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            unhealthy_after_seconds: default_unhealthy_after(),
+            max_actions: default_max_actions(),
+            window_seconds: default_window(),
+            cooldown_seconds: default_cooldown(),
+            pause_while_dependency_down: true,
+            rollback_failed_rollouts: true,
+        }
+    }
+}
+
+/// Pod-level overrides merged into the generated pod template.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Seconds the kubelet waits after SIGTERM (includes the preStop pause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub termination_grace_period_seconds: Option<i64>,
+    /// Seconds the preStop hook sleeps so endpoints drain before SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 120))]
+    pub pre_stop_sleep_seconds: Option<i64>,
+    /// Opt out of the read-only root filesystem (a writable /tmp is always mounted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_root_filesystem: Option<bool>,
+}

@@ -1,0 +1,85 @@
+//! `McpServer` status: what the operator observed and decided.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use serde::{Deserialize, Serialize};
+
+use crate::remediation::{LastIncident, RemediationStatus};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// "ready/desired", for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_display: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// In-cluster URL of the MCP endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<RemediationStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_incident: Option<LastIncident>,
+    /// Set after a failed rollout was rolled back: while the spec stays at this
+    /// generation the Deployment keeps the good revision's template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_hold: Option<RollbackHold>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackHold {
+    /// The spec generation whose rollout failed.
+    pub generation: i64,
+    /// pod-template-hash of the revision now serving.
+    pub revision: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Phase {
+    /// The spec cannot be realised (missing Secret, key or Service).
+    Invalid,
+    /// Pods are being created or rolled out.
+    Progressing,
+    /// All desired replicas are ready.
+    Ready,
+    /// Some replicas are not ready.
+    Degraded,
+    /// The database is unavailable; remediation holds.
+    DependencyUnavailable,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Invalid => "Invalid",
+            Phase::Progressing => "Progressing",
+            Phase::Ready => "Ready",
+            Phase::Degraded => "Degraded",
+            Phase::DependencyUnavailable => "DependencyUnavailable",
+        }
+    }
+}
+
+/// The database connection budget as realised.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatus {
+    /// Pool max each replica gets.
+    pub per_replica_max: i32,
+    /// perReplicaMax * replicas.max: the most connections the pool can open.
+    pub total_max: i32,
+    /// database.maxConnections, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<i32>,
+}

@@ -1,0 +1,103 @@
+//! Is the database reachable? Ready endpoints of its Service, or a direct TCP probe.
+use super::error::Result;
+use crate::api::McpServer;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use std::time::Duration;
+
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyState {
+    /// None when no dependency is declared.
+    pub up: Option<bool>,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Count ready endpoints; a missing `ready` condition counts as ready (API semantics).
+pub fn ready_endpoints(slices: &[EndpointSlice], port: Option<i32>) -> usize {
+    slices
+        .iter()
+        .filter(|s| {
+            port.is_none_or(|p| s.ports.as_ref().is_none_or(|ps| ps.is_empty() || ps.iter().any(|sp| sp.port == Some(p))))
+        })
+        .flat_map(|s| s.endpoints.iter())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .count()
+}
+
+pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<DependencyState> {
+    let Some(db) = &mcp.spec.database else {
+        return Ok(DependencyState { up: None, reason: "NoDependency", message: "no database declared".into() });
+    };
+    if let Some(svc) = &db.service {
+        let svc_ns = svc.namespace.as_deref().unwrap_or(ns);
+        let api: Api<EndpointSlice> = Api::namespaced(client.clone(), svc_ns);
+        let lp = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={}", svc.name));
+        let slices = api.list(&lp).await?.items;
+        let ready = ready_endpoints(&slices, svc.port);
+        if ready == 0 {
+            return Ok(DependencyState {
+                up: Some(false),
+                reason: "NoReadyEndpoints",
+                message: format!("Service {svc_ns}/{} has no ready endpoints; remediation holds", svc.name),
+            });
+        }
+        if db.probe.is_none() {
+            return Ok(DependencyState {
+                up: Some(true),
+                reason: "EndpointsReady",
+                message: format!("Service {svc_ns}/{} has {ready} ready endpoint(s)", svc.name),
+            });
+        }
+    }
+    if let Some(p) = &db.probe {
+        let addr = format!("{}:{}", p.host, p.port);
+        let timeout = Duration::from_millis(u64::try_from(p.timeout_ms).unwrap_or(500));
+        let ok = matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await, Ok(Ok(_)));
+        return Ok(if ok {
+            DependencyState { up: Some(true), reason: "ProbeSucceeded", message: format!("TCP connect to {addr} succeeded") }
+        } else {
+            DependencyState {
+                up: Some(false),
+                reason: "ProbeFailed",
+                message: format!("TCP connect to {addr} failed within {}ms; remediation holds", p.timeout_ms),
+            }
+        });
+    }
+    Ok(DependencyState { up: None, reason: "NotWatched", message: "database.service and database.probe unset".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort};
+
+    fn slice(ready: &[Option<bool>], port: i32) -> EndpointSlice {
+        EndpointSlice {
+            address_type: "IPv4".into(),
+            endpoints: ready
+                .iter()
+                .map(|r| Endpoint {
+                    addresses: vec!["10.0.0.1".into()],
+                    conditions: Some(EndpointConditions { ready: *r, ..Default::default() }),
+                    ..Default::default()
+                })
+                .collect(),
+            ports: Some(vec![EndpointPort { port: Some(port), ..Default::default() }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_ready_endpoints() {
+        assert_eq!(ready_endpoints(&[slice(&[Some(true), Some(false), None], 5432)], None), 2);
+        assert_eq!(ready_endpoints(&[slice(&[Some(false)], 5432)], None), 0);
+        assert_eq!(ready_endpoints(&[], None), 0);
+        // Port filter: a slice for another port does not count.
+        assert_eq!(ready_endpoints(&[slice(&[Some(true)], 9999)], Some(5432)), 0);
+        assert_eq!(ready_endpoints(&[slice(&[Some(true)], 5432)], Some(5432)), 1);
+    }
+}

@@ -1,0 +1,123 @@
+//! The McpServer controller: watches, reconcile, error policy.
+pub mod apply;
+pub mod context;
+pub mod dependency;
+pub mod error;
+pub mod observe;
+pub mod reconcile;
+pub mod references;
+pub mod remediate;
+
+use crate::api::McpServer;
+use crate::builders::labels;
+use context::Context;
+use error::Error;
+use futures::{Future, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Backoff for failed reconciles: 1s doubling to 2 min, with ±20% jitter so many
+/// failing objects don't hammer the API server in lockstep.
+pub fn backoff(failures: u32) -> Duration {
+    let base = 1u64 << failures.min(7);
+    let secs = base.min(120) as f64;
+    let jitter = rand::rng().random_range(0.8..1.2);
+    Duration::from_secs_f64(secs * jitter)
+}
+
+fn error_policy(mcp: Arc<McpServer>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_errors.get_or_create(&crate::telemetry::metrics::ErrorLabels { kind: err.kind().into() }).inc();
+    let key = reconcile::object_key(&mcp);
+    let n = match ctx.failures.lock() {
+        Ok(mut f) => {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        }
+        Err(_) => 1,
+    };
+    let wait = backoff(n - 1);
+    tracing::warn!(object = %key, error = %crate::redact::redact(&err.to_string()), retry_in_s = wait.as_secs_f64(), "reconcile failed");
+    Action::requeue(wait)
+}
+
+/// McpServers that name the EndpointSlice's Service as their database.
+fn servers_for_slice(store: &Store<McpServer>, slice: &EndpointSlice) -> Vec<ObjectRef<McpServer>> {
+    let Some(svc) = slice.labels().get(dependency::SERVICE_NAME_LABEL) else { return vec![] };
+    let slice_ns = slice.namespace().unwrap_or_default();
+    store
+        .state()
+        .iter()
+        .filter(|m| {
+            m.spec.database.as_ref().and_then(|d| d.service.as_ref()).is_some_and(|s| {
+                let ns = s.namespace.clone().or_else(|| m.namespace()).unwrap_or_default();
+                &s.name == svc && ns == slice_ns
+            })
+        })
+        .map(|m| ObjectRef::from_obj(m.as_ref()))
+        .collect()
+}
+
+/// Run one controller over `namespace` (None = all) until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let client: Client = ctx.client.clone();
+    fn api<K>(c: &Client, ns: &Option<String>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match ns {
+            Some(n) => Api::namespaced(c.clone(), n),
+            None => Api::all(c.clone()),
+        }
+    }
+    let managed = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={}", labels::MANAGED_BY));
+    let servers: Api<McpServer> = api(&client, &namespace);
+    let controller = Controller::new(servers, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
+        .owns(api::<Deployment>(&client, &namespace), managed.clone())
+        .owns(api::<Service>(&client, &namespace), managed.clone())
+        .owns(api::<PodDisruptionBudget>(&client, &namespace), managed.clone())
+        .owns(api::<HorizontalPodAutoscaler>(&client, &namespace), managed.clone())
+        .watches(api::<Pod>(&client, &namespace), managed.clone(), |pod: Pod| {
+            let ns = pod.namespace();
+            pod.labels().get(labels::SERVER_LABEL).cloned().zip(ns).map(|(n, ns)| ObjectRef::new(&n).within(&ns))
+        })
+        .watches(api::<EndpointSlice>(&client, &namespace), watcher::Config::default(), move |slice: EndpointSlice| {
+            servers_for_slice(&store, &slice)
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                Err(e) => tracing::debug!(error = %crate::redact::redact(&e.to_string()), "reconcile loop"),
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        for n in 0..20 {
+            let d = backoff(n).as_secs_f64();
+            let base = (1u64 << n.min(7)).min(120) as f64;
+            assert!(d >= base * 0.8 && d <= base * 1.2, "n={n} d={d}");
+        }
+        assert!(backoff(30).as_secs_f64() <= 144.0);
+    }
+}

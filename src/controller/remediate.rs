@@ -1,0 +1,221 @@
+//! The I/O shell around the pure remediation engine: build its Observation from the
+//! cluster, run `decide`, carry out evictions and rollbacks, and report.
+use super::dependency::DependencyState as DepObs;
+use super::error::Result;
+use super::observe::{self, PoolObservation};
+use super::reconcile::PendingEvent;
+use crate::api::{McpServer, RollbackHold};
+use crate::builders::pdb;
+use crate::remediation::{
+    self, Action, DependencyObs, EventType, LastIncident, Observation,
+    OverrideRequest, PodObs, Policy, RemediationStatus, RolloutObs,
+};
+use crate::status::conditions::Desired;
+use crate::telemetry::metrics::{ActionLabels, ObjectLabels};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, EvictParams};
+use kube::ResourceExt;
+use std::time::Duration;
+
+use super::context::Context;
+
+pub const OVERRIDE_ANNOTATION: &str = remediation::OVERRIDE_ANNOTATION;
+
+pub struct Inputs<'a> {
+    pub ns: &'a str,
+    pub now: Timestamp,
+    pub desired_replicas: i32,
+    pub dependency: &'a DepObs,
+    pub pool: &'a PoolObservation,
+    pub deploy: Option<&'a Deployment>,
+    pub config_valid: bool,
+}
+
+#[derive(Default)]
+pub struct Outcome {
+    pub status: Option<RemediationStatus>,
+    pub incident: Option<LastIncident>,
+    pub conditions: Vec<Desired>,
+    pub events: Vec<PendingEvent>,
+    pub requeue_after: Option<Duration>,
+    pub new_rollback_hold: Option<RollbackHold>,
+}
+
+pub fn policy(mcp: &McpServer) -> Policy {
+    let r = &mcp.spec.remediation;
+    let to_u64 = |v: i32| u64::try_from(v).unwrap_or(0);
+    Policy {
+        unhealthy_after_seconds: to_u64(r.unhealthy_after_seconds),
+        max_actions: u32::try_from(r.max_actions).unwrap_or(0),
+        window_seconds: to_u64(r.window_seconds),
+        cooldown_seconds: to_u64(r.cooldown_seconds),
+        grace_after_dependency_recovery_seconds: to_u64(r.unhealthy_after_seconds),
+        pause_while_dependency_down: r.pause_while_dependency_down,
+        rollback_failed_rollouts: r.rollback_failed_rollouts,
+        ..Policy::default()
+    }
+    .sanitized()
+}
+
+/// Per-pod facts the engine needs; the Ready condition's transition time is when it became (un)ready.
+pub fn pod_obs(p: &Pod) -> PodObs {
+    let st = p.status.as_ref();
+    let ready_cond = st.and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    let containers = st.and_then(|s| s.container_statuses.as_ref());
+    let restart_count = containers.map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0)).unwrap_or(0);
+    let waiting_reason = containers.and_then(|cs| {
+        cs.iter()
+            .filter_map(|c| c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone()))
+            .max_by_key(|r| matches!(r.as_str(), "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerConfigError"))
+    });
+    PodObs {
+        name: p.name_any(),
+        ready: observe::pod_ready(p),
+        ready_transition: ready_cond.and_then(|c| c.last_transition_time.clone()),
+        created_at: p.metadata.creation_timestamp.clone(),
+        restart_count: u32::try_from(restart_count).unwrap_or(0),
+        waiting_reason,
+        revision: observe::template_hash(p),
+        deleting: observe::is_terminating(p),
+    }
+}
+
+pub fn rollout_obs(pool: &PoolObservation, deploy: Option<&Deployment>) -> RolloutObs {
+    let current = observe::current_replica_set(&pool.replica_sets);
+    let current_rev = current.map(observe::revision_number);
+    // The newest older ReplicaSet that still has available pods: what we would roll back to.
+    let previous_good = pool
+        .replica_sets
+        .iter()
+        .filter(|rs| Some(observe::revision_number(rs)) < current_rev)
+        .filter(|rs| rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) > 0)
+        .max_by_key(|rs| observe::revision_number(rs))
+        .and_then(|rs| observe::template_hash(rs));
+    let deadline = deploy
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")));
+    RolloutObs {
+        current_revision: current.and_then(|rs| observe::template_hash(rs)),
+        previous_good_revision: previous_good,
+        progress_deadline_exceeded: deadline,
+    }
+}
+
+/// The manual override token and the field manager that last set it.
+pub fn override_request(mcp: &McpServer) -> Option<OverrideRequest> {
+    let token = mcp.annotations().get(OVERRIDE_ANNOTATION)?.trim().to_string();
+    if token.is_empty() {
+        return None;
+    }
+    let needle = format!("f:{OVERRIDE_ANNOTATION}");
+    let manager = mcp
+        .metadata
+        .managed_fields
+        .as_ref()
+        .and_then(|mfs| {
+            mfs.iter()
+                .filter(|m| m.fields_v1.as_ref().is_some_and(|f| f.0.to_string().contains(&needle)))
+                .max_by_key(|m| m.time.as_ref().map(|t| t.0))
+        })
+        .and_then(|m| m.manager.clone());
+    Some(OverrideRequest { token, manager })
+}
+
+async fn disruption_allowance(ctx: &Context, ns: &str, mcp: &McpServer, desired: i32) -> Result<u32> {
+    if pdb::build(mcp).is_none() {
+        // No PDB (single replica): remediation may take the one pod, the kubelet restarts it.
+        return Ok(1);
+    }
+    let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
+    let allowed = match api.get_opt(&mcp.name_any()).await? {
+        Some(p) => p.status.map(|s| s.disruptions_allowed).unwrap_or(0),
+        None => pdb::max_disruptions(mcp, desired),
+    };
+    Ok(u32::try_from(allowed).unwrap_or(0))
+}
+
+pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcome> {
+    let prev = mcp.status.clone().unwrap_or_default();
+    if !i.config_valid {
+        return Ok(Outcome { status: prev.remediation, incident: prev.last_incident, ..Default::default() });
+    }
+    let dependency = match i.dependency.up {
+        Some(true) | None => DependencyObs::up(),
+        Some(false) => DependencyObs::down(i.dependency.message.clone()),
+    };
+    let allowance = disruption_allowance(ctx, i.ns, mcp, i.desired_replicas).await?;
+    let obs = Observation {
+        now: Time(i.now),
+        dependency,
+        pods: i.pool.pods.iter().map(pod_obs).collect(),
+        rollout: rollout_obs(i.pool, i.deploy),
+        desired_replicas: u32::try_from(i.desired_replicas).unwrap_or(0),
+        disruption_allowance: allowance,
+        override_request: override_request(mcp),
+        previous: prev.remediation.clone().unwrap_or_default(),
+        previous_incident: prev.last_incident.clone(),
+    };
+    let mut decision = remediation::decide(&policy(mcp), &obs);
+    let mut out = Outcome { requeue_after: decision.requeue_after, ..Default::default() };
+
+    let labels = ObjectLabels { namespace: i.ns.to_string(), name: mcp.name_any() };
+    ctx.metrics.remediation_blocked.get_or_create(&labels).set(i64::from(decision.blocked));
+    if let Some(secs) = decision.incident_resolved_seconds {
+        ctx.metrics.incident_duration.observe(secs as f64);
+    }
+    if !mcp.spec.remediation.enabled && !decision.actions.is_empty() {
+        decision.actions.clear();
+        decision.status.next_action = Some("remediation is disabled (spec.remediation.enabled=false)".into());
+    }
+
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), i.ns);
+    for action in &decision.actions {
+        ctx.metrics
+            .remediation_actions
+            .get_or_create(&ActionLabels { kind: action.kind().as_label().into(), reason: action.reason().into() })
+            .inc();
+        match action {
+            Action::Evict { pod, reason, message } => match pods.evict(pod, &EvictParams::default()).await {
+                Ok(_) => {
+                    tracing::info!(pod = %pod, %reason, "evicted unhealthy pod");
+                    out.events.push(PendingEvent::normal("PodEvicted", "Evict", format!("evicted {pod}: {message}")));
+                }
+                Err(kube::Error::Api(s)) if s.code == 429 || s.code == 404 => {
+                    // 429: the PDB says not now; 404: already gone. Either way, look again soon.
+                    tracing::info!(pod = %pod, code = s.code, "eviction deferred");
+                    out.events.push(PendingEvent::normal(
+                        "EvictionDeferred",
+                        "Evict",
+                        format!("eviction of {pod} deferred ({}): {}", s.code, s.message),
+                    ));
+                    out.requeue_after = Some(out.requeue_after.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5)));
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Action::Rollback { from_revision, to_revision, reason, message } => {
+                if let Some(generation) = mcp.metadata.generation {
+                    tracing::warn!(from = %from_revision, to = %to_revision, %reason, "rolling back failed rollout");
+                    out.events.push(PendingEvent::warning("RolledBack", "Rollback", message.clone()));
+                    out.new_rollback_hold = Some(RollbackHold { generation, revision: to_revision.clone() });
+                }
+            }
+        }
+    }
+    for e in &decision.events {
+        out.events.push(match e.type_ {
+            EventType::Normal => PendingEvent::normal(&e.reason, &e.action, e.note.clone()),
+            EventType::Warning => PendingEvent::warning(&e.reason, &e.action, e.note.clone()),
+        });
+    }
+    for c in &decision.conditions {
+        out.conditions.push(Desired::with_status(c.type_, c.status.as_str(), c.reason.clone(), c.message.clone()));
+    }
+    out.status = Some(decision.status);
+    out.incident = decision.incident;
+    Ok(out)
+}

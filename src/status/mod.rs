@@ -1,0 +1,3 @@
+//! Pure status logic: observations -> conditions and phase.
+pub mod conditions;
+pub mod phase;

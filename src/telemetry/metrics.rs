@@ -1,0 +1,92 @@
+//! Prometheus metrics of the operator.
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub kind: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    pub remediation_actions: Family<ActionLabels, Counter>,
+    pub remediation_blocked: Family<ObjectLabels, Gauge>,
+    pub incident_duration: Histogram,
+    pub dependency_up: Family<ObjectLabels, Gauge>,
+    pub writes_skipped: Counter,
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("mcp_operator");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register("reconciles", "Reconciliations by result", reconciles.clone());
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register("reconcile_errors", "Reconcile errors by kind", reconcile_errors.clone());
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_duration.clone());
+        let remediation_actions = Family::<ActionLabels, Counter>::default();
+        registry.register("remediation_actions", "Remediation actions taken", remediation_actions.clone());
+        let remediation_blocked = Family::<ObjectLabels, Gauge>::default();
+        registry.register(
+            "remediation_blocked",
+            "1 while an McpServer's remediation is blocked by its churn budget",
+            remediation_blocked.clone(),
+        );
+        let incident_duration = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register("incident_duration_seconds", "Incident duration, first unready to recovered", incident_duration.clone());
+        let dependency_up = Family::<ObjectLabels, Gauge>::default();
+        registry.register("dependency_up", "1 when an McpServer's database is reachable", dependency_up.clone());
+        let writes_skipped = Counter::default();
+        registry.register("apply_skipped", "Child applies skipped because nothing changed", writes_skipped.clone());
+        let leader = Gauge::default();
+        registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        Self {
+            leader,
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            remediation_actions,
+            remediation_blocked,
+            incident_duration,
+            dependency_up,
+            writes_skipped,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
