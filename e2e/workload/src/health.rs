@@ -1,0 +1,138 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+//!
+//! `/healthz` never touches the database. `/readyz` asks the pool for a
+//! connection with a 100 ms budget; its result is memoized for up to
+//! `READY_CACHE_MS` (1 s) and concurrent probes share one check, so a probe
+//! storm costs at most one pool checkout per second. A change of the database
+//! state (loss, recovery) invalidates the memo at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use crate::metrics::Metrics;
+use crate::pool::Db;
+
+/// Budget for obtaining a connection in `/readyz`.
+pub const READY_BUDGET: Duration = Duration::from_millis(100);
+
+#[derive(Clone)]
+struct Cached {
+    at: Instant,
+    generation: u64,
+    ok: bool,
+    reason: Option<String>,
+}
+
+/// State for the health endpoints.
+pub struct HealthState {
+    pub db: Arc<Db>,
+    pub metrics: Arc<Metrics>,
+    pub shutting_down: Arc<AtomicBool>,
+    pub cache_for: Duration,
+    pub mode: &'static str,
+    cache: Mutex<Option<Cached>>,
+}
+
+impl HealthState {
+    /// New health state.
+    pub fn new(
+        db: Arc<Db>,
+        metrics: Arc<Metrics>,
+        shutting_down: Arc<AtomicBool>,
+        cache_for: Duration,
+        mode: &'static str,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            metrics,
+            shutting_down,
+            cache_for,
+            mode,
+            cache: Mutex::new(None),
+        })
+    }
+
+    async fn readiness(&self) -> (Cached, bool) {
+        let mut guard = self.cache.lock().await;
+        let gen = self.db.generation();
+        if let Some(c) = guard.as_ref() {
+            if c.at.elapsed() < self.cache_for && c.generation == gen {
+                return (c.clone(), true);
+            }
+        }
+        let res = self.db.check_ready(READY_BUDGET).await;
+        let fresh = Cached {
+            at: Instant::now(),
+            generation: gen,
+            ok: res.is_ok(),
+            reason: res.err(),
+        };
+        *guard = Some(fresh.clone());
+        (fresh, false)
+    }
+}
+
+async fn healthz(State(s): State<Arc<HealthState>>) -> Json<Value> {
+    Json(json!({
+        "status": "alive",
+        "mode": s.mode,
+        "shutting_down": s.shutting_down.load(Ordering::SeqCst),
+    }))
+}
+
+async fn readyz(State(s): State<Arc<HealthState>>) -> Response {
+    if s.shutting_down.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "reason": "shutting down", "pool": s.db.stats()})),
+        )
+            .into_response();
+    }
+    let (r, cached) = s.readiness().await;
+    let body = json!({
+        "status": if r.ok { "ready" } else { "not_ready" },
+        "reason": r.reason,
+        "db": s.db.phase(),
+        "db_phase_age_ms": u64::try_from(s.db.phase_age().as_millis()).unwrap_or(u64::MAX),
+        "pool": s.db.stats(),
+        "cached": cached,
+        "checked_ms_ago": u64::try_from(r.at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "mode": s.mode,
+    });
+    let code = if r.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<Arc<HealthState>>) -> Response {
+    s.db.stats();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Router with the three endpoints.
+pub fn router(state: Arc<HealthState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}

@@ -1,0 +1,191 @@
+//! Wiring: logging, pool, HTTP server, signals, graceful shutdown.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::transport::streamable_http_server::{
+    session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, LogFormat, WorkloadMode};
+use crate::health::{self, HealthState};
+use crate::metrics::Metrics;
+use crate::pool::{Db, PoolSettings};
+use crate::redact::{RedactingMakeWriter, Redactor};
+use crate::tools::{InFlight, Shared, Workload};
+
+/// Exit code for configuration errors.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code for a port that cannot be bound.
+pub const EXIT_BIND: i32 = 1;
+
+/// Install the JSON (or text) log subscriber with credential redaction.
+pub fn init_logging(format: LogFormat, redactor: Redactor) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let writer = RedactingMakeWriter::new(redactor);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(true);
+    let res = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+    if let Err(e) = res {
+        eprintln!("logging already initialised: {e}");
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
+}
+
+/// Run the server until a signal; returns the process exit code.
+pub async fn run(cfg: Config) -> i32 {
+    let metrics = Arc::new(Metrics::new());
+    let db = match Db::new(cfg.pg.clone(), PoolSettings::from(&cfg), metrics.clone()) {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::error!(event = "startup_failed", error = %e, "cannot build the connection pool");
+            return EXIT_CONFIG;
+        }
+    };
+    let addr = format!("{}:{}", cfg.bind_address, cfg.port);
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!(
+                    "port {} is already in use on {}: stop the process using it (e.g. `ss -ltnp 'sport = :{}'`) or set PORT to a free port",
+                    cfg.port, cfg.bind_address, cfg.port
+                )
+            } else {
+                format!("cannot listen on {addr}: {e}; check PORT and BIND_ADDRESS")
+            };
+            tracing::error!(event = "bind_failed", port = cfg.port, error = %e, "{hint}");
+            eprintln!("error: {hint}");
+            return EXIT_BIND;
+        }
+    };
+    let mode = match cfg.mode {
+        WorkloadMode::Normal => "normal",
+        WorkloadMode::Fragile => "fragile",
+    };
+    tracing::info!(
+        event = "starting",
+        listen = %addr,
+        mcp_path = %cfg.mcp_path,
+        database = %cfg.redacted_database_url(),
+        pool_min = cfg.pool_min_size,
+        pool_max = cfg.pool_max_size,
+        pool_max_waiting = cfg.pool_max_waiting,
+        acquire_timeout_ms = cfg.pool_acquire_timeout.as_millis() as u64,
+        mode,
+        "mcp-workload-server starting"
+    );
+
+    let supervisor = tokio::spawn(db.clone().supervise());
+    let inflight = Arc::new(InFlight::default());
+    let shared = Arc::new(Shared {
+        db: db.clone(),
+        metrics: metrics.clone(),
+        inflight: inflight.clone(),
+    });
+    let mcp_ct = CancellationToken::new();
+    let mut mcp_cfg = StreamableHttpServerConfig::default()
+        .with_cancellation_token(mcp_ct.child_token())
+        .with_sse_keep_alive(Some(Duration::from_secs(15)));
+    mcp_cfg = match &cfg.allowed_hosts {
+        None => mcp_cfg.disable_allowed_hosts(),
+        Some(hosts) => mcp_cfg.with_allowed_hosts(hosts.clone()),
+    };
+    let mcp_service: StreamableHttpService<Workload, LocalSessionManager> =
+        StreamableHttpService::new(
+            {
+                let shared = shared.clone();
+                move || Ok(Workload::new(shared.clone()))
+            },
+            Default::default(),
+            mcp_cfg,
+        );
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let health = HealthState::new(db.clone(), metrics.clone(), shutting_down.clone(), cfg.ready_cache, mode);
+    let app = health::router(health).nest_service(&cfg.mcp_path, mcp_service);
+
+    let http_stop = CancellationToken::new();
+    let server = tokio::spawn({
+        let stop = http_stop.clone();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }
+    });
+
+    let signal = wait_for_signal().await;
+    let started = Instant::now();
+    let grace = cfg.shutdown_grace;
+    tracing::info!(
+        event = "shutdown_started",
+        signal,
+        inflight = inflight.count(),
+        grace_ms = grace.as_millis() as u64,
+        "stopping: no new connections, finishing in-flight calls"
+    );
+    shutting_down.store(true, Ordering::SeqCst);
+    http_stop.cancel();
+    // Leave a little of the grace period for closing sessions and the pool.
+    let margin = Duration::from_millis(500).min(grace / 4);
+    let drained = inflight.wait_idle(grace.saturating_sub(margin)).await;
+    if !drained {
+        tracing::warn!(
+            event = "shutdown_inflight_abandoned",
+            inflight = inflight.count(),
+            "grace period over with calls still running"
+        );
+    }
+    mcp_ct.cancel();
+    let remaining = grace.saturating_sub(started.elapsed());
+    match tokio::time::timeout(remaining, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(event = "http_server_error", error = %e, "HTTP server ended with an error"),
+        Ok(Err(e)) => tracing::warn!(event = "http_server_error", error = %e, "HTTP server task failed"),
+        Err(_) => tracing::warn!(event = "shutdown_timeout", "connections still open at the end of the grace period"),
+    }
+    db.close();
+    supervisor.abort();
+    tracing::info!(
+        event = "shutdown_complete",
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        drained,
+        "bye"
+    );
+    0
+}
