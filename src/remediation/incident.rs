@@ -41,19 +41,25 @@ pub(crate) fn update(
         dep != DependencyState::Down && !rollout_failed && pods.ready >= obs.desired_replicas;
 
     let unhealthy_after = dur(policy.unhealthy_after_seconds);
-    let mut trouble: Option<Secs> = None;
-    let mut note = |t: Secs| trouble = Some(trouble.map_or(t, |x| x.min(t)));
+    let mut signals: Vec<Secs> = Vec::new();
     if dep == DependencyState::Down {
-        note(dep_since);
+        signals.push(dep_since);
     }
-    for u in &pods.unready {
-        if u.since.saturating_add(unhealthy_after) <= now {
-            note(u.since);
-        }
-    }
+    signals.extend(
+        pods.unready
+            .iter()
+            .filter(|u| u.since.saturating_add(unhealthy_after) <= now)
+            .map(|u| u.since),
+    );
     if rollout_failed || actions > 0 {
-        note(pods.unready.first().map_or(now, |u| u.since));
+        signals.push(now);
     }
+    // Once there is trouble, back-date the start to the first pod that went
+    // unready (typically seconds before the dependency was seen down).
+    if !signals.is_empty() {
+        signals.extend(pods.unready.first().map(|u| u.since));
+    }
+    let trouble = signals.into_iter().min();
 
     match prev {
         Some(mut inc) if inc.is_open() => {

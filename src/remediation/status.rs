@@ -230,8 +230,10 @@ impl RemediationStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LastIncident {
-    /// First sign of trouble: earliest unready transition of a pod that then
-    /// stayed unready past `unhealthyAfterSeconds`, or the dependency loss.
+    /// First sign of trouble: the dependency loss or the earliest unready
+    /// transition among the pods unready when the incident opened (it opens
+    /// on dependency loss, a pod unready past `unhealthyAfterSeconds`, a
+    /// failed rollout or an action).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "date_time_schema")]
     pub started_at: Option<Time>,
