@@ -25,7 +25,7 @@ use super::observation::Observation;
 use super::policy::Policy;
 use super::status::{
     ActionRecord, DependencyRecord, DependencyState, OverrideRecord, RemediationState,
-    RemediationStatus, RollbackRecord,
+    RemediationStatus, RollbackRecord, OVERRIDE_TOKEN_HISTORY,
 };
 use super::time::{dur, secs, time, until, Secs};
 
@@ -122,7 +122,7 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         .override_request
         .as_ref()
         .map(|r| r.token.trim())
-        .filter(|t| !t.is_empty() && Some(*t) != prev.last_override_token());
+        .filter(|t| !t.is_empty() && !prev.override_token_used(t));
 
     let mut out = Outcome::default();
     if hold {
@@ -161,7 +161,7 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
     }
 
     // Records for the actions, fed back into the budget memory.
-    let manual = out.override_record.is_some();
+    let manual = out.manual;
     let new_records: Vec<ActionRecord> =
         out.actions.iter().map(|a| record(a, now, manual)).collect();
     recent.extend(new_records.iter().cloned());
@@ -236,6 +236,7 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         last_action,
         cooldown_remaining_seconds: cooldown_remaining,
         next_action: out.next.clone(),
+        consumed_override_tokens: consumed_tokens(prev, out.override_record.is_some()),
         override_record: out
             .override_record
             .clone()
@@ -320,6 +321,8 @@ struct Outcome {
     next: Option<String>,
     actions: Vec<Action>,
     override_record: Option<OverrideRecord>,
+    /// The actions were granted by the override.
+    manual: bool,
     wake_at: Option<Secs>,
 }
 
@@ -407,6 +410,7 @@ fn manual_override(ctx: &Ctx<'_>, token: &str, out: &mut Outcome, events: &mut V
     });
     if let Some(a) = action {
         out.actions.push(a);
+        out.manual = true;
         out.decided = true;
         out.next = Some(format!("override {token:?}: {outcome}"));
     }
@@ -759,6 +763,20 @@ fn last_good_revision(
         Some(c) if healthy => Some(c.to_owned()),
         _ => prev.last_good_revision.clone(),
     }
+}
+
+/// When a new token is consumed, the previous one joins the history.
+fn consumed_tokens(prev: &RemediationStatus, consumed_new: bool) -> Vec<String> {
+    let mut tokens = prev.consumed_override_tokens.clone();
+    if consumed_new {
+        if let Some(t) = prev.last_override_token() {
+            tokens.push(t.to_owned());
+        }
+    }
+    if tokens.len() > OVERRIDE_TOKEN_HISTORY {
+        tokens.drain(..tokens.len() - OVERRIDE_TOKEN_HISTORY);
+    }
+    tokens
 }
 
 fn record(a: &Action, now: Secs, manual: bool) -> ActionRecord {

@@ -36,7 +36,7 @@ pub use policy::{
 };
 pub use status::{
     ActionKind, ActionRecord, DependencyRecord, DependencyState, LastIncident, OverrideRecord,
-    RemediationState, RemediationStatus, RollbackRecord,
+    RemediationState, RemediationStatus, RollbackRecord, OVERRIDE_TOKEN_HISTORY,
 };
 
 /// Annotation on the McpServer that grants exactly one remediation action per

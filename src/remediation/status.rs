@@ -204,6 +204,11 @@ pub struct RemediationStatus {
     /// The last consumed manual override; its token is never honoured again.
     #[serde(rename = "override", skip_serializing_if = "Option::is_none")]
     pub override_record: Option<OverrideRecord>,
+    /// Tokens consumed before the last one (newest last, at most
+    /// [`OVERRIDE_TOKEN_HISTORY`]), so re-applying an older token does not
+    /// grant a second action either.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumed_override_tokens: Vec<String>,
     /// Actions still inside the budget window (the budget's memory).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recent_actions: Vec<ActionRecord>,
@@ -219,10 +224,19 @@ pub struct RemediationStatus {
     pub rollback: Option<RollbackRecord>,
 }
 
+/// How many consumed override tokens are remembered.
+pub const OVERRIDE_TOKEN_HISTORY: usize = 16;
+
 impl RemediationStatus {
     /// Token of the last consumed override, if any.
     pub fn last_override_token(&self) -> Option<&str> {
         self.override_record.as_ref().map(|o| o.token.as_str())
+    }
+
+    /// Whether `token` was already consumed (it grants nothing again).
+    pub fn override_token_used(&self, token: &str) -> bool {
+        self.last_override_token() == Some(token)
+            || self.consumed_override_tokens.iter().any(|t| t == token)
     }
 }
 

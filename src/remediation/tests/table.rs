@@ -593,3 +593,14 @@ fn pods_without_timestamps_are_never_evicted_on_a_guess() {
         assert!(sim.step(t).actions.is_empty());
     }
 }
+
+#[test]
+fn an_older_token_reapplied_grants_nothing() {
+    let mut sim = exhausted_sim();
+    for (t, token, acts) in [(151, "a", 1), (200, "b", 1), (250, "a", 0), (300, "b", 0)] {
+        sim.pods = vec![ready("a", -1000), unready(&format!("s{t}"), 0)];
+        sim.set_token(token, "me");
+        assert_eq!(sim.step(t).actions.len(), acts, "t={t} token={token}");
+    }
+    assert_eq!(sim.status.consumed_override_tokens, vec!["a"]);
+}
