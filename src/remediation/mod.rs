@@ -12,18 +12,21 @@
 //! so a restarted operator continues exactly where the old one stopped.
 
 mod analysis;
+mod branches;
 mod decide;
 mod decision;
 mod incident;
 mod observation;
 mod policy;
+pub mod reason;
+mod report;
 mod status;
 mod time;
 
 #[cfg(test)]
 mod tests;
 
-pub use decide::{decide, reason, ALLOWANCE_RETRY_SECONDS};
+pub use decide::{decide, ALLOWANCE_RETRY_SECONDS};
 pub use decision::{
     Action, ConditionHint, ConditionStatus, Decision, EventHint, EventType,
     CONDITION_DEPENDENCY_AVAILABLE, CONDITION_REMEDIATION_BLOCKED,

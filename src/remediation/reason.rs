@@ -1,0 +1,35 @@
+//! Reason codes: `status.remediation.reason`, condition reasons and the
+//! `reason` label of the actions metric. Stable strings: alerts match them.
+
+/// Dependency down, holding.
+pub const DEPENDENCY_UNAVAILABLE: &str = "DependencyUnavailable";
+/// Dependency state unknown, holding.
+pub const DEPENDENCY_UNKNOWN: &str = "DependencyUnknown";
+/// Dependency up.
+pub const DEPENDENCY_READY: &str = "DependencyReady";
+/// Waiting for pools to reconnect after the dependency came back.
+pub const GRACE_PERIOD: &str = "GracePeriod";
+/// Pods unready but not for long enough yet.
+pub const UNREADY: &str = "PodsUnready";
+/// Pod unready past the deadline (eviction reason).
+pub const UNREADY_TOO_LONG: &str = "UnreadyTooLong";
+/// Churn budget spent.
+pub const BUDGET_EXHAUSTED: &str = "BudgetExhausted";
+/// Failed rollout, rollbacks disabled.
+pub const ROLLBACK_DISABLED: &str = "RollbackDisabled";
+/// Failed rollout (rollback reason).
+pub const FAILED_ROLLOUT: &str = "FailedRollout";
+/// Rollback issued, waiting for it to take effect.
+pub const ROLLBACK_IN_PROGRESS: &str = "RollbackInProgress";
+/// Cooling down after an action.
+pub const COOLDOWN: &str = "Cooldown";
+/// No disruption allowance right now.
+pub const DISRUPTION_BUDGET: &str = "DisruptionBudget";
+/// Unready pods whose image cannot be pulled.
+pub const IMAGE_FAILURE: &str = "ImagePullFailing";
+/// Action granted by a manual override token.
+pub const MANUAL_OVERRIDE: &str = "ManualOverride";
+/// Actions issued.
+pub const ACTING: &str = "Acting";
+/// Not blocked.
+pub const NOT_BLOCKED: &str = "NotBlocked";
