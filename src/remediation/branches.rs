@@ -145,6 +145,16 @@ pub(crate) fn automatic(
     let policy = ctx.policy;
     let now = ctx.now;
     let budget_left = policy.max_actions.saturating_sub(used);
+    let disabled = |out: &mut Outcome, what: &str| {
+        out.wait(
+            RemediationState::Blocked,
+            reason::REMEDIATION_DISABLED,
+            format!(
+                "{what} skipped: spec.remediation.enabled is false; set annotation {} to a new token to do it once",
+                super::OVERRIDE_ANNOTATION,
+            ),
+        );
+    };
     let blocked_by_budget = |out: &mut Outcome, what: &str| {
         out.wait(
             RemediationState::Blocked,
@@ -218,6 +228,10 @@ pub(crate) fn automatic(
             events_rollout_held(ctx, f, events);
             return;
         }
+        if !policy.enabled {
+            disabled(out, &what);
+            return;
+        }
         if budget_left == 0 {
             blocked_by_budget(out, &what);
             return;
@@ -245,6 +259,10 @@ pub(crate) fn automatic(
         .partition(|u| u.eligible_at <= now);
     if !eligible.is_empty() {
         let what = format!("evicting {} unready pod(s)", eligible.len());
+        if !policy.enabled {
+            disabled(out, &what);
+            return;
+        }
         if budget_left == 0 {
             blocked_by_budget(out, &what);
             return;

@@ -19,6 +19,11 @@ pub const MAX_DURATION_SECONDS: u64 = 366 * 24 * 3600;
 /// precision; sub-second knobs could not survive an operator restart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
+    /// Automatic remediation on. When false the engine still observes,
+    /// reports what it would do (state `Blocked`, reason
+    /// `RemediationDisabled`) and honours manual override tokens, but never
+    /// acts on its own. Default true.
+    pub enabled: bool,
     /// A pod must be unready this long (counted from the later of its own
     /// unready transition and the end of the post-recovery grace window)
     /// before it is evicted. Default 20.
@@ -66,6 +71,7 @@ pub const DEFAULT_CRASH_RESTART_THRESHOLD: u32 = 3;
 impl Default for Policy {
     fn default() -> Self {
         Self {
+            enabled: true,
             unhealthy_after_seconds: DEFAULT_UNHEALTHY_AFTER_SECONDS,
             max_actions: DEFAULT_MAX_ACTIONS,
             window_seconds: DEFAULT_WINDOW_SECONDS,
@@ -88,6 +94,7 @@ impl Policy {
     /// "never act automatically" (only manual overrides).
     pub fn sanitized(&self) -> Self {
         Self {
+            enabled: self.enabled,
             unhealthy_after_seconds: self.unhealthy_after_seconds.min(MAX_DURATION_SECONDS),
             max_actions: self.max_actions.min(MAX_ACTIONS_CAP),
             window_seconds: self.window_seconds.clamp(1, MAX_DURATION_SECONDS),

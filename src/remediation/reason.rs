@@ -33,3 +33,5 @@ pub const MANUAL_OVERRIDE: &str = "ManualOverride";
 pub const ACTING: &str = "Acting";
 /// Not blocked.
 pub const NOT_BLOCKED: &str = "NotBlocked";
+/// Automatic remediation switched off in the spec.
+pub const REMEDIATION_DISABLED: &str = "RemediationDisabled";

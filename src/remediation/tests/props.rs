@@ -9,7 +9,8 @@
 //! - nothing happens while the dependency is not up (with the pause set);
 //! - evictions never exceed the disruption allowance left after terminating
 //!   pods, and only target live, unready pods;
-//! - automatic action batches are at least `cooldown` apart;
+//! - automatic action batches are at least `cooldown` apart, and there are
+//!   none when remediation is disabled;
 //! - the requeue is never zero (no hot loop).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,25 +84,24 @@ fn step_in() -> impl Strategy<Value = StepIn> {
 
 fn policy_in() -> impl Strategy<Value = Policy> {
     (
-        0u32..7,
-        1u64..900,
-        0u64..90,
-        0u64..60,
-        0u64..60,
-        any::<bool>(),
-        1u32..5,
+        (0u32..7, 1u64..900, 0u64..90),
+        (0u64..60, 0u64..60, any::<bool>(), 1u32..5),
+        prop::bool::weighted(0.9),
     )
         .prop_map(
-            |(max_actions, window, cooldown, unhealthy, grace, rollback, per)| Policy {
-                max_actions,
-                window_seconds: window,
-                cooldown_seconds: cooldown,
-                unhealthy_after_seconds: unhealthy,
-                grace_after_dependency_recovery_seconds: grace,
-                pause_while_dependency_down: true,
-                rollback_failed_rollouts: rollback,
-                max_evictions_per_action: per,
-                ..Policy::default()
+            |((max_actions, window, cooldown), (unhealthy, grace, rollback, per), enabled)| {
+                Policy {
+                    enabled,
+                    max_actions,
+                    window_seconds: window,
+                    cooldown_seconds: cooldown,
+                    unhealthy_after_seconds: unhealthy,
+                    grace_after_dependency_recovery_seconds: grace,
+                    pause_while_dependency_down: true,
+                    rollback_failed_rollouts: rollback,
+                    max_evictions_per_action: per,
+                    ..Policy::default()
+                }
             },
         )
 }
@@ -220,6 +220,9 @@ proptest! {
             prop_assert!(*n <= 1, "token {token} granted {n} times");
         }
         prop_assert!(grants.len() <= presented.len());
+        if !policy.enabled {
+            prop_assert!(auto_batches.is_empty(), "acted automatically while disabled");
+        }
         // Cooldown between automatic batches.
         for pair in auto_batches.windows(2) {
             prop_assert!(

@@ -604,3 +604,31 @@ fn an_older_token_reapplied_grants_nothing() {
     }
     assert_eq!(sim.status.consumed_override_tokens, vec!["a"]);
 }
+
+#[test]
+fn disabled_reports_but_only_overrides_act() {
+    let mut sim = Sim::with_policy(Policy {
+        enabled: false,
+        ..Policy::default()
+    });
+    sim.pods[0] = unready("p0", -100);
+    let d = sim.step(0);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.state, RemediationState::Blocked);
+    assert_eq!(
+        d.status.reason.as_deref(),
+        Some(reason::REMEDIATION_DISABLED)
+    );
+    assert_eq!(
+        d.status.actions_in_window, 0,
+        "nothing recorded, no budget spent"
+    );
+    assert!(d
+        .status
+        .next_action
+        .as_deref()
+        .unwrap_or("")
+        .contains("evicting 1"));
+    sim.set_token("once", "me");
+    assert_eq!(evicted(&sim.step(1)), vec!["p0"]);
+}
