@@ -392,7 +392,11 @@ impl Db {
         let st = self.state();
         let retry_after_ms = match (st.phase, st.next_probe) {
             (DbPhase::Broken, _) => 5000,
-            (_, Some(t)) => ms(t.saturating_duration_since(Instant::now())) + 100,
+            // While reconnecting, point clients just past the next probe but
+            // never more than 300 ms out: failing fast is cheap (no database
+            // work), and a short hint keeps the first success close to the
+            // moment the pool is back.
+            (_, Some(t)) => (ms(t.saturating_duration_since(Instant::now())) + 50).min(300),
             _ => 250,
         };
         DbError::Unavailable {
@@ -648,9 +652,15 @@ impl Db {
                     }
                 }
             }
-            self.prewarm().await;
+            // The probe proved the database serves: open the circuit at once
+            // and warm the pool afterwards (calls create connections on demand).
             self.set_state(DbPhase::Up, None);
             let recovery = lost_at.elapsed();
+            // Old connections died with the database; their loss signals are stale.
+            let _ = futures::FutureExt::now_or_never(self.loss.notify.notified());
+            self.loss.pending.store(false, Ordering::SeqCst);
+            self.purge_dead();
+            self.prewarm().await;
             if first {
                 tracing::info!(
                     event = "database_connected",

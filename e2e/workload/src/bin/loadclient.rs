@@ -1,1 +1,118 @@
-fn main() {}
+//! mcp-loadclient: drive put_note through real MCP sessions, then verify every
+//! acknowledged write. Prints the JSON report (see README) and writes it to --out.
+//! Exit code: 0 ok, 3 acknowledged writes lost, 4 some could not be verified, 2 bad flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use mcp_workload::client::{now_ms, run, LoadOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "mcp-loadclient", about = "MCP load and verify client for the mcp-workload server")]
+struct Args {
+    /// MCP endpoint, e.g. http://127.0.0.1:8080/mcp
+    #[arg(long, env = "MCP_URL")]
+    url: String,
+    /// put_note calls per second (all workers together)
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Concurrent workers, each with its own MCP session
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// How long to write, in seconds
+    #[arg(long = "duration-s", default_value_t = 30.0)]
+    duration_s: f64,
+    /// Prefix of the unique keys (default: lc-<unix-ms>)
+    #[arg(long = "key-prefix")]
+    key_prefix: Option<String>,
+    /// Write the JSON report to this file as well as stdout
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// File with unix-ms timestamps (one per line) of instants of interest,
+    /// e.g. written by the e2e suite when Postgres accepts again; read at the end
+    #[arg(long = "mark-file")]
+    mark_file: Option<PathBuf>,
+    /// An instant of interest as unix ms (alternative to --mark-file)
+    #[arg(long)]
+    since: Option<u64>,
+    /// Per-call timeout in seconds
+    #[arg(long = "call-timeout-s", default_value_t = 10.0)]
+    call_timeout_s: f64,
+    /// How long the read-back may keep retrying, in seconds
+    #[arg(long = "verify-timeout-s", default_value_t = 60.0)]
+    verify_timeout_s: f64,
+    /// Timeline bucket width in milliseconds
+    #[arg(long = "bucket-ms", default_value_t = 1000)]
+    bucket_ms: u64,
+    /// Do not print the report to stdout
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn secs(name: &str, v: f64) -> Duration {
+    if !v.is_finite() || v < 0.0 {
+        eprintln!("error: --{name} must be a non-negative number of seconds");
+        std::process::exit(2);
+    }
+    Duration::from_secs_f64(v)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if !(args.rate.is_finite() && args.rate > 0.0) || args.concurrency == 0 {
+        eprintln!("error: --rate must be > 0 and --concurrency >= 1");
+        std::process::exit(2);
+    }
+    let opts = LoadOptions {
+        url: args.url,
+        rate: args.rate,
+        concurrency: args.concurrency,
+        duration: secs("duration-s", args.duration_s),
+        key_prefix: args.key_prefix.unwrap_or_else(|| format!("lc-{}", now_ms())),
+        call_timeout: secs("call-timeout-s", args.call_timeout_s),
+        verify_timeout: secs("verify-timeout-s", args.verify_timeout_s),
+        bucket_ms: args.bucket_ms.max(1),
+        mark_file: args.mark_file,
+        since_ms: args.since,
+    };
+    let report = run(opts).await;
+    let text = match serde_json::to_string_pretty(&report) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot encode report: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Some(out) = &args.out {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(out, &text) {
+            eprintln!("error: cannot write {}: {e}", out.display());
+            std::process::exit(1);
+        }
+    }
+    if !args.quiet {
+        println!("{text}");
+    }
+    eprintln!(
+        "calls={} acknowledged={} errors={} longest_outage_s={:.3} first_success_after_s={:?} lost_acked_writes={} unverified={}",
+        report.calls,
+        report.acknowledged,
+        report.errors_total,
+        report.longest_outage_s,
+        report.first_success_after_s,
+        report.lost_acked_writes,
+        report.unverified_acked_writes
+    );
+    let code = if report.lost_acked_writes > 0 {
+        3
+    } else if report.unverified_acked_writes > 0 {
+        4
+    } else {
+        0
+    };
+    std::process::exit(code);
+}
