@@ -70,8 +70,12 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
     let last_action_at = prev.last_action.as_ref().map(|a| secs(&a.time).min(now));
     let cooldown_end = last_action_at.map(|t| t.saturating_add(dur(policy.cooldown_seconds)));
     let cooling = cooldown_end.is_some_and(|e| e > now);
-    let budget_free_at = recent
-        .first()
+    // When spent, a slot frees once enough of the oldest records leave the
+    // window to bring the count below `max_actions` (overrides can push the
+    // count above it).
+    let budget_free_at = used
+        .checked_sub(policy.max_actions)
+        .and_then(|excess| recent.get(usize::try_from(excess).unwrap_or(usize::MAX)))
         .map(|a| secs(&a.time).min(now).saturating_add(window));
     let allowance = obs.disruption_allowance.saturating_sub(pods.deleting);
 

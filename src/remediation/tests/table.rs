@@ -632,3 +632,18 @@ fn disabled_reports_but_only_overrides_act() {
     sim.set_token("once", "me");
     assert_eq!(evicted(&sim.step(1)), vec!["p0"]);
 }
+
+#[test]
+fn budget_slot_accounts_for_override_records() {
+    // 5 automatic (0..120) + 1 override at 151: two records must expire
+    // before an automatic action fits again, i.e. at 30 + 600.
+    let mut sim = exhausted_sim();
+    sim.set_token("t", "me");
+    assert_eq!(sim.step(151).actions.len(), 1);
+    sim.pods = vec![ready("a", -1000), unready("next", 100)];
+    let d = sim.step(200);
+    assert_eq!(d.status.state, RemediationState::Blocked);
+    assert_eq!(requeue(&d), Some(630 - 200));
+    assert!(sim.step(629).actions.is_empty());
+    assert_eq!(sim.step(630).actions.len(), 1);
+}
