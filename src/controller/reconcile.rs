@@ -126,7 +126,6 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     if let Some(up) = dep.up {
         let labels = crate::telemetry::metrics::ObjectLabels { namespace: ns.clone(), name: name.clone() };
         ctx.metrics.dependency_up.get_or_create(&labels).set(i64::from(up));
-        desired_conds.push(Desired::new(condition::DEPENDENCY_AVAILABLE, up, dep.reason, dep.message.clone()));
     }
 
     // 5. Remediation (pure decision, then the actions).
@@ -139,6 +138,10 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     .await?;
     events.extend(outcome.events);
     desired_conds.extend(outcome.conditions);
+    // Ours last: it names the concrete cause (no ready endpoints, probe failed).
+    if let Some(up) = dep.up {
+        desired_conds.push(Desired::new(condition::DEPENDENCY_AVAILABLE, up, dep.reason, dep.message.clone()));
+    }
     if let Some(hold) = outcome.new_rollback_hold {
         // Re-apply at once with the good template; don't wait for the next reconcile.
         let d = apply_children(mcp, ctx, &ns, &name, deploy.as_ref(), Some(&hold), &pool).await?;
