@@ -131,7 +131,8 @@ build_module() {
   (
     cd "$wd"
     go mod init "mcp-e2e/build-$tool" >/dev/null 2>&1
-    go get "$mod@$ver" >/dev/null 2>&1 || go get "$mod@$ver"
+    # go get of the package (not just the module) records its deps in go.sum.
+    go get "$pkg@$ver" >/dev/null 2>&1 || go get "$pkg@$ver"
     CGO_ENABLED=0 go build -p "$GO_BUILD_P" -trimpath -buildvcs=false \
       -ldflags "-s -w" "$@" -o "$K8S_BIN/$tool.tmp" "$pkg"
   )
