@@ -25,3 +25,6 @@ pub fn child_meta(mcp: &McpServer) -> ObjectMeta {
 pub fn owner_ref(mcp: &McpServer) -> Option<OwnerReference> {
     mcp.controller_owner_ref(&())
 }
+
+#[cfg(test)]
+mod tests;
