@@ -70,7 +70,16 @@ mod tests {
         let upper: Vec<Duration> = (0..8).map(|_| b.next_delay_with(1.0)).collect();
         assert_eq!(
             upper,
-            vec![ms(50), ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000), ms(1000)]
+            vec![
+                ms(50),
+                ms(100),
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1000),
+                ms(1000),
+                ms(1000)
+            ]
         );
     }
 

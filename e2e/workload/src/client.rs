@@ -36,12 +36,16 @@ pub type McpSession = RunningService<RoleClient, ClientConfig>;
 
 /// Open an MCP session (initialize handshake included).
 pub async fn connect(url: &str, timeout: Duration) -> Result<McpSession, String> {
-    let transport =
-        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url));
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url),
+    );
     match tokio::time::timeout(timeout, ClientConfig::default().serve(transport)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("initialize timed out after {} ms", timeout.as_millis())),
+        Err(_) => Err(format!(
+            "initialize timed out after {} ms",
+            timeout.as_millis()
+        )),
     }
 }
 
@@ -210,7 +214,8 @@ impl Session {
             Value::Object(map) => CallToolRequestParams::new(tool.to_string()).with_arguments(map),
             _ => CallToolRequestParams::new(tool.to_string()),
         };
-        let outcome = match tokio::time::timeout(self.call_timeout, session.call_tool(params)).await {
+        let outcome = match tokio::time::timeout(self.call_timeout, session.call_tool(params)).await
+        {
             Err(_) => Outcome::Err {
                 kind: "timeout".to_string(),
                 message: format!("no answer within {} ms", self.call_timeout.as_millis()),
@@ -349,7 +354,11 @@ pub struct LoadReport {
 /// Read marks (unix ms, one per line) from a file; missing file = no marks.
 pub fn read_marks(path: &std::path::Path) -> Vec<u64> {
     std::fs::read_to_string(path)
-        .map(|s| s.split_whitespace().filter_map(|t| t.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -446,7 +455,11 @@ async fn verify_worker(
                 Outcome::Ok(v) => {
                     let found = v.get("found").and_then(Value::as_bool).unwrap_or(false);
                     let same = v.get("value").and_then(Value::as_str) == Some(ack.value.as_str());
-                    verdict = if found && same { Verdict::Ok } else { Verdict::Lost };
+                    verdict = if found && same {
+                        Verdict::Ok
+                    } else {
+                        Verdict::Lost
+                    };
                     break;
                 }
                 Outcome::Err { retry_after_ms, .. } => {
@@ -499,13 +512,16 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     let ended_ms = now_ms();
     let log = match Arc::try_unwrap(log) {
         Ok(m) => m.into_inner().unwrap_or_default(),
-        Err(arc) => arc.lock().map(|g| Log {
-            events: g.events.clone(),
-            acks: g.acks.clone(),
-            latencies_ms: g.latencies_ms.clone(),
-            sessions: g.sessions,
-            samples: g.samples.clone(),
-        }).unwrap_or_default(),
+        Err(arc) => arc
+            .lock()
+            .map(|g| Log {
+                events: g.events.clone(),
+                acks: g.acks.clone(),
+                latencies_ms: g.latencies_ms.clone(),
+                sessions: g.sessions,
+                samples: g.samples.clone(),
+            })
+            .unwrap_or_default(),
     };
 
     // Verify every acknowledged write.
@@ -514,15 +530,23 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     let queue = Arc::new(Mutex::new(log.acks.clone()));
     let results = Arc::new(Mutex::new((0u64, 0u64, Vec::new())));
     let verifiers: Vec<_> = (0..opts.concurrency.clamp(1, 16))
-        .map(|_| tokio::spawn(verify_worker(opts.clone(), queue.clone(), deadline, results.clone())))
+        .map(|_| {
+            tokio::spawn(verify_worker(
+                opts.clone(),
+                queue.clone(),
+                deadline,
+                results.clone(),
+            ))
+        })
         .collect();
     for v in verifiers {
         let _ = v.await;
     }
-    let (lost, unverified, lost_keys) = results
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or((0, 0, Vec::new()));
+    let (lost, unverified, lost_keys) =
+        results
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or((0, 0, Vec::new()));
     let verify_duration_s = verify_started.elapsed().as_secs_f64();
 
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();

@@ -73,7 +73,11 @@ impl fmt::Display for ConfigError {
                 redact_credentials(v),
                 self.problem
             ),
-            None => write!(f, "missing environment variable {}: {}", self.var, self.problem),
+            None => write!(
+                f,
+                "missing environment variable {}: {}",
+                self.var, self.problem
+            ),
         }
     }
 }
@@ -100,7 +104,11 @@ fn parse_num<T: FromStr + PartialOrd + fmt::Display + Copy>(
         Some(raw) => {
             let t = raw.trim();
             let v: T = t.parse().map_err(|_| {
-                err(var, Some(&raw), format!("expected a number between {min} and {max}"))
+                err(
+                    var,
+                    Some(&raw),
+                    format!("expected a number between {min} and {max}"),
+                )
             })?;
             if v < min || v > max {
                 return Err(err(
@@ -123,7 +131,11 @@ fn parse_secs(
 ) -> Result<Duration, ConfigError> {
     let v = parse_num(lookup, var, default, min, max)?;
     if !v.is_finite() {
-        return Err(err(var, lookup(var).as_deref(), "must be a finite number of seconds"));
+        return Err(err(
+            var,
+            lookup(var).as_deref(),
+            "must be a finite number of seconds",
+        ));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -190,7 +202,8 @@ impl Config {
             parse_secs(lookup, "POOL_ACQUIRE_TIMEOUT_SECONDS", 30.0, 0.001, 3600.0)?;
         let pool_max_waiting =
             parse_num(lookup, "POOL_MAX_WAITING", pool_max_size * 4, 0, 100_000)?;
-        let db_connect_timeout = parse_secs(lookup, "DB_CONNECT_TIMEOUT_SECONDS", 2.0, 0.05, 300.0)?;
+        let db_connect_timeout =
+            parse_secs(lookup, "DB_CONNECT_TIMEOUT_SECONDS", 2.0, 0.05, 300.0)?;
         let query_timeout = parse_secs(lookup, "QUERY_TIMEOUT_SECONDS", 30.0, 0.05, 3600.0)?;
         let reconnect_base = Duration::from_millis(parse_num(
             lookup,
@@ -247,11 +260,18 @@ impl Config {
                     .collect(),
             ),
         };
-        let ready_cache = Duration::from_millis(parse_num(lookup, "READY_CACHE_MS", 1000u64, 0, 1000)?);
+        let ready_cache =
+            Duration::from_millis(parse_num(lookup, "READY_CACHE_MS", 1000u64, 0, 1000)?);
         let log_format = match lookup("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("") | Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
-            Some(other) => return Err(err("LOG_FORMAT", Some(other), "expected \"json\" or \"text\"")),
+            Some(other) => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    Some(other),
+                    "expected \"json\" or \"text\"",
+                ))
+            }
         };
         Ok(Self {
             database_url,
@@ -311,7 +331,10 @@ mod tests {
         assert_eq!(c.reconnect_max, Duration::from_millis(1000));
         assert_eq!(c.db_password.as_deref(), Some("hunter22"));
         assert!(c.allowed_hosts.is_none());
-        assert_eq!(c.redacted_database_url(), "postgres://app:***@db.example:5432/notes");
+        assert_eq!(
+            c.redacted_database_url(),
+            "postgres://app:***@db.example:5432/notes"
+        );
     }
 
     #[test]
@@ -323,7 +346,8 @@ mod tests {
 
     #[test]
     fn bad_database_url_is_redacted_in_message() {
-        let e = parse(&[("DATABASE_URL", "postgres://app:hunter22@db:notaport/x")]).expect_err("bad");
+        let e =
+            parse(&[("DATABASE_URL", "postgres://app:hunter22@db:notaport/x")]).expect_err("bad");
         assert_eq!(e.var, "DATABASE_URL");
         let msg = e.to_string();
         assert!(!msg.contains("hunter22"), "{msg}");
@@ -351,8 +375,12 @@ mod tests {
 
     #[test]
     fn min_above_max_is_rejected_naming_min() {
-        let e = parse(&[("DATABASE_URL", URL), ("POOL_MIN_SIZE", "5"), ("POOL_MAX_SIZE", "3")])
-            .expect_err("min > max");
+        let e = parse(&[
+            ("DATABASE_URL", URL),
+            ("POOL_MIN_SIZE", "5"),
+            ("POOL_MAX_SIZE", "3"),
+        ])
+        .expect_err("min > max");
         assert_eq!(e.var, "POOL_MIN_SIZE");
         assert!(e.to_string().contains("POOL_MAX_SIZE"));
     }
@@ -388,7 +416,10 @@ mod tests {
 
     #[test]
     fn url_password_extraction() {
-        assert_eq!(url_password("postgres://u:p%40ss@h/db").as_deref(), Some("p@ss"));
+        assert_eq!(
+            url_password("postgres://u:p%40ss@h/db").as_deref(),
+            Some("p@ss")
+        );
         assert_eq!(url_password("postgres://u@h/db"), None);
         assert_eq!(url_password("host=h"), None);
     }

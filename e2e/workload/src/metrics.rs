@@ -51,7 +51,10 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
 }
 
 fn recovery_buckets() -> impl Iterator<Item = f64> {
-    [0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0].into_iter()
+    [
+        0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+    ]
+    .into_iter()
 }
 
 impl Default for Metrics {
@@ -76,16 +79,41 @@ impl Metrics {
         let recovery_seconds = Histogram::new(recovery_buckets());
         let tool_calls = Family::<ToolLabels, Counter>::default();
         let tool_errors = Family::<ToolErrorLabels, Counter>::default();
-        let tool_seconds =
-            Family::<ToolLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let tool_seconds = Family::<ToolLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
         let inflight_calls = Gauge::default();
 
-        registry.register("db_pool_size", "Connections currently open in the pool", pool_size.clone());
-        registry.register("db_pool_idle", "Idle connections in the pool", pool_idle.clone());
-        registry.register("db_pool_active", "Connections checked out of the pool", pool_active.clone());
-        registry.register("db_pool_waiting", "Callers waiting for a connection", pool_waiting.clone());
-        registry.register("db_pool_max_size", "Configured maximum pool size", pool_max.clone());
-        registry.register("db_up", "1 when the database is considered reachable", db_up.clone());
+        registry.register(
+            "db_pool_size",
+            "Connections currently open in the pool",
+            pool_size.clone(),
+        );
+        registry.register(
+            "db_pool_idle",
+            "Idle connections in the pool",
+            pool_idle.clone(),
+        );
+        registry.register(
+            "db_pool_active",
+            "Connections checked out of the pool",
+            pool_active.clone(),
+        );
+        registry.register(
+            "db_pool_waiting",
+            "Callers waiting for a connection",
+            pool_waiting.clone(),
+        );
+        registry.register(
+            "db_pool_max_size",
+            "Configured maximum pool size",
+            pool_max.clone(),
+        );
+        registry.register(
+            "db_up",
+            "1 when the database is considered reachable",
+            db_up.clone(),
+        );
         registry.register(
             "db_pool_acquire_seconds",
             "Time to obtain a connection from the pool",
@@ -106,14 +134,26 @@ impl Metrics {
             "Time from detecting a database loss to serving again",
             recovery_seconds.clone(),
         );
-        registry.register("mcp_tool_calls", "MCP tool calls by tool", tool_calls.clone());
-        registry.register("mcp_tool_errors", "MCP tool errors by tool and kind", tool_errors.clone());
+        registry.register(
+            "mcp_tool_calls",
+            "MCP tool calls by tool",
+            tool_calls.clone(),
+        );
+        registry.register(
+            "mcp_tool_errors",
+            "MCP tool errors by tool and kind",
+            tool_errors.clone(),
+        );
         registry.register(
             "mcp_tool_duration_seconds",
             "MCP tool call duration",
             tool_seconds.clone(),
         );
-        registry.register("mcp_inflight_calls", "MCP tool calls in progress", inflight_calls.clone());
+        registry.register(
+            "mcp_inflight_calls",
+            "MCP tool calls in progress",
+            inflight_calls.clone(),
+        );
         Self {
             registry,
             pool_size,
@@ -136,7 +176,9 @@ impl Metrics {
     /// Count a call of `tool`.
     pub fn call(&self, tool: &str) {
         self.tool_calls
-            .get_or_create(&ToolLabels { tool: tool.to_string() })
+            .get_or_create(&ToolLabels {
+                tool: tool.to_string(),
+            })
             .inc();
     }
 
@@ -153,7 +195,9 @@ impl Metrics {
     /// Observe a call duration.
     pub fn duration(&self, tool: &str, secs: f64) {
         self.tool_seconds
-            .get_or_create(&ToolLabels { tool: tool.to_string() })
+            .get_or_create(&ToolLabels {
+                tool: tool.to_string(),
+            })
             .observe(secs);
     }
 

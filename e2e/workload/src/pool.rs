@@ -118,9 +118,8 @@ impl DbError {
     /// Suggested wait before retrying, if retrying makes sense.
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            DbError::Exhausted { retry_after_ms, .. } | DbError::Unavailable { retry_after_ms, .. } => {
-                Some(*retry_after_ms)
-            }
+            DbError::Exhausted { retry_after_ms, .. }
+            | DbError::Unavailable { retry_after_ms, .. } => Some(*retry_after_ms),
             DbError::QueryTimeout { .. } => Some(1000),
             DbError::Query { .. } => None,
             DbError::ShuttingDown => Some(1000),
@@ -235,8 +234,10 @@ impl Connect for WatchedConnect {
     fn connect(
         &self,
         pg_config: &tokio_postgres::Config,
-    ) -> BoxFuture<'_, Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>>
-    {
+    ) -> BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
+    > {
         let pg_config = pg_config.clone();
         let loss = self.loss.clone();
         Box::pin(async move {
@@ -497,7 +498,14 @@ impl Db {
         }
         match self.phase() {
             DbPhase::Up => {}
-            other => return Err(format!("database {}", serde_json::to_string(&other).unwrap_or_default().trim_matches('"'))),
+            other => {
+                return Err(format!(
+                    "database {}",
+                    serde_json::to_string(&other)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                ))
+            }
         }
         let res = self
             .pool
@@ -550,17 +558,24 @@ impl Db {
         let connect = self.pg.connect(NoTls);
         let (client, connection) = tokio::time::timeout(self.settings.connect_timeout, connect)
             .await
-            .map_err(|_| format!("connect timed out after {} ms", self.settings.connect_timeout.as_millis()))?
+            .map_err(|_| {
+                format!(
+                    "connect timed out after {} ms",
+                    self.settings.connect_timeout.as_millis()
+                )
+            })?
             .map_err(|e| redact_credentials(&e.to_string()))?;
         let conn_task = tokio::spawn(async move {
             let _ = connection.await;
         });
         let result = async {
             if !self.schema_ready.load(Ordering::SeqCst) {
-                client
-                    .batch_execute(SCHEMA_SQL)
-                    .await
-                    .map_err(|e| format!("creating table notes failed: {}", redact_credentials(&e.to_string())))?;
+                client.batch_execute(SCHEMA_SQL).await.map_err(|e| {
+                    format!(
+                        "creating table notes failed: {}",
+                        redact_credentials(&e.to_string())
+                    )
+                })?;
                 self.schema_ready.store(true, Ordering::SeqCst);
                 tracing::info!(event = "schema_ready", "table notes is ready");
             } else {
@@ -582,7 +597,10 @@ impl Db {
     /// Open `min_size` connections so the first calls after (re)connecting do
     /// not pay the connect cost.
     async fn prewarm(&self) {
-        let want = self.settings.min_size.saturating_sub(self.pool.status().size);
+        let want = self
+            .settings
+            .min_size
+            .saturating_sub(self.pool.status().size);
         if want == 0 {
             return;
         }
@@ -622,7 +640,8 @@ impl Db {
                 return;
             }
             // (Re)connect with jittered exponential backoff.
-            let mut backoff = Backoff::new(self.settings.reconnect_base, self.settings.reconnect_max);
+            let mut backoff =
+                Backoff::new(self.settings.reconnect_base, self.settings.reconnect_max);
             let mut last_logged = Instant::now() - Duration::from_secs(60);
             loop {
                 if self.closing.load(Ordering::SeqCst) {
@@ -637,7 +656,8 @@ impl Db {
                         let phase = self.phase();
                         self.set_state(phase, Some(Instant::now() + delay));
                         // Log the first failure and then at most every 5 s.
-                        if backoff.attempt() == 1 || last_logged.elapsed() >= Duration::from_secs(5) {
+                        if backoff.attempt() == 1 || last_logged.elapsed() >= Duration::from_secs(5)
+                        {
                             last_logged = Instant::now();
                             tracing::warn!(
                                 event = "database_connect_failed",
@@ -671,7 +691,9 @@ impl Db {
                 first = false;
             } else {
                 self.metrics.reconnects.inc();
-                self.metrics.recovery_seconds.observe(recovery.as_secs_f64());
+                self.metrics
+                    .recovery_seconds
+                    .observe(recovery.as_secs_f64());
                 tracing::info!(
                     event = "database_reconnection_successful",
                     recovery_time_ms = ms(recovery),
@@ -686,7 +708,8 @@ impl Db {
                 if self.closing.load(Ordering::SeqCst) {
                     return;
                 }
-                let woke = tokio::time::timeout(Duration::from_secs(2), self.loss.notify.notified()).await;
+                let woke =
+                    tokio::time::timeout(Duration::from_secs(2), self.loss.notify.notified()).await;
                 let signalled = woke.is_ok() || self.loss.pending.swap(false, Ordering::SeqCst);
                 if !signalled {
                     self.prewarm().await;

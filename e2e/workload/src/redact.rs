@@ -20,7 +20,11 @@ pub fn redact_credentials(input: &str) -> String {
 }
 
 fn is_authority_end(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\'' | '>' | '<' | ',' | ';' | ')')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '/' | '?' | '#' | '"' | '\'' | '>' | '<' | ',' | ';' | ')'
+        )
 }
 
 fn redact_url_passwords(input: &str) -> String {

@@ -95,7 +95,12 @@ pub fn first_success_after(events: &[CallEvent], mark_ms: u64) -> Option<f64> {
 /// Successes and failures per bucket (by completion time).
 pub fn timeline(events: &[CallEvent], start_ms: u64, end_ms: u64, bucket_ms: u64) -> Vec<Bucket> {
     let bucket_ms = bucket_ms.max(1);
-    let last = events.iter().map(|e| e.end_ms).max().unwrap_or(end_ms).max(end_ms);
+    let last = events
+        .iter()
+        .map(|e| e.end_ms)
+        .max()
+        .unwrap_or(end_ms)
+        .max(end_ms);
     let n = (last.saturating_sub(start_ms) / bucket_ms + 1) as usize;
     let mut buckets: Vec<Bucket> = (0..n)
         .map(|i| {
@@ -176,7 +181,11 @@ mod tests {
 
     #[test]
     fn first_success_after_mark_ignores_calls_sent_before() {
-        let events = vec![ev(900, 1100, true), ev(1000, 1200, false), ev(1300, 1450, true)];
+        let events = vec![
+            ev(900, 1100, true),
+            ev(1000, 1200, false),
+            ev(1300, 1450, true),
+        ];
         assert_eq!(first_success_after(&events, 1000), Some(0.45));
         assert_eq!(first_success_after(&events, 2000), None);
     }

@@ -47,7 +47,10 @@ async fn wait_for_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => "SIGTERM",
@@ -136,7 +139,13 @@ pub async fn run(cfg: Config) -> i32 {
             mcp_cfg,
         );
     let shutting_down = Arc::new(AtomicBool::new(false));
-    let health = HealthState::new(db.clone(), metrics.clone(), shutting_down.clone(), cfg.ready_cache, mode);
+    let health = HealthState::new(
+        db.clone(),
+        metrics.clone(),
+        shutting_down.clone(),
+        cfg.ready_cache,
+        mode,
+    );
     let app = health::router(health).nest_service(&cfg.mcp_path, mcp_service);
 
     let http_stop = CancellationToken::new();
@@ -175,9 +184,16 @@ pub async fn run(cfg: Config) -> i32 {
     let remaining = grace.saturating_sub(started.elapsed());
     match tokio::time::timeout(remaining, server).await {
         Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(event = "http_server_error", error = %e, "HTTP server ended with an error"),
-        Ok(Err(e)) => tracing::warn!(event = "http_server_error", error = %e, "HTTP server task failed"),
-        Err(_) => tracing::warn!(event = "shutdown_timeout", "connections still open at the end of the grace period"),
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(event = "http_server_error", error = %e, "HTTP server ended with an error")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(event = "http_server_error", error = %e, "HTTP server task failed")
+        }
+        Err(_) => tracing::warn!(
+            event = "shutdown_timeout",
+            "connections still open at the end of the grace period"
+        ),
     }
     db.close();
     supervisor.abort();

@@ -201,7 +201,9 @@ impl Workload {
 
 #[tool_router]
 impl Workload {
-    #[tool(description = "Store a note (insert or update). Succeeds only after the write is committed.")]
+    #[tool(
+        description = "Store a note (insert or update). Succeeds only after the write is committed."
+    )]
     async fn put_note(
         &self,
         Parameters(PutNoteArgs { key, value }): Parameters<PutNoteArgs>,
@@ -237,9 +239,8 @@ impl Workload {
         check_key(&key)?;
         self.run("get_note", |s| async move {
             let conn = s.db.acquire().await?;
-            let row = s
-                .db
-                .with_timeout(Duration::ZERO, async {
+            let row =
+                s.db.with_timeout(Duration::ZERO, async {
                     conn.query_opt("SELECT value FROM notes WHERE key = $1", &[&key])
                         .await
                 })
@@ -258,12 +259,14 @@ impl Workload {
     }
 
     #[tool(description = "Count all notes.")]
-    async fn count_notes(&self, Parameters(_): Parameters<NoArgs>) -> Result<CallToolResult, ErrorData> {
+    async fn count_notes(
+        &self,
+        Parameters(_): Parameters<NoArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         self.run("count_notes", |s| async move {
             let conn = s.db.acquire().await?;
-            let row = s
-                .db
-                .with_timeout(Duration::ZERO, async {
+            let row =
+                s.db.with_timeout(Duration::ZERO, async {
                     conn.query_one("SELECT count(*) FROM notes", &[]).await
                 })
                 .await?;
@@ -275,7 +278,9 @@ impl Workload {
         .await
     }
 
-    #[tool(description = "Hold a pooled connection for `ms` milliseconds (pg_sleep); for pool exhaustion tests.")]
+    #[tool(
+        description = "Hold a pooled connection for `ms` milliseconds (pg_sleep); for pool exhaustion tests."
+    )]
     async fn slow_query(
         &self,
         Parameters(SlowQueryArgs { ms }): Parameters<SlowQueryArgs>,

@@ -61,12 +61,18 @@ async fn postgres_restart_recovers_fast_without_losing_acked_writes() {
     );
     assert_eq!(report["lost_acked_writes"], 0, "{report}");
     assert_eq!(report["unverified_acked_writes"], 0, "{report}");
-    assert!(report["acknowledged"].as_u64().unwrap_or(0) > 50, "{report}");
+    assert!(
+        report["acknowledged"].as_u64().unwrap_or(0) > 50,
+        "{report}"
+    );
     let first = report["first_success_after_s"]
         .as_f64()
         .unwrap_or_else(|| panic!("no success after postgres came back: {report}"));
     // Generous bound; the measured figure goes to the benchmark report.
-    assert!(first < 5.0, "first success {first}s after postgres accepted");
+    assert!(
+        first < 5.0,
+        "first success {first}s after postgres accepted"
+    );
     assert!(status.success(), "client exit {status:?}");
     let metrics = server.get("/metrics").await.1;
     assert!(metrics.contains("db_reconnects_total 1"), "{metrics}");
@@ -104,17 +110,16 @@ async fn pool_exhaustion_is_bounded_and_clear() {
         assert!(matches!(o, Outcome::Ok(_)), "{o:?}");
         sessions.push(s);
     }
-    let per_call_limit = Duration::from_secs(1) + Duration::from_millis(400) + Duration::from_secs(3);
+    let per_call_limit =
+        Duration::from_secs(1) + Duration::from_millis(400) + Duration::from_secs(3);
     let tasks: Vec<_> = sessions
         .into_iter()
         .map(|mut s| {
             tokio::spawn(async move {
                 let t0 = Instant::now();
-                let r = tokio::time::timeout(
-                    per_call_limit,
-                    s.call("slow_query", json!({"ms": 400})),
-                )
-                .await;
+                let r =
+                    tokio::time::timeout(per_call_limit, s.call("slow_query", json!({"ms": 400})))
+                        .await;
                 (r, t0.elapsed())
             })
         })
@@ -139,7 +144,10 @@ async fn pool_exhaustion_is_bounded_and_clear() {
                 for f in ["total", "active", "waiting"] {
                     assert!(pool.get(f).is_some(), "pool stat {f} missing: {pool}");
                 }
-                assert!(took < Duration::from_millis(2500), "exhaustion took {took:?}");
+                assert!(
+                    took < Duration::from_millis(2500),
+                    "exhaustion took {took:?}"
+                );
                 exhausted += 1;
             }
         }
@@ -151,7 +159,10 @@ async fn pool_exhaustion_is_bounded_and_clear() {
     assert_eq!(ok + exhausted, 50);
     // No deadlock: the server still serves.
     let mut s = Session::new(&url, Duration::from_secs(5));
-    assert!(matches!(s.call("count_notes", json!({})).await, Outcome::Ok(_)));
+    assert!(matches!(
+        s.call("count_notes", json!({})).await,
+        Outcome::Ok(_)
+    ));
     let metrics = server.get("/metrics").await.1;
     assert!(metrics.contains("kind=\"pool_exhausted\""), "{metrics}");
 }
@@ -167,7 +178,10 @@ async fn graceful_shutdown_waits_for_inflight_call() {
     server.wait_ready().await;
     let url = server.mcp_url();
     let mut s = Session::new(&url, Duration::from_secs(10));
-    assert!(matches!(s.call("count_notes", json!({})).await, Outcome::Ok(_)));
+    assert!(matches!(
+        s.call("count_notes", json!({})).await,
+        Outcome::Ok(_)
+    ));
     let call = tokio::spawn(async move {
         let o = s.call("slow_query", json!({"ms": 2000})).await;
         (o, Instant::now())
@@ -176,9 +190,16 @@ async fn graceful_shutdown_waits_for_inflight_call() {
     let term_at = Instant::now();
     server.sigterm();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(server.get("/readyz").await.0 == 200, false, "readyz must fail while draining");
+    assert_ne!(
+        server.get("/readyz").await.0,
+        200,
+        "readyz must fail while draining"
+    );
     let (outcome, done_at) = call.await.expect("call task");
-    assert!(matches!(outcome, Outcome::Ok(_)), "in-flight call failed: {outcome:?}");
+    assert!(
+        matches!(outcome, Outcome::Ok(_)),
+        "in-flight call failed: {outcome:?}"
+    );
     let code = tokio::task::spawn_blocking(move || {
         let c = server.wait_exit(Duration::from_secs(12));
         (c, server.logs())
@@ -206,16 +227,25 @@ async fn fragile_mode_stays_broken_while_normal_heals() {
     pg.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (accepted, _) = pg.resume_and_wait().await;
-    let healed = normal.wait_status("/readyz", 200, Duration::from_secs(10)).await;
+    let healed = normal
+        .wait_status("/readyz", 200, Duration::from_secs(10))
+        .await;
     assert!(healed.is_some(), "normal mode did not heal");
-    eprintln!("normal mode ready {:?} after postgres accepted", accepted.elapsed());
+    eprintln!(
+        "normal mode ready {:?} after postgres accepted",
+        accepted.elapsed()
+    );
     let mut s = Session::new(&normal.mcp_url(), Duration::from_secs(5));
     let o = s.call("put_note", json!({"key": "k", "value": "v"})).await;
     assert!(matches!(o, Outcome::Ok(_)), "{o:?}");
     // Fragile: give it ample time, it must stay broken.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(fragile.get("/readyz").await.0, 503);
-    assert_eq!(fragile.get("/healthz").await.0, 200, "liveness must stay OK");
+    assert_eq!(
+        fragile.get("/healthz").await.0,
+        200,
+        "liveness must stay OK"
+    );
     let mut f = Session::new(&fragile.mcp_url(), Duration::from_secs(5));
     match f.call("put_note", json!({"key": "k2", "value": "v"})).await {
         Outcome::Err { kind, message, .. } => {
@@ -235,13 +265,22 @@ async fn no_password_in_logs() {
     }
     let pg = PgCluster::start("redact");
     // Wrong port first: connection errors get logged.
-    let wrong = pg.url.replace(&format!(":{}/", pg.port), &format!(":{}/", common::free_port()));
+    let wrong = pg.url.replace(
+        &format!(":{}/", pg.port),
+        &format!(":{}/", common::free_port()),
+    );
     let s1 = Server::spawn(&wrong, &[]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(s1.get("/healthz").await.0, 200, "healthz must work while the db is down");
+    assert_eq!(
+        s1.get("/healthz").await.0,
+        200,
+        "healthz must work while the db is down"
+    );
     assert_eq!(s1.get("/readyz").await.0, 503);
     // Wrong password: authentication errors get logged (with the right password redacted too).
-    let bad_pw = pg.url.replace(&pg.password, &format!("{}nope", pg.password));
+    let bad_pw = pg
+        .url
+        .replace(&pg.password, &format!("{}nope", pg.password));
     let s2 = Server::spawn(&bad_pw, &[]);
     let s3 = Server::spawn(&pg.url, &[]);
     s3.wait_ready().await;
@@ -267,7 +306,10 @@ async fn no_password_in_logs() {
     assert!(cfg_out.contains("POOL_MAX_SIZE"), "{cfg_out}");
     let bad_url = std::process::Command::new(common::SERVER_BIN)
         .env_clear()
-        .env("DATABASE_URL", pg.url.replace("127.0.0.1", "127.0.0.1:badport"))
+        .env(
+            "DATABASE_URL",
+            pg.url.replace("127.0.0.1", "127.0.0.1:badport"),
+        )
         .output()
         .expect("run server");
     assert_eq!(bad_url.status.code(), Some(2));
@@ -286,12 +328,18 @@ async fn no_password_in_logs() {
         all.iter().any(|l| l.contains("***")),
         "expected at least one redacted URL in the logs"
     );
-    for line in all.iter().chain([&metrics, &readyz, &cfg_out, &bad_url_out]) {
+    for line in all
+        .iter()
+        .chain([&metrics, &readyz, &cfg_out, &bad_url_out])
+    {
         assert!(!line.contains(&pg.password), "password leaked: {line}");
     }
     for line in s1.logs().iter().chain(s3.logs().iter()) {
         if line.starts_with('{') {
-            assert!(serde_json::from_str::<Value>(line).is_ok(), "not JSON: {line}");
+            assert!(
+                serde_json::from_str::<Value>(line).is_ok(),
+                "not JSON: {line}"
+            );
         }
     }
 }
@@ -314,7 +362,10 @@ async fn port_in_use_exits_1_with_clear_message() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("port {port} is already in use")), "{text}");
+    assert!(
+        text.contains(&format!("port {port} is already in use")),
+        "{text}"
+    );
     assert!(text.contains("PORT"), "{text}");
     assert!(!text.contains("secretpw"), "{text}");
 }

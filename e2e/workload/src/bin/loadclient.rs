@@ -9,7 +9,10 @@ use clap::Parser;
 use mcp_workload::client::{now_ms, run, LoadOptions};
 
 #[derive(Parser, Debug)]
-#[command(name = "mcp-loadclient", about = "MCP load and verify client for the mcp-workload server")]
+#[command(
+    name = "mcp-loadclient",
+    about = "MCP load and verify client for the mcp-workload server"
+)]
 struct Args {
     /// MCP endpoint, e.g. http://127.0.0.1:8080/mcp
     #[arg(long, env = "MCP_URL")]
@@ -70,7 +73,9 @@ async fn main() {
         rate: args.rate,
         concurrency: args.concurrency,
         duration: secs("duration-s", args.duration_s),
-        key_prefix: args.key_prefix.unwrap_or_else(|| format!("lc-{}", now_ms())),
+        key_prefix: args
+            .key_prefix
+            .unwrap_or_else(|| format!("lc-{}", now_ms())),
         call_timeout: secs("call-timeout-s", args.call_timeout_s),
         verify_timeout: secs("verify-timeout-s", args.verify_timeout_s),
         bucket_ms: args.bucket_ms.max(1),

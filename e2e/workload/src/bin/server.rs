@@ -21,7 +21,10 @@ fn main() {
         }
     };
     init_logging(cfg.log_format, Redactor::new(cfg.db_password.clone()));
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -155,7 +155,10 @@ impl Server {
             .env("DATABASE_URL", db_url)
             .env("PORT", port.to_string())
             .env("BIND_ADDRESS", "127.0.0.1")
-            .env("RUST_LOG", "debug,hyper=info,h2=info,reqwest=info,tokio_postgres=info")
+            .env(
+                "RUST_LOG",
+                "debug,hyper=info,h2=info,reqwest=info,tokio_postgres=info",
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in extra {
@@ -164,8 +167,14 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn server");
         let lines = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -218,7 +227,9 @@ impl Server {
 
     pub async fn wait_ready(&self) {
         assert!(
-            self.wait_status("/readyz", 200, Duration::from_secs(30)).await.is_some(),
+            self.wait_status("/readyz", 200, Duration::from_secs(30))
+                .await
+                .is_some(),
             "server never became ready; logs:\n{}",
             self.logs().join("\n")
         );
