@@ -22,11 +22,11 @@ use super::status::McpServerStatus;
     status = "McpServerStatus",
     derive = "PartialEq",
     doc = "An MCP server pool that mcp-operator keeps serving through database restarts, wedged pools, bad rollouts and drains.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.readyDisplay", description = "ready/desired replicas"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Dependency", type_ = "string", json_path = ".status.conditions[?(@.type==\"DependencyAvailable\")].reason"),
-    printcolumn(name = "Remediation", type_ = "string", json_path = ".status.remediation.state"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Ready","type":"string","description":"ready/desired replicas","jsonPath":".status.readyDisplay"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Dependency","type":"string","jsonPath":".status.conditions[?(@.type==\"DependencyAvailable\")].reason"}"#,
+    printcolumn = r#"{"name":"Remediation","type":"string","jsonPath":".status.remediation.state"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.database) || !has(self.database.pool) || !has(self.database.maxConnections) || self.database.pool.max * self.replicas.max <= self.database.maxConnections").message("database.pool.max * replicas.max must be <= database.maxConnections: lower database.pool.max or replicas.max, or raise database.maxConnections"))]

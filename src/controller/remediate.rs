@@ -14,7 +14,6 @@ use crate::status::conditions::Desired;
 use crate::telemetry::metrics::{ActionLabels, ObjectLabels};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, EvictParams};
@@ -56,6 +55,7 @@ pub fn policy(mcp: &McpServer) -> Policy {
         grace_after_dependency_recovery_seconds: to_u64(r.unhealthy_after_seconds),
         pause_while_dependency_down: r.pause_while_dependency_down,
         rollback_failed_rollouts: r.rollback_failed_rollouts,
+        enabled: r.enabled,
         ..Policy::default()
     }
     .sanitized()
@@ -94,13 +94,13 @@ pub fn rollout_obs(pool: &PoolObservation, deploy: Option<&Deployment>) -> Rollo
         .filter(|rs| Some(observe::revision_number(rs)) < current_rev)
         .filter(|rs| rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) > 0)
         .max_by_key(|rs| observe::revision_number(rs))
-        .and_then(|rs| observe::template_hash(rs));
+        .and_then(observe::template_hash);
     let deadline = deploy
         .and_then(|d| d.status.as_ref())
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")));
     RolloutObs {
-        current_revision: current.and_then(|rs| observe::template_hash(rs)),
+        current_revision: current.and_then(observe::template_hash),
         previous_good_revision: previous_good,
         progress_deadline_exceeded: deadline,
     }
@@ -126,17 +126,16 @@ pub fn override_request(mcp: &McpServer) -> Option<OverrideRequest> {
     Some(OverrideRequest { token, manager })
 }
 
-async fn disruption_allowance(ctx: &Context, ns: &str, mcp: &McpServer, desired: i32) -> Result<u32> {
+/// How many pods remediation may take down at once. Not the PDB's live
+/// `disruptionsAllowed`: that is 0 as soon as one pod is unready, yet the PDB's
+/// `unhealthyPodEvictionPolicy: AlwaysAllow` lets exactly those pods be evicted.
+/// The engine subtracts pods already terminating.
+fn disruption_allowance(mcp: &McpServer, desired: i32) -> u32 {
     if pdb::build(mcp).is_none() {
         // No PDB (single replica): remediation may take the one pod, the kubelet restarts it.
-        return Ok(1);
+        return 1;
     }
-    let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
-    let allowed = match api.get_opt(&mcp.name_any()).await? {
-        Some(p) => p.status.map(|s| s.disruptions_allowed).unwrap_or(0),
-        None => pdb::max_disruptions(mcp, desired),
-    };
-    Ok(u32::try_from(allowed).unwrap_or(0))
+    u32::try_from(pdb::max_disruptions(mcp, desired)).unwrap_or(0)
 }
 
 pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcome> {
@@ -148,7 +147,7 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
         Some(true) | None => DependencyObs::up(),
         Some(false) => DependencyObs::down(i.dependency.message.clone()),
     };
-    let allowance = disruption_allowance(ctx, i.ns, mcp, i.desired_replicas).await?;
+    let allowance = disruption_allowance(mcp, i.desired_replicas);
     let obs = Observation {
         now: Time(i.now),
         dependency,
@@ -160,17 +159,13 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
         previous: prev.remediation.clone().unwrap_or_default(),
         previous_incident: prev.last_incident.clone(),
     };
-    let mut decision = remediation::decide(&policy(mcp), &obs);
+    let decision = remediation::decide(&policy(mcp), &obs);
     let mut out = Outcome { requeue_after: decision.requeue_after, ..Default::default() };
 
     let labels = ObjectLabels { namespace: i.ns.to_string(), name: mcp.name_any() };
     ctx.metrics.remediation_blocked.get_or_create(&labels).set(i64::from(decision.blocked));
     if let Some(secs) = decision.incident_resolved_seconds {
         ctx.metrics.incident_duration.observe(secs as f64);
-    }
-    if !mcp.spec.remediation.enabled && !decision.actions.is_empty() {
-        decision.actions.clear();
-        decision.status.next_action = Some("remediation is disabled (spec.remediation.enabled=false)".into());
     }
 
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), i.ns);
@@ -181,10 +176,7 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
             .inc();
         match action {
             Action::Evict { pod, reason, message } => match pods.evict(pod, &EvictParams::default()).await {
-                Ok(_) => {
-                    tracing::info!(pod = %pod, %reason, "evicted unhealthy pod");
-                    out.events.push(PendingEvent::normal("PodEvicted", "Evict", format!("evicted {pod}: {message}")));
-                }
+                Ok(_) => tracing::info!(pod = %pod, %reason, %message, "evicted unhealthy pod"),
                 Err(kube::Error::Api(s)) if s.code == 429 || s.code == 404 => {
                     // 429: the PDB says not now; 404: already gone. Either way, look again soon.
                     tracing::info!(pod = %pod, code = s.code, "eviction deferred");
@@ -199,8 +191,7 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
             },
             Action::Rollback { from_revision, to_revision, reason, message } => {
                 if let Some(generation) = mcp.metadata.generation {
-                    tracing::warn!(from = %from_revision, to = %to_revision, %reason, "rolling back failed rollout");
-                    out.events.push(PendingEvent::warning("RolledBack", "Rollback", message.clone()));
+                    tracing::warn!(from = %from_revision, to = %to_revision, %reason, %message, "rolling back failed rollout");
                     out.new_rollback_hold = Some(RollbackHold { generation, revision: to_revision.clone() });
                 }
             }

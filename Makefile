@@ -1,0 +1,37 @@
+# The two commands: `make demo` and `make test`. Everything else is a helper.
+SHELL := /usr/bin/env bash
+.PHONY: demo test unit lint crds helm-lint e2e cluster-up cluster-down build
+
+## Run the demo: a cluster (KUBECONFIG, or the local one), the operator, Postgres killed once (S1), the report.
+demo:
+	e2e/demo.sh
+
+## Run every test: fmt/clippy-clean code, unit, API-server and Postgres integration tests, the e2e suite.
+test:
+	hack/test-all.sh
+
+unit:
+	cargo test --workspace --locked --lib
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+crds:
+	hack/gen-crds.sh
+
+helm-lint:
+	hack/helm-lint.sh
+	hack/check-install.sh
+
+build:
+	cargo build --release --locked -p mcp-operator -p mcp-workload
+
+cluster-up:
+	e2e/cluster/local/up.sh
+
+cluster-down:
+	e2e/cluster/local/down.sh
+
+e2e:
+	e2e/run-suite.sh

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every test of the project, in the order a failure is cheapest to find:
+#   1. unit + request-sequence tests (no cluster)
+#   2. integration: a real etcd + kube-apiserver, a real throwaway Postgres
+#   3. the e2e suite on a real single-node cluster (KUBECONFIG if it points at
+#      one and E2E_USE_KUBECONFIG=1, otherwise the local cluster from upstream binaries)
+# Set SKIP_E2E=1 to stop after step 2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[%(%H:%M:%S)T] test-all: %s\n' -1 "$*" >&2; }
+start=$SECONDS
+
+log "building Kubernetes binaries (cached under ~/.cache/mcp-operator)"
+e2e/cluster/local/build.sh
+
+log "starting etcd + kube-apiserver for integration tests"
+cp_env=$(e2e/cluster/local/control-plane.sh up | tail -n1)
+eval "$cp_env"
+export MCP_TEST_KUBECONFIG=$KUBECONFIG
+unset KUBECONFIG
+export MCP_REQUIRE_APISERVER=1 MCP_REQUIRE_PG=1
+
+log "cargo test (workspace: operator + workload, with real API server and real Postgres)"
+cargo test --workspace --locked -j 2
+
+e2e/cluster/local/control-plane.sh down >&2 || true
+
+if [[ "${SKIP_E2E:-0}" == "1" ]]; then
+  log "SKIP_E2E=1: not running the e2e suite"
+  exit 0
+fi
+
+log "e2e suite on a real cluster"
+e2e/run-e2e.sh "$@"
+log "all tests passed in $((SECONDS - start)) s"
