@@ -24,7 +24,9 @@ pub enum Attempt {
 /// Whether a lease held by someone else may be taken over at `now`.
 pub fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
     let holder_empty = spec.holder_identity.as_deref().unwrap_or("").is_empty();
-    let Some(renew) = spec.renew_time.as_ref() else { return true };
+    let Some(renew) = spec.renew_time.as_ref() else {
+        return true;
+    };
     let dur = i64::from(spec.lease_duration_seconds.unwrap_or(15));
     holder_empty || renew.0 + SignedDuration::from_secs(dur) < now
 }
@@ -35,7 +37,10 @@ pub async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaseConfig) -> kube::
     match api.get_opt(&cfg.name).await? {
         None => {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(cfg.name.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(cfg.name.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(cfg.identity.clone()),
                     lease_duration_seconds: Some(dur_s),
@@ -47,7 +52,9 @@ pub async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaseConfig) -> kube::
             };
             match api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(Attempt::Leading),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Following { holder: "unknown".into() }),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Following {
+                    holder: "unknown".into(),
+                }),
                 Err(e) => Err(e),
             }
         }
@@ -124,8 +131,12 @@ pub async fn hold(api: &Api<Lease>, cfg: &LeaseConfig) {
 /// Hand the lease back on a clean shutdown so a standby takes over at once
 /// instead of waiting out the lease duration.
 pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> kube::Result<()> {
-    let Some(mut lease) = api.get_opt(&cfg.name).await? else { return Ok(()) };
-    let Some(spec) = lease.spec.as_mut() else { return Ok(()) };
+    let Some(mut lease) = api.get_opt(&cfg.name).await? else {
+        return Ok(());
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return Ok(());
+    };
     if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
         return Ok(());
     }

@@ -12,10 +12,19 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
-#[command(name = "mcp-operator", version, about = "Keeps MCP servers serving through database restarts, wedged pools, bad rollouts and drains")]
+#[command(
+    name = "mcp-operator",
+    version,
+    about = "Keeps MCP servers serving through database restarts, wedged pools, bad rollouts and drains"
+)]
 struct Args {
     /// Namespaces to watch, comma-separated; empty means all.
-    #[arg(long, env = "WATCH_NAMESPACES", default_value = "", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "WATCH_NAMESPACES",
+        default_value = "",
+        value_delimiter = ','
+    )]
     namespaces: Vec<String>,
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -56,8 +65,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(&args.http_addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} ({e}); set --http-addr/HTTP_ADDR to a free address", args.http_addr))?;
-    let router = http::router(http::HttpState { metrics: metrics.clone(), ready: ready.clone() });
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} ({e}); set --http-addr/HTTP_ADDR to a free address",
+                args.http_addr
+            )
+        })?;
+    let router = http::router(http::HttpState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    });
 
     // One shutdown signal fans out to the HTTP server, the lease holder and every controller.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -75,7 +92,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await;
     });
 
-    let client = Client::try_default().await.map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
+    let client = Client::try_default()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
     let identity = if args.identity.is_empty() {
         format!("mcp-operator-{}", std::process::id())
     } else {
@@ -101,7 +120,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     metrics.leader.set(1);
 
-    let reporter = Reporter { controller: "mcp-operator".into(), instance: Some(identity) };
+    let reporter = Reporter {
+        controller: "mcp-operator".into(),
+        instance: Some(identity),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
@@ -109,7 +131,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         failures: Default::default(),
     });
     let namespaces: Vec<Option<String>> = {
-        let ns: Vec<String> = args.namespaces.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        let ns: Vec<String> = args
+            .namespaces
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
         if ns.is_empty() {
             vec![None]
         } else {

@@ -8,7 +8,9 @@ pub fn redact(s: &str) -> String {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         // The authority ends at the first '/', whitespace or quote.
-        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'').unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
         let authority = &tail[..end];
         match (authority.rfind('@'), authority.find(':')) {
             (Some(at), Some(colon)) if colon < at => {
@@ -30,8 +32,14 @@ mod tests {
 
     #[test]
     fn hides_passwords() {
-        assert_eq!(redact("postgres://app:s3cr3t@db:5432/notes"), "postgres://app:***@db:5432/notes");
-        assert_eq!(redact("a postgres://u:p@h/x and http://x:y@z"), "a postgres://u:***@h/x and http://x:***@z");
+        assert_eq!(
+            redact("postgres://app:s3cr3t@db:5432/notes"),
+            "postgres://app:***@db:5432/notes"
+        );
+        assert_eq!(
+            redact("a postgres://u:p@h/x and http://x:y@z"),
+            "a postgres://u:***@h/x and http://x:***@z"
+        );
         assert_eq!(redact("http://host:8080/mcp"), "http://host:8080/mcp");
         assert_eq!(redact("no url"), "no url");
         assert!(!redact("postgresql://u:p%40ss@h").contains("p%40ss"));

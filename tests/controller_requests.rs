@@ -54,7 +54,13 @@ fn seed(api: &FakeApi) {
 fn ctx(api: &FakeApi) -> Arc<Context> {
     let client = api.client();
     Arc::new(Context {
-        recorder: Recorder::new(client.clone(), Reporter { controller: "mcp-operator".into(), instance: None }),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "mcp-operator".into(),
+                instance: None,
+            },
+        ),
         client,
         metrics: Arc::new(Metrics::default()),
         failures: Default::default(),
@@ -73,7 +79,10 @@ fn current(api: &FakeApi, base: &Value) -> Arc<McpServer> {
 }
 
 fn paths(writes: &[common::fake_api::Recorded]) -> Vec<String> {
-    writes.iter().map(|r| format!("{} {}", r.method, r.path)).collect()
+    writes
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
 }
 
 #[tokio::test]
@@ -84,7 +93,9 @@ async fn create_then_noop_then_update() {
     let base = server_json("notes:1");
 
     // 1. First reconcile: Deployment, Service and PDB are applied, then the status.
-    reconcile(current(&api, &base), ctx.clone()).await.expect("first reconcile");
+    reconcile(current(&api, &base), ctx.clone())
+        .await
+        .expect("first reconcile");
     let w = paths(&api.writes());
     let expected = [
         format!("PATCH /apis/apps/v1/namespaces/{NS}/deployments/notes"),
@@ -93,29 +104,61 @@ async fn create_then_noop_then_update() {
         format!("PATCH /apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes/status"),
     ];
     assert_eq!(w, expected, "create writes");
-    let deploy = api.get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/notes")).expect("deployment stored");
+    let deploy = api
+        .get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/notes"))
+        .expect("deployment stored");
     assert_eq!(deploy["metadata"]["ownerReferences"][0]["uid"], "uid-1");
     assert_eq!(deploy["spec"]["replicas"], 3);
-    let status = api.get(&format!("/apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes")).expect("status")["status"].clone();
+    let status = api
+        .get(&format!(
+            "/apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes"
+        ))
+        .expect("status")["status"]
+        .clone();
     assert_eq!(status["pool"]["perReplicaMax"], 10);
-    assert!(status["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "DependencyAvailable" && c["status"] == "True")));
+    assert!(status["conditions"].as_array().is_some_and(|c| c
+        .iter()
+        .any(|c| c["type"] == "DependencyAvailable" && c["status"] == "True")));
 
     // 2. Nothing changed: the reconcile reads but writes nothing.
     api.clear_requests();
-    reconcile(current(&api, &base), ctx.clone()).await.expect("second reconcile");
-    assert!(api.writes().is_empty(), "no-op reconcile wrote: {:?}", paths(&api.writes()));
-    assert!(api.requests().iter().any(|r| r.method == Method::GET), "the no-op reconcile still observes");
+    reconcile(current(&api, &base), ctx.clone())
+        .await
+        .expect("second reconcile");
+    assert!(
+        api.writes().is_empty(),
+        "no-op reconcile wrote: {:?}",
+        paths(&api.writes())
+    );
+    assert!(
+        api.requests().iter().any(|r| r.method == Method::GET),
+        "the no-op reconcile still observes"
+    );
 
     // 3. A new image: only the Deployment is written (the status may follow if it changed).
     api.clear_requests();
     let mut next = server_json("notes:2");
     next["metadata"]["generation"] = json!(2);
-    reconcile(current(&api, &next), ctx.clone()).await.expect("update reconcile");
+    reconcile(current(&api, &next), ctx.clone())
+        .await
+        .expect("update reconcile");
     let w = paths(&api.writes());
-    assert_eq!(w.first().map(String::as_str), Some(format!("PATCH /apis/apps/v1/namespaces/{NS}/deployments/notes").as_str()));
-    assert!(!w.iter().any(|p| p.contains("/services/") || p.contains("poddisruptionbudgets")), "unchanged children rewritten: {w:?}");
-    let deploy = api.get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/notes")).expect("deployment");
-    assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], "notes:2");
+    assert_eq!(
+        w.first().map(String::as_str),
+        Some(format!("PATCH /apis/apps/v1/namespaces/{NS}/deployments/notes").as_str())
+    );
+    assert!(
+        !w.iter()
+            .any(|p| p.contains("/services/") || p.contains("poddisruptionbudgets")),
+        "unchanged children rewritten: {w:?}"
+    );
+    let deploy = api
+        .get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/notes"))
+        .expect("deployment");
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"],
+        "notes:2"
+    );
 }
 
 #[tokio::test]
@@ -123,20 +166,42 @@ async fn missing_secret_is_a_condition_not_an_error() {
     let api = FakeApi::default();
     seed(&api);
     if let Ok(mut s) = api.0.lock() {
-        s.objects.remove(&format!("/api/v1/namespaces/{NS}/secrets/notes-db"));
+        s.objects
+            .remove(&format!("/api/v1/namespaces/{NS}/secrets/notes-db"));
     }
     let ctx = ctx(&api);
-    let action = reconcile(current(&api, &server_json("notes:1")), ctx).await.expect("reconcile succeeds");
+    let action = reconcile(current(&api, &server_json("notes:1")), ctx)
+        .await
+        .expect("reconcile succeeds");
     let w = paths(&api.writes());
-    assert!(!w.iter().any(|p| p.contains("/deployments/")), "no Deployment for an unrealisable spec: {w:?}");
-    let status = api.get(&format!("/apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes")).expect("status")["status"].clone();
+    assert!(
+        !w.iter().any(|p| p.contains("/deployments/")),
+        "no Deployment for an unrealisable spec: {w:?}"
+    );
+    let status = api
+        .get(&format!(
+            "/apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes"
+        ))
+        .expect("status")["status"]
+        .clone();
     assert_eq!(status["phase"], "Invalid");
-    let cond = status["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "ConfigValid").cloned()).expect("ConfigValid");
+    let cond = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "ConfigValid").cloned())
+        .expect("ConfigValid");
     assert_eq!(cond["status"], "False");
     assert_eq!(cond["reason"], "SecretNotFound");
-    assert!(cond["message"].as_str().is_some_and(|m| m.contains("notes-db")));
+    assert!(cond["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("notes-db")));
     // Re-checked on a timer (secrets are not watched), not hot-looped.
-    assert_eq!(action, kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(20)));
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(20))
+    );
     // An Event was sent.
-    assert!(api.requests().iter().any(|r| r.method == Method::POST && r.path.contains("/events")));
+    assert!(api
+        .requests()
+        .iter()
+        .any(|r| r.method == Method::POST && r.path.contains("/events")));
 }

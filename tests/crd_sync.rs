@@ -7,7 +7,8 @@ fn generated() -> String {
 
 fn check(path: &str) {
     let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
-    let committed = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"));
+    let committed =
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("cannot read {full}: {e}"));
     assert!(
         committed == generated(),
         "{path} is out of date: run `cargo run --bin crdgen > {path}` (and copy it to the other location)"

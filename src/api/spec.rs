@@ -90,7 +90,9 @@ fn default_path() -> String {
     "/mcp".into()
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
 pub enum Transport {
     #[default]
     #[serde(rename = "streamable-http")]
@@ -129,7 +131,11 @@ pub struct ReplicaRange {
     #[schemars(range(min = 1, max = 100))]
     pub max: i32,
     /// Target average CPU utilisation for the HPA, in percent.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "targetCPUUtilization")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "targetCPUUtilization"
+    )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization: Option<i32>,
 }
@@ -143,7 +149,11 @@ fn default_replicas_max() -> i32 {
 
 impl Default for ReplicaRange {
     fn default() -> Self {
-        Self { min: default_replicas_min(), max: default_replicas_max(), target_cpu_utilization: None }
+        Self {
+            min: default_replicas_min(),
+            max: default_replicas_max(),
+            target_cpu_utilization: None,
+        }
     }
 }
 
@@ -234,7 +244,11 @@ fn default_acquire_timeout() -> i32 {
 
 impl Default for PoolSpec {
     fn default() -> Self {
-        Self { min: default_pool_min(), max: default_pool_max(), acquire_timeout_seconds: default_acquire_timeout() }
+        Self {
+            min: default_pool_min(),
+            max: default_pool_max(),
+            acquire_timeout_seconds: default_acquire_timeout(),
+        }
     }
 }
 
@@ -266,7 +280,12 @@ fn env_acquire() -> String {
 
 impl Default for EnvNames {
     fn default() -> Self {
-        Self { url: env_url(), pool_min: env_pool_min(), pool_max: env_pool_max(), acquire_timeout: env_acquire() }
+        Self {
+            url: env_url(),
+            pool_min: env_pool_min(),
+            pool_max: env_pool_max(),
+            acquire_timeout: env_acquire(),
+        }
     }
 }
 

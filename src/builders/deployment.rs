@@ -1,11 +1,14 @@
 //! The Deployment that runs the replica pool.
 use super::{budget, child_meta, labels};
 use crate::api::{McpServer, ProbeSpec};
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle,
-    LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
-    SecurityContext, SleepAction, TopologySpreadConstraint, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, SeccompProfile, SecretKeySelector, SecurityContext, SleepAction,
+    TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -25,8 +28,15 @@ pub fn build(mcp: &McpServer) -> Deployment {
         metadata: child_meta(mcp),
         spec: Some(DeploymentSpec {
             // With an HPA the replica count is its to own; setting it here would fight it.
-            replicas: if with_hpa { None } else { Some(spec.replicas.min) },
-            selector: LabelSelector { match_labels: Some(labels::selector(mcp)), ..Default::default() },
+            replicas: if with_hpa {
+                None
+            } else {
+                Some(spec.replicas.min)
+            },
+            selector: LabelSelector {
+                match_labels: Some(labels::selector(mcp)),
+                ..Default::default()
+            },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateDeployment {
@@ -64,21 +74,31 @@ pub fn pod_template(mcp: &McpServer) -> PodTemplateSpec {
             tolerations: (!o.tolerations.is_empty()).then(|| o.tolerations.clone()),
             affinity: o.affinity.clone(),
             priority_class_name: o.priority_class_name.clone(),
-            image_pull_secrets: (!o.image_pull_secrets.is_empty()).then(|| o.image_pull_secrets.clone()),
-            termination_grace_period_seconds: Some(o.termination_grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
+            image_pull_secrets: (!o.image_pull_secrets.is_empty())
+                .then(|| o.image_pull_secrets.clone()),
+            termination_grace_period_seconds: Some(
+                o.termination_grace_period_seconds
+                    .unwrap_or(DEFAULT_GRACE_SECONDS),
+            ),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 run_as_user: Some(DEFAULT_UID),
                 run_as_group: Some(DEFAULT_UID),
                 fs_group: Some(DEFAULT_UID),
-                seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             topology_spread_constraints: Some(vec![TopologySpreadConstraint {
                 max_skew: 1,
                 topology_key: "kubernetes.io/hostname".into(),
                 when_unsatisfiable: "ScheduleAnyway".into(),
-                label_selector: Some(LabelSelector { match_labels: Some(labels::selector(mcp)), ..Default::default() }),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(labels::selector(mcp)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }]),
             volumes: Some(vec![Volume {
@@ -93,7 +113,10 @@ pub fn pod_template(mcp: &McpServer) -> PodTemplateSpec {
 
 fn container(mcp: &McpServer, read_only: bool) -> Container {
     let spec = &mcp.spec;
-    let pre_stop = spec.pod_template.pre_stop_sleep_seconds.unwrap_or(DEFAULT_PRESTOP_SECONDS);
+    let pre_stop = spec
+        .pod_template
+        .pre_stop_sleep_seconds
+        .unwrap_or(DEFAULT_PRESTOP_SECONDS);
     Container {
         name: CONTAINER_NAME.into(),
         image: Some(spec.image.clone()),
@@ -114,7 +137,10 @@ fn container(mcp: &McpServer, read_only: bool) -> Container {
         startup_probe: Some(startup_probe(mcp)),
         // Keep serving in-flight calls while endpoints drain; sleep needs no shell in the image.
         lifecycle: (pre_stop > 0).then(|| Lifecycle {
-            pre_stop: Some(LifecycleHandler { sleep: Some(SleepAction { seconds: pre_stop }), ..Default::default() }),
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction { seconds: pre_stop }),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         security_context: Some(SecurityContext {
@@ -122,11 +148,21 @@ fn container(mcp: &McpServer, read_only: bool) -> Container {
             privileged: Some(false),
             read_only_root_filesystem: Some(read_only),
             run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() }]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        }]),
         ..Default::default()
     }
 }
@@ -152,9 +188,15 @@ pub fn env(mcp: &McpServer) -> Vec<EnvVar> {
         });
         if let Some(b) = budget::compute(&mcp.spec) {
             out.push(plain(&db.env_names.pool_min, b.per_replica_min.to_string()));
-            out.push(plain(&db.env_names.pool_max, b.status.per_replica_max.to_string()));
+            out.push(plain(
+                &db.env_names.pool_max,
+                b.status.per_replica_max.to_string(),
+            ));
         }
-        out.push(plain(&db.env_names.acquire_timeout, db.pool.acquire_timeout_seconds.to_string()));
+        out.push(plain(
+            &db.env_names.acquire_timeout,
+            db.pool.acquire_timeout_seconds.to_string(),
+        ));
     }
     let injected: BTreeSet<String> = out.iter().map(|e| e.name.clone()).collect();
     let mut seen = injected.clone();
@@ -168,12 +210,27 @@ pub fn env(mcp: &McpServer) -> Vec<EnvVar> {
 }
 
 fn plain(name: &str, value: String) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value), ..Default::default() }
+    EnvVar {
+        name: name.into(),
+        value: Some(value),
+        ..Default::default()
+    }
 }
 
-fn http_probe(path: String, port: i32, p: Option<&ProbeSpec>, period: i32, timeout: i32, failures: i32) -> Probe {
+fn http_probe(
+    path: String,
+    port: i32,
+    p: Option<&ProbeSpec>,
+    period: i32,
+    timeout: i32,
+    failures: i32,
+) -> Probe {
     Probe {
-        http_get: Some(HTTPGetAction { path: Some(path), port: IntOrString::Int(port), ..Default::default() }),
+        http_get: Some(HTTPGetAction {
+            path: Some(path),
+            port: IntOrString::Int(port),
+            ..Default::default()
+        }),
         period_seconds: Some(p.and_then(|p| p.period_seconds).unwrap_or(period)),
         timeout_seconds: Some(p.and_then(|p| p.timeout_seconds).unwrap_or(timeout)),
         failure_threshold: Some(p.and_then(|p| p.failure_threshold).unwrap_or(failures)),
@@ -184,21 +241,34 @@ fn http_probe(path: String, port: i32, p: Option<&ProbeSpec>, period: i32, timeo
 
 pub fn readiness_probe(mcp: &McpServer) -> Probe {
     let p = mcp.spec.health.readiness.as_ref();
-    let path = p.and_then(|p| p.path.clone()).unwrap_or_else(|| "/readyz".into());
+    let path = p
+        .and_then(|p| p.path.clone())
+        .unwrap_or_else(|| "/readyz".into());
     http_probe(path, mcp.spec.port, p, 2, 1, 2)
 }
 
 /// Liveness only asks "is the process alive": a database outage must never restart pods.
 pub fn liveness_probe(mcp: &McpServer) -> Probe {
     let p = mcp.spec.health.liveness.as_ref();
-    let path = p.and_then(|p| p.path.clone()).unwrap_or_else(|| "/healthz".into());
+    let path = p
+        .and_then(|p| p.path.clone())
+        .unwrap_or_else(|| "/healthz".into());
     http_probe(path, mcp.spec.port, p, 10, 1, 3)
 }
 
 pub fn startup_probe(mcp: &McpServer) -> Probe {
     let s = mcp.spec.health.startup.as_ref();
-    let path = s.and_then(|s| s.path.clone()).unwrap_or_else(|| "/healthz".into());
+    let path = s
+        .and_then(|s| s.path.clone())
+        .unwrap_or_else(|| "/healthz".into());
     let budget = s.and_then(|s| s.budget_seconds).unwrap_or(30);
     let period = 1;
-    http_probe(path, mcp.spec.port, None, period, 1, (budget / period).max(1))
+    http_probe(
+        path,
+        mcp.spec.port,
+        None,
+        period,
+        1,
+        (budget / period).max(1),
+    )
 }

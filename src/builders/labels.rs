@@ -9,7 +9,10 @@ pub const MANAGED_BY: &str = "mcp-operator";
 /// Selector labels: stable for the life of the object (Deployment selectors are immutable).
 pub fn selector(mcp: &McpServer) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "mcp-server".to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "mcp-server".to_string(),
+        ),
         ("app.kubernetes.io/instance".to_string(), mcp.name_any()),
         (SERVER_LABEL.to_string(), mcp.name_any()),
     ])
@@ -24,5 +27,9 @@ pub fn common(mcp: &McpServer) -> BTreeMap<String, String> {
 
 /// `k=v,k=v` form for list calls.
 pub fn selector_string(mcp: &McpServer) -> String {
-    selector(mcp).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    selector(mcp)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -22,7 +22,10 @@ pub fn build(mcp: &McpServer) -> Option<PodDisruptionBudget> {
     Some(PodDisruptionBudget {
         metadata: child_meta(mcp),
         spec: Some(PodDisruptionBudgetSpec {
-            selector: Some(LabelSelector { match_labels: Some(labels::selector(mcp)), ..Default::default() }),
+            selector: Some(LabelSelector {
+                match_labels: Some(labels::selector(mcp)),
+                ..Default::default()
+            }),
             max_unavailable,
             min_available,
             // Broken pods must never block a node drain.

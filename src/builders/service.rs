@@ -27,5 +27,11 @@ pub fn build(mcp: &McpServer) -> Service {
 pub fn endpoint_url(mcp: &McpServer) -> Option<String> {
     use kube::ResourceExt;
     let ns = mcp.namespace()?;
-    Some(format!("http://{}.{}.svc:{}{}", mcp.name_any(), ns, mcp.spec.port, mcp.spec.path))
+    Some(format!(
+        "http://{}.{}.svc:{}{}",
+        mcp.name_any(),
+        ns,
+        mcp.spec.port,
+        mcp.spec.path
+    ))
 }

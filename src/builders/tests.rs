@@ -4,7 +4,10 @@ use crate::api::{McpServer, McpServerSpec};
 use serde_json::json;
 
 fn mcp(spec: serde_json::Value) -> McpServer {
-    let mut m = McpServer::new("notes", serde_json::from_value::<McpServerSpec>(spec).expect("valid spec"));
+    let mut m = McpServer::new(
+        "notes",
+        serde_json::from_value::<McpServerSpec>(spec).expect("valid spec"),
+    );
     m.metadata.namespace = Some("team-a".into());
     m.metadata.uid = Some("uid-1".into());
     m
@@ -61,26 +64,54 @@ fn deployment_defaults_are_safe() {
     let d = deployment::build(&mcp(base()));
     let meta = &d.metadata;
     let owner = &meta.owner_references.as_ref().expect("owner")[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("McpServer", "uid-1", Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("McpServer", "uid-1", Some(true))
+    );
     let spec = d.spec.expect("spec");
     assert_eq!(spec.replicas, Some(3));
-    let ru = spec.strategy.and_then(|s| s.rolling_update).expect("rolling update");
-    assert_eq!(ru.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)));
+    let ru = spec
+        .strategy
+        .and_then(|s| s.rolling_update)
+        .expect("rolling update");
+    assert_eq!(
+        ru.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
     let pod = spec.template.spec.expect("pod spec");
     assert_eq!(pod.automount_service_account_token, Some(false));
     assert_eq!(pod.termination_grace_period_seconds, Some(30));
     let psc = pod.security_context.expect("pod security context");
     assert_eq!(psc.run_as_non_root, Some(true));
-    assert_eq!(psc.seccomp_profile.map(|s| s.type_).as_deref(), Some("RuntimeDefault"));
-    assert!(pod.topology_spread_constraints.is_some_and(|t| t[0].topology_key == "kubernetes.io/hostname"));
+    assert_eq!(
+        psc.seccomp_profile.map(|s| s.type_).as_deref(),
+        Some("RuntimeDefault")
+    );
+    assert!(pod
+        .topology_spread_constraints
+        .is_some_and(|t| t[0].topology_key == "kubernetes.io/hostname"));
     let c = &pod.containers[0];
-    let sc = c.security_context.clone().expect("container security context");
+    let sc = c
+        .security_context
+        .clone()
+        .expect("container security context");
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert_eq!(sc.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_string()]));
-    assert!(c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).and_then(|p| p.sleep.as_ref()).is_some_and(|s| s.seconds == 5));
+    assert_eq!(
+        sc.capabilities.and_then(|c| c.drop),
+        Some(vec!["ALL".to_string()])
+    );
+    assert!(c
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+        .and_then(|p| p.sleep.as_ref())
+        .is_some_and(|s| s.seconds == 5));
     // /tmp stays writable with a read-only root.
-    assert!(c.volume_mounts.as_ref().is_some_and(|v| v.iter().any(|m| m.mount_path == "/tmp")));
+    assert!(c
+        .volume_mounts
+        .as_ref()
+        .is_some_and(|v| v.iter().any(|m| m.mount_path == "/tmp")));
 }
 
 #[test]
@@ -91,7 +122,12 @@ fn read_only_root_can_be_opted_out() {
     let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
     assert_eq!(pod.termination_grace_period_seconds, Some(60));
     let c = &pod.containers[0];
-    assert_eq!(c.security_context.as_ref().and_then(|s| s.read_only_root_filesystem), Some(false));
+    assert_eq!(
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem),
+        Some(false)
+    );
     assert!(c.lifecycle.is_none());
 }
 
@@ -104,13 +140,24 @@ fn env_injects_secret_ref_and_pool_and_operator_wins() {
     let url = get("DATABASE_URL");
     assert_eq!(url.len(), 1);
     assert!(url[0].value.is_none(), "URL never inlined");
-    let sk = url[0].value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("secretKeyRef");
+    let sk = url[0]
+        .value_from
+        .as_ref()
+        .and_then(|v| v.secret_key_ref.as_ref())
+        .expect("secretKeyRef");
     assert_eq!((sk.name.as_str(), sk.key.as_str()), ("notes-db", "url"));
     let pool_max = get("POOL_MAX_SIZE");
-    assert_eq!(pool_max.len(), 1, "duplicates would break server-side apply");
+    assert_eq!(
+        pool_max.len(),
+        1,
+        "duplicates would break server-side apply"
+    );
     assert_eq!(pool_max[0].value.as_deref(), Some("10"));
     assert_eq!(get("POOL_MIN_SIZE")[0].value.as_deref(), Some("2"));
-    assert_eq!(get("POOL_ACQUIRE_TIMEOUT_SECONDS")[0].value.as_deref(), Some("30"));
+    assert_eq!(
+        get("POOL_ACQUIRE_TIMEOUT_SECONDS")[0].value.as_deref(),
+        Some("30")
+    );
     assert_eq!(get("EXTRA").len(), 1);
 }
 
@@ -120,8 +167,13 @@ fn env_names_are_overridable() {
     s["database"]["envNames"] = json!({"url": "PG_URL", "poolMax": "PG_POOL_MAX"});
     let env = deployment::env(&mcp(s));
     assert!(env.iter().any(|e| e.name == "PG_URL"));
-    assert!(env.iter().any(|e| e.name == "PG_POOL_MAX" && e.value.as_deref() == Some("10")));
-    assert!(env.iter().any(|e| e.name == "POOL_MIN_SIZE"), "unset names keep their defaults");
+    assert!(env
+        .iter()
+        .any(|e| e.name == "PG_POOL_MAX" && e.value.as_deref() == Some("10")));
+    assert!(
+        env.iter().any(|e| e.name == "POOL_MIN_SIZE"),
+        "unset names keep their defaults"
+    );
 }
 
 #[test]
@@ -130,9 +182,13 @@ fn probes_default_and_liveness_never_uses_readiness_path() {
     let r = deployment::readiness_probe(&m);
     let l = deployment::liveness_probe(&m);
     let s = deployment::startup_probe(&m);
-    let path = |p: &k8s_openapi::api::core::v1::Probe| p.http_get.as_ref().and_then(|h| h.path.clone());
+    let path =
+        |p: &k8s_openapi::api::core::v1::Probe| p.http_get.as_ref().and_then(|h| h.path.clone());
     assert_eq!(path(&r).as_deref(), Some("/readyz"));
-    assert_eq!((r.period_seconds, r.timeout_seconds, r.failure_threshold), (Some(2), Some(1), Some(2)));
+    assert_eq!(
+        (r.period_seconds, r.timeout_seconds, r.failure_threshold),
+        (Some(2), Some(1), Some(2))
+    );
     assert_eq!(path(&l).as_deref(), Some("/healthz"));
     assert_eq!((l.period_seconds, l.failure_threshold), (Some(10), Some(3)));
     // startup budget 30 s at a 1 s period
@@ -141,7 +197,10 @@ fn probes_default_and_liveness_never_uses_readiness_path() {
     let mut spec = base();
     spec["health"] = json!({"readiness": {"path": "/ready", "periodSeconds": 5}, "startup": {"budgetSeconds": 90}});
     let m = mcp(spec);
-    assert_eq!(path(&deployment::readiness_probe(&m)).as_deref(), Some("/ready"));
+    assert_eq!(
+        path(&deployment::readiness_probe(&m)).as_deref(),
+        Some("/ready")
+    );
     assert_eq!(deployment::readiness_probe(&m).period_seconds, Some(5));
     assert_eq!(deployment::startup_probe(&m).failure_threshold, Some(90));
 }
@@ -164,14 +223,23 @@ fn hpa_only_when_range_allows_scaling() {
 fn pdb_from_disruption_and_absent_for_single_replica() {
     let p = pdb::build(&mcp(base())).expect("pdb");
     let spec = p.spec.expect("spec");
-    assert_eq!(spec.unhealthy_pod_eviction_policy.as_deref(), Some("AlwaysAllow"));
-    assert_eq!(spec.max_unavailable, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)));
+    assert_eq!(
+        spec.unhealthy_pod_eviction_policy.as_deref(),
+        Some("AlwaysAllow")
+    );
+    assert_eq!(
+        spec.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
 
     let mut s = base();
     s["disruption"] = json!({"minAvailable": 2});
     let m = mcp(s);
     let spec = pdb::build(&m).and_then(|p| p.spec).expect("spec");
-    assert_eq!(spec.min_available, Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2)));
+    assert_eq!(
+        spec.min_available,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2))
+    );
     assert!(spec.max_unavailable.is_none());
     assert_eq!(pdb::max_disruptions(&m, 3), 1);
 
@@ -188,7 +256,10 @@ fn service_targets_named_port_and_endpoint_url() {
     let spec = s.spec.expect("spec");
     assert_eq!(spec.selector, Some(labels::selector(&m)));
     assert_eq!(spec.ports.expect("ports")[0].port, 8080);
-    assert_eq!(service::endpoint_url(&m).as_deref(), Some("http://notes.team-a.svc:8080/mcp"));
+    assert_eq!(
+        service::endpoint_url(&m).as_deref(),
+        Some("http://notes.team-a.svc:8080/mcp")
+    );
 }
 
 #[test]
@@ -200,5 +271,8 @@ fn pod_labels_include_selector_and_user_labels() {
     let l = tpl.metadata.and_then(|m| m.labels).expect("labels");
     assert_eq!(l.get("team").map(String::as_str), Some("a"));
     // Selector labels cannot be overridden, or the Deployment would lose its pods.
-    assert_eq!(l.get("app.kubernetes.io/instance").map(String::as_str), Some("notes"));
+    assert_eq!(
+        l.get("app.kubernetes.io/instance").map(String::as_str),
+        Some("notes")
+    );
 }

@@ -34,18 +34,32 @@ pub enum Applied {
 }
 
 /// Apply `desired` unless `existing` already carries its hash.
-pub async fn apply_if_changed<K>(api: &Api<K>, name: &str, existing: Option<&K>, mut desired: K) -> Result<(Applied, K)>
+pub async fn apply_if_changed<K>(
+    api: &Api<K>,
+    name: &str,
+    existing: Option<&K>,
+    mut desired: K,
+) -> Result<(Applied, K)>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
 {
     let hash = desired_hash(&desired)?;
     if let Some(cur) = existing {
-        let same = cur.meta().annotations.as_ref().and_then(|a| a.get(HASH_ANNOTATION)).is_some_and(|h| *h == hash);
+        let same = cur
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(HASH_ANNOTATION))
+            .is_some_and(|h| *h == hash);
         if same {
             return Ok((Applied::Unchanged, cur.clone()));
         }
     }
-    desired.meta_mut().annotations.get_or_insert_with(Default::default).insert(HASH_ANNOTATION.into(), hash);
+    desired
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(HASH_ANNOTATION.into(), hash);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let obj = api.patch(name, &params, &Patch::Apply(&desired)).await?;
     Ok((Applied::Written, obj))

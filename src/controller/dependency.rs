@@ -21,7 +21,11 @@ pub fn ready_endpoints(slices: &[EndpointSlice], port: Option<i32>) -> usize {
     slices
         .iter()
         .filter(|s| {
-            port.is_none_or(|p| s.ports.as_ref().is_none_or(|ps| ps.is_empty() || ps.iter().any(|sp| sp.port == Some(p))))
+            port.is_none_or(|p| {
+                s.ports
+                    .as_ref()
+                    .is_none_or(|ps| ps.is_empty() || ps.iter().any(|sp| sp.port == Some(p)))
+            })
         })
         .flat_map(|s| s.endpoints.iter())
         .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
@@ -30,7 +34,11 @@ pub fn ready_endpoints(slices: &[EndpointSlice], port: Option<i32>) -> usize {
 
 pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<DependencyState> {
     let Some(db) = &mcp.spec.database else {
-        return Ok(DependencyState { up: None, reason: "NoDependency", message: "no database declared".into() });
+        return Ok(DependencyState {
+            up: None,
+            reason: "NoDependency",
+            message: "no database declared".into(),
+        });
     };
     if let Some(svc) = &db.service {
         let svc_ns = svc.namespace.as_deref().unwrap_or(ns);
@@ -42,32 +50,52 @@ pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<Depen
             return Ok(DependencyState {
                 up: Some(false),
                 reason: "NoReadyEndpoints",
-                message: format!("Service {svc_ns}/{} has no ready endpoints; remediation holds", svc.name),
+                message: format!(
+                    "Service {svc_ns}/{} has no ready endpoints; remediation holds",
+                    svc.name
+                ),
             });
         }
         if db.probe.is_none() {
             return Ok(DependencyState {
                 up: Some(true),
                 reason: "EndpointsReady",
-                message: format!("Service {svc_ns}/{} has {ready} ready endpoint(s)", svc.name),
+                message: format!(
+                    "Service {svc_ns}/{} has {ready} ready endpoint(s)",
+                    svc.name
+                ),
             });
         }
     }
     if let Some(p) = &db.probe {
         let addr = format!("{}:{}", p.host, p.port);
         let timeout = Duration::from_millis(u64::try_from(p.timeout_ms).unwrap_or(500));
-        let ok = matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await, Ok(Ok(_)));
+        let ok = matches!(
+            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await,
+            Ok(Ok(_))
+        );
         return Ok(if ok {
-            DependencyState { up: Some(true), reason: "ProbeSucceeded", message: format!("TCP connect to {addr} succeeded") }
+            DependencyState {
+                up: Some(true),
+                reason: "ProbeSucceeded",
+                message: format!("TCP connect to {addr} succeeded"),
+            }
         } else {
             DependencyState {
                 up: Some(false),
                 reason: "ProbeFailed",
-                message: format!("TCP connect to {addr} failed within {}ms; remediation holds", p.timeout_ms),
+                message: format!(
+                    "TCP connect to {addr} failed within {}ms; remediation holds",
+                    p.timeout_ms
+                ),
             }
         });
     }
-    Ok(DependencyState { up: None, reason: "NotWatched", message: "database.service and database.probe unset".into() })
+    Ok(DependencyState {
+        up: None,
+        reason: "NotWatched",
+        message: "database.service and database.probe unset".into(),
+    })
 }
 
 #[cfg(test)]
@@ -82,22 +110,37 @@ mod tests {
                 .iter()
                 .map(|r| Endpoint {
                     addresses: vec!["10.0.0.1".into()],
-                    conditions: Some(EndpointConditions { ready: *r, ..Default::default() }),
+                    conditions: Some(EndpointConditions {
+                        ready: *r,
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 })
                 .collect(),
-            ports: Some(vec![EndpointPort { port: Some(port), ..Default::default() }]),
+            ports: Some(vec![EndpointPort {
+                port: Some(port),
+                ..Default::default()
+            }]),
             ..Default::default()
         }
     }
 
     #[test]
     fn counts_ready_endpoints() {
-        assert_eq!(ready_endpoints(&[slice(&[Some(true), Some(false), None], 5432)], None), 2);
+        assert_eq!(
+            ready_endpoints(&[slice(&[Some(true), Some(false), None], 5432)], None),
+            2
+        );
         assert_eq!(ready_endpoints(&[slice(&[Some(false)], 5432)], None), 0);
         assert_eq!(ready_endpoints(&[], None), 0);
         // Port filter: a slice for another port does not count.
-        assert_eq!(ready_endpoints(&[slice(&[Some(true)], 9999)], Some(5432)), 0);
-        assert_eq!(ready_endpoints(&[slice(&[Some(true)], 5432)], Some(5432)), 1);
+        assert_eq!(
+            ready_endpoints(&[slice(&[Some(true)], 9999)], Some(5432)),
+            0
+        );
+        assert_eq!(
+            ready_endpoints(&[slice(&[Some(true)], 5432)], Some(5432)),
+            1
+        );
     }
 }

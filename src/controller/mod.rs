@@ -36,7 +36,12 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 fn error_policy(mcp: Arc<McpServer>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_errors.get_or_create(&crate::telemetry::metrics::ErrorLabels { kind: err.kind().into() }).inc();
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&crate::telemetry::metrics::ErrorLabels {
+            kind: err.kind().into(),
+        })
+        .inc();
     let key = reconcile::object_key(&mcp);
     let n = match ctx.failures.lock() {
         Ok(mut f) => {
@@ -53,23 +58,37 @@ fn error_policy(mcp: Arc<McpServer>, err: &Error, ctx: Arc<Context>) -> Action {
 
 /// McpServers that name the EndpointSlice's Service as their database.
 fn servers_for_slice(store: &Store<McpServer>, slice: &EndpointSlice) -> Vec<ObjectRef<McpServer>> {
-    let Some(svc) = slice.labels().get(dependency::SERVICE_NAME_LABEL) else { return vec![] };
+    let Some(svc) = slice.labels().get(dependency::SERVICE_NAME_LABEL) else {
+        return vec![];
+    };
     let slice_ns = slice.namespace().unwrap_or_default();
     store
         .state()
         .iter()
         .filter(|m| {
-            m.spec.database.as_ref().and_then(|d| d.service.as_ref()).is_some_and(|s| {
-                let ns = s.namespace.clone().or_else(|| m.namespace()).unwrap_or_default();
-                &s.name == svc && ns == slice_ns
-            })
+            m.spec
+                .database
+                .as_ref()
+                .and_then(|d| d.service.as_ref())
+                .is_some_and(|s| {
+                    let ns = s
+                        .namespace
+                        .clone()
+                        .or_else(|| m.namespace())
+                        .unwrap_or_default();
+                    &s.name == svc && ns == slice_ns
+                })
         })
         .map(|m| ObjectRef::from_obj(m.as_ref()))
         .collect()
 }
 
 /// Run one controller over `namespace` (None = all) until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let client: Client = ctx.client.clone();
     fn api<K>(c: &Client, ns: &Option<String>) -> Api<K>
     where
@@ -80,7 +99,10 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, shutdown: impl Fu
             None => Api::all(c.clone()),
         }
     }
-    let managed = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={}", labels::MANAGED_BY));
+    let managed = watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        labels::MANAGED_BY
+    ));
     let servers: Api<McpServer> = api(&client, &namespace);
     let controller = Controller::new(servers, watcher::Config::default().any_semantic());
     let store = controller.store();

@@ -17,8 +17,14 @@ pub struct PoolObservation {
 
 pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<PoolObservation> {
     let lp = ListParams::default().labels(&labels::selector_string(mcp));
-    let pods = Api::<Pod>::namespaced(client.clone(), ns).list(&lp).await?.items;
-    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), ns).list(&lp).await?.items;
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await?
+        .items;
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await?
+        .items;
     Ok(PoolObservation { pods, replica_sets })
 }
 
@@ -27,7 +33,10 @@ pub fn template_hash<K: ResourceExt>(obj: &K) -> Option<String> {
 }
 
 pub fn revision_number(rs: &ReplicaSet) -> i64 {
-    rs.annotations().get(REVISION_ANNOTATION).and_then(|r| r.parse().ok()).unwrap_or(0)
+    rs.annotations()
+        .get(REVISION_ANNOTATION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The ReplicaSet with the highest revision: the one the Deployment is rolling to.
@@ -38,7 +47,9 @@ pub fn current_replica_set(rss: &[ReplicaSet]) -> Option<&ReplicaSet> {
 /// The pod template of the ReplicaSet with `hash`, minus the controller-added hash label,
 /// so applying it to the Deployment makes the Deployment controller adopt that ReplicaSet again.
 pub fn template_of(rss: &[ReplicaSet], hash: &str) -> Option<PodTemplateSpec> {
-    let rs = rss.iter().find(|rs| template_hash(*rs).as_deref() == Some(hash))?;
+    let rs = rss
+        .iter()
+        .find(|rs| template_hash(*rs).as_deref() == Some(hash))?;
     let mut tpl = rs.spec.as_ref()?.template.clone()?;
     if let Some(meta) = tpl.metadata.as_mut() {
         if let Some(l) = meta.labels.as_mut() {

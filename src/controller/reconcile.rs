@@ -35,19 +35,36 @@ pub struct PendingEvent {
 
 impl PendingEvent {
     pub fn normal(reason: &str, action: &str, note: impl Into<String>) -> Self {
-        Self { warning: false, reason: reason.into(), action: action.into(), note: note.into() }
+        Self {
+            warning: false,
+            reason: reason.into(),
+            action: action.into(),
+            note: note.into(),
+        }
     }
     pub fn warning(reason: &str, action: &str, note: impl Into<String>) -> Self {
-        Self { warning: true, reason: reason.into(), action: action.into(), note: note.into() }
+        Self {
+            warning: true,
+            reason: reason.into(),
+            action: action.into(),
+            note: note.into(),
+        }
     }
 }
 
 pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
     let res = reconcile_inner(&mcp, &ctx).await;
-    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
     let result = if res.is_ok() { "ok" } else { "error" };
-    ctx.metrics.reconciles.get_or_create(&crate::telemetry::metrics::ResultLabels { result: result.into() }).inc();
+    ctx.metrics
+        .reconciles
+        .get_or_create(&crate::telemetry::metrics::ResultLabels {
+            result: result.into(),
+        })
+        .inc();
     if res.is_ok() {
         if let Ok(mut f) = ctx.failures.lock() {
             f.remove(&object_key(&mcp));
@@ -74,12 +91,21 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     let problems = references::check(client, &ns, mcp).await?;
     let config_valid = problems.is_empty();
     desired_conds.push(match problems.first() {
-        None => Desired::new(condition::CONFIG_VALID, true, "Valid", "all references resolved"),
+        None => Desired::new(
+            condition::CONFIG_VALID,
+            true,
+            "Valid",
+            "all references resolved",
+        ),
         Some(p) => Desired::new(
             condition::CONFIG_VALID,
             false,
             p.reason,
-            problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
+            problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
     });
 
@@ -97,7 +123,10 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
                 condition::POOL_BUDGET_EXCEEDED,
                 false,
                 "WithinBudget",
-                format!("{} connections at most across {} replicas", b.status.total_max, mcp.spec.replicas.max),
+                format!(
+                    "{} connections at most across {} replicas",
+                    b.status.total_max, mcp.spec.replicas.max
+                ),
             ),
         });
     }
@@ -106,10 +135,24 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let existing_deploy = deploy_api.get_opt(&name).await?;
     let pool = observe::observe(client, &ns, mcp).await?;
-    let mut rollback_hold = prev.rollback_hold.clone().filter(|h| Some(h.generation) == generation);
+    let mut rollback_hold = prev
+        .rollback_hold
+        .clone()
+        .filter(|h| Some(h.generation) == generation);
     let mut deploy = existing_deploy.clone();
     if config_valid {
-        deploy = Some(apply_children(mcp, ctx, &ns, &name, existing_deploy.as_ref(), rollback_hold.as_ref(), &pool).await?);
+        deploy = Some(
+            apply_children(
+                mcp,
+                ctx,
+                &ns,
+                &name,
+                existing_deploy.as_ref(),
+                rollback_hold.as_ref(),
+                &pool,
+            )
+            .await?,
+        );
     }
     desired_conds.push(match pdb::build(mcp) {
         Some(_) => Desired::new(condition::DISRUPTION_BUDGET, true, "Created", "PodDisruptionBudget protects the pool"),
@@ -124,23 +167,46 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     // 4. Dependency.
     let dep = dependency::observe(client, &ns, mcp).await?;
     if let Some(up) = dep.up {
-        let labels = crate::telemetry::metrics::ObjectLabels { namespace: ns.clone(), name: name.clone() };
-        ctx.metrics.dependency_up.get_or_create(&labels).set(i64::from(up));
+        let labels = crate::telemetry::metrics::ObjectLabels {
+            namespace: ns.clone(),
+            name: name.clone(),
+        };
+        ctx.metrics
+            .dependency_up
+            .get_or_create(&labels)
+            .set(i64::from(up));
     }
 
     // 5. Remediation (pure decision, then the actions).
-    let desired_replicas = deploy.as_ref().and_then(|d| d.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(mcp.spec.replicas.min);
+    let desired_replicas = deploy
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(mcp.spec.replicas.min);
     let outcome = remediate::run(
         mcp,
         ctx,
-        remediate::Inputs { ns: &ns, now, desired_replicas, dependency: &dep, pool: &pool, deploy: deploy.as_ref(), config_valid },
+        remediate::Inputs {
+            ns: &ns,
+            now,
+            desired_replicas,
+            dependency: &dep,
+            pool: &pool,
+            deploy: deploy.as_ref(),
+            config_valid,
+        },
     )
     .await?;
     events.extend(outcome.events);
     desired_conds.extend(outcome.conditions);
     // Ours last: it names the concrete cause (no ready endpoints, probe failed).
     if let Some(up) = dep.up {
-        desired_conds.push(Desired::new(condition::DEPENDENCY_AVAILABLE, up, dep.reason, dep.message.clone()));
+        desired_conds.push(Desired::new(
+            condition::DEPENDENCY_AVAILABLE,
+            up,
+            dep.reason,
+            dep.message.clone(),
+        ));
     }
     if let Some(hold) = outcome.new_rollback_hold {
         // Re-apply at once with the good template; don't wait for the next reconcile.
@@ -150,7 +216,10 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     }
 
     // 6. Status.
-    let dstat = deploy.as_ref().and_then(|d| d.status.clone()).unwrap_or_default();
+    let dstat = deploy
+        .as_ref()
+        .and_then(|d| d.status.clone())
+        .unwrap_or_default();
     let ready = dstat.ready_replicas.unwrap_or(0);
     let replicas = dstat.replicas.unwrap_or(0);
     let updated = dstat.updated_replicas.unwrap_or(0);
@@ -168,16 +237,41 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     });
     let all_ready = desired_replicas > 0 && ready >= desired_replicas;
     desired_conds.push(if all_ready {
-        Desired::new(condition::READY, true, "AllReplicasReady", format!("{ready}/{desired_replicas} replicas ready"))
+        Desired::new(
+            condition::READY,
+            true,
+            "AllReplicasReady",
+            format!("{ready}/{desired_replicas} replicas ready"),
+        )
     } else if !config_valid {
-        Desired::new(condition::READY, false, "InvalidSpec", "the spec cannot be realised; see ConfigValid")
+        Desired::new(
+            condition::READY,
+            false,
+            "InvalidSpec",
+            "the spec cannot be realised; see ConfigValid",
+        )
     } else {
-        Desired::new(condition::READY, false, "ReplicasNotReady", format!("{ready}/{desired_replicas} replicas ready"))
+        Desired::new(
+            condition::READY,
+            false,
+            "ReplicasNotReady",
+            format!("{ready}/{desired_replicas} replicas ready"),
+        )
     });
     desired_conds.push(if rollout_in_progress && config_valid {
-        Desired::new(condition::PROGRESSING, true, "RollingOut", format!("{updated}/{desired_replicas} replicas updated"))
+        Desired::new(
+            condition::PROGRESSING,
+            true,
+            "RollingOut",
+            format!("{updated}/{desired_replicas} replicas updated"),
+        )
     } else {
-        Desired::new(condition::PROGRESSING, false, "Stable", "no rollout in progress")
+        Desired::new(
+            condition::PROGRESSING,
+            false,
+            "Stable",
+            "no rollout in progress",
+        )
     });
     desired_conds.push(match (&rollback_hold, all_ready) {
         (Some(h), _) => Desired::new(
@@ -205,7 +299,11 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     let conditions = conditions::merge(&prev.conditions, &desired_conds, generation, &now_time);
     for c in conditions::transitions(&prev.conditions, &conditions) {
         if c.type_ == condition::CONFIG_VALID && c.status == "False" {
-            events.push(PendingEvent::warning(&c.reason, "Validate", c.message.clone()));
+            events.push(PendingEvent::warning(
+                &c.reason,
+                "Validate",
+                c.message.clone(),
+            ));
         }
         if c.type_ == condition::READY {
             let ev = if c.status == "True" {
@@ -216,7 +314,11 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
             events.push(ev);
         }
         if c.type_ == condition::POOL_BUDGET_EXCEEDED && c.status == "True" {
-            events.push(PendingEvent::warning("PoolBudgetExceeded", "Reconcile", c.message.clone()));
+            events.push(PendingEvent::warning(
+                "PoolBudgetExceeded",
+                "Reconcile",
+                c.message.clone(),
+            ));
         }
     }
     let status = McpServerStatus {
@@ -239,11 +341,20 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
             "kind": "McpServer",
             "status": status,
         });
-        api.patch_status(&name, &PatchParams::apply(super::apply::FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        api.patch_status(
+            &name,
+            &PatchParams::apply(super::apply::FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
     }
     publish(ctx, mcp, events).await;
 
-    let requeue = if !config_valid { INVALID_RECHECK } else { outcome.requeue_after.unwrap_or(RESYNC).min(RESYNC) };
+    let requeue = if !config_valid {
+        INVALID_RECHECK
+    } else {
+        outcome.requeue_after.unwrap_or(RESYNC).min(RESYNC)
+    };
     Ok(Action::requeue(requeue))
 }
 
@@ -261,7 +372,10 @@ async fn apply_children(
     let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let mut desired = deployment::build(mcp);
     if let Some(h) = hold {
-        if let (Some(tpl), Some(spec)) = (observe::template_of(&pool.replica_sets, &h.revision), desired.spec.as_mut()) {
+        if let (Some(tpl), Some(spec)) = (
+            observe::template_of(&pool.replica_sets, &h.revision),
+            desired.spec.as_mut(),
+        ) {
             spec.template = tpl;
         }
     }
@@ -276,7 +390,12 @@ async fn apply_children(
     let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
     let existing_pdb = pdb_api.get_opt(name).await?;
     match pdb::build(mcp) {
-        Some(p) => count(ctx, apply_if_changed(&pdb_api, name, existing_pdb.as_ref(), p).await?.0),
+        Some(p) => count(
+            ctx,
+            apply_if_changed(&pdb_api, name, existing_pdb.as_ref(), p)
+                .await?
+                .0,
+        ),
         None => {
             delete_if_present(&pdb_api, name, owned(mcp, existing_pdb.as_ref())).await?;
         }
@@ -285,7 +404,12 @@ async fn apply_children(
     let hpa_api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
     let existing_hpa = hpa_api.get_opt(name).await?;
     match hpa::build(mcp) {
-        Some(h) => count(ctx, apply_if_changed(&hpa_api, name, existing_hpa.as_ref(), h).await?.0),
+        Some(h) => count(
+            ctx,
+            apply_if_changed(&hpa_api, name, existing_hpa.as_ref(), h)
+                .await?
+                .0,
+        ),
         None => {
             delete_if_present(&hpa_api, name, owned(mcp, existing_hpa.as_ref())).await?;
         }
@@ -296,7 +420,12 @@ async fn apply_children(
 /// Only delete objects we own: a same-named object someone else made is not ours to remove.
 fn owned<'a, K: Resource>(mcp: &McpServer, obj: Option<&'a K>) -> Option<&'a K> {
     let uid = mcp.meta().uid.as_deref()?;
-    obj.filter(|o| o.meta().owner_references.as_ref().is_some_and(|rs| rs.iter().any(|r| r.uid == uid)))
+    obj.filter(|o| {
+        o.meta()
+            .owner_references
+            .as_ref()
+            .is_some_and(|rs| rs.iter().any(|r| r.uid == uid))
+    })
 }
 
 fn count(ctx: &Context, a: Applied) {
@@ -309,7 +438,11 @@ async fn publish(ctx: &Context, mcp: &McpServer, events: Vec<PendingEvent>) {
     let reference = mcp.object_ref(&());
     for e in events {
         let ev = Event {
-            type_: if e.warning { EventType::Warning } else { EventType::Normal },
+            type_: if e.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: e.reason,
             note: Some(crate::redact::redact(&e.note)),
             action: e.action,

@@ -15,7 +15,9 @@ pub struct Problem {
 /// only the presence of the key is checked.
 pub async fn check(client: &Client, ns: &str, mcp: &McpServer) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
-    let Some(db) = &mcp.spec.database else { return Ok(problems) };
+    let Some(db) = &mcp.spec.database else {
+        return Ok(problems);
+    };
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let r = &db.url_secret_ref;
     match secrets.get_opt(&r.name).await? {

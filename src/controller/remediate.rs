@@ -7,8 +7,8 @@ use super::reconcile::PendingEvent;
 use crate::api::{McpServer, RollbackHold};
 use crate::builders::pdb;
 use crate::remediation::{
-    self, Action, DependencyObs, EventType, LastIncident, Observation,
-    OverrideRequest, PodObs, Policy, RemediationStatus, RolloutObs,
+    self, Action, DependencyObs, EventType, LastIncident, Observation, OverrideRequest, PodObs,
+    Policy, RemediationStatus, RolloutObs,
 };
 use crate::status::conditions::Desired;
 use crate::telemetry::metrics::{ActionLabels, ObjectLabels};
@@ -64,13 +64,30 @@ pub fn policy(mcp: &McpServer) -> Policy {
 /// Per-pod facts the engine needs; the Ready condition's transition time is when it became (un)ready.
 pub fn pod_obs(p: &Pod) -> PodObs {
     let st = p.status.as_ref();
-    let ready_cond = st.and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    let ready_cond = st
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
     let containers = st.and_then(|s| s.container_statuses.as_ref());
-    let restart_count = containers.map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0)).unwrap_or(0);
+    let restart_count = containers
+        .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
+        .unwrap_or(0);
     let waiting_reason = containers.and_then(|cs| {
         cs.iter()
-            .filter_map(|c| c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone()))
-            .max_by_key(|r| matches!(r.as_str(), "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerConfigError"))
+            .filter_map(|c| {
+                c.state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.clone())
+            })
+            .max_by_key(|r| {
+                matches!(
+                    r.as_str(),
+                    "CrashLoopBackOff"
+                        | "ImagePullBackOff"
+                        | "ErrImagePull"
+                        | "CreateContainerConfigError"
+                )
+            })
     });
     PodObs {
         name: p.name_any(),
@@ -92,13 +109,23 @@ pub fn rollout_obs(pool: &PoolObservation, deploy: Option<&Deployment>) -> Rollo
         .replica_sets
         .iter()
         .filter(|rs| Some(observe::revision_number(rs)) < current_rev)
-        .filter(|rs| rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0) > 0)
+        .filter(|rs| {
+            rs.status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0)
+                > 0
+        })
         .max_by_key(|rs| observe::revision_number(rs))
         .and_then(observe::template_hash);
     let deadline = deploy
         .and_then(|d| d.status.as_ref())
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")));
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+        });
     RolloutObs {
         current_revision: current.and_then(observe::template_hash),
         previous_good_revision: previous_good,
@@ -108,7 +135,11 @@ pub fn rollout_obs(pool: &PoolObservation, deploy: Option<&Deployment>) -> Rollo
 
 /// The manual override token and the field manager that last set it.
 pub fn override_request(mcp: &McpServer) -> Option<OverrideRequest> {
-    let token = mcp.annotations().get(OVERRIDE_ANNOTATION)?.trim().to_string();
+    let token = mcp
+        .annotations()
+        .get(OVERRIDE_ANNOTATION)?
+        .trim()
+        .to_string();
     if token.is_empty() {
         return None;
     }
@@ -119,7 +150,11 @@ pub fn override_request(mcp: &McpServer) -> Option<OverrideRequest> {
         .as_ref()
         .and_then(|mfs| {
             mfs.iter()
-                .filter(|m| m.fields_v1.as_ref().is_some_and(|f| f.0.to_string().contains(&needle)))
+                .filter(|m| {
+                    m.fields_v1
+                        .as_ref()
+                        .is_some_and(|f| f.0.to_string().contains(&needle))
+                })
                 .max_by_key(|m| m.time.as_ref().map(|t| t.0))
         })
         .and_then(|m| m.manager.clone());
@@ -141,7 +176,11 @@ fn disruption_allowance(mcp: &McpServer, desired: i32) -> u32 {
 pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcome> {
     let prev = mcp.status.clone().unwrap_or_default();
     if !i.config_valid {
-        return Ok(Outcome { status: prev.remediation, incident: prev.last_incident, ..Default::default() });
+        return Ok(Outcome {
+            status: prev.remediation,
+            incident: prev.last_incident,
+            ..Default::default()
+        });
     }
     let dependency = match i.dependency.up {
         Some(true) | None => DependencyObs::up(),
@@ -160,10 +199,19 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
         previous_incident: prev.last_incident.clone(),
     };
     let decision = remediation::decide(&policy(mcp), &obs);
-    let mut out = Outcome { requeue_after: decision.requeue_after, ..Default::default() };
+    let mut out = Outcome {
+        requeue_after: decision.requeue_after,
+        ..Default::default()
+    };
 
-    let labels = ObjectLabels { namespace: i.ns.to_string(), name: mcp.name_any() };
-    ctx.metrics.remediation_blocked.get_or_create(&labels).set(i64::from(decision.blocked));
+    let labels = ObjectLabels {
+        namespace: i.ns.to_string(),
+        name: mcp.name_any(),
+    };
+    ctx.metrics
+        .remediation_blocked
+        .get_or_create(&labels)
+        .set(i64::from(decision.blocked));
     if let Some(secs) = decision.incident_resolved_seconds {
         ctx.metrics.incident_duration.observe(secs as f64);
     }
@@ -172,10 +220,17 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
     for action in &decision.actions {
         ctx.metrics
             .remediation_actions
-            .get_or_create(&ActionLabels { kind: action.kind().as_label().into(), reason: action.reason().into() })
+            .get_or_create(&ActionLabels {
+                kind: action.kind().as_label().into(),
+                reason: action.reason().into(),
+            })
             .inc();
         match action {
-            Action::Evict { pod, reason, message } => match pods.evict(pod, &EvictParams::default()).await {
+            Action::Evict {
+                pod,
+                reason,
+                message,
+            } => match pods.evict(pod, &EvictParams::default()).await {
                 Ok(_) => tracing::info!(pod = %pod, %reason, %message, "evicted unhealthy pod"),
                 Err(kube::Error::Api(s)) if s.code == 429 || s.code == 404 => {
                     // 429: the PDB says not now; 404: already gone. Either way, look again soon.
@@ -185,14 +240,26 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
                         "Evict",
                         format!("eviction of {pod} deferred ({}): {}", s.code, s.message),
                     ));
-                    out.requeue_after = Some(out.requeue_after.unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5)));
+                    out.requeue_after = Some(
+                        out.requeue_after
+                            .unwrap_or(Duration::from_secs(5))
+                            .min(Duration::from_secs(5)),
+                    );
                 }
                 Err(e) => return Err(e.into()),
             },
-            Action::Rollback { from_revision, to_revision, reason, message } => {
+            Action::Rollback {
+                from_revision,
+                to_revision,
+                reason,
+                message,
+            } => {
                 if let Some(generation) = mcp.metadata.generation {
                     tracing::warn!(from = %from_revision, to = %to_revision, %reason, %message, "rolling back failed rollout");
-                    out.new_rollback_hold = Some(RollbackHold { generation, revision: to_revision.clone() });
+                    out.new_rollback_hold = Some(RollbackHold {
+                        generation,
+                        revision: to_revision.clone(),
+                    });
                 }
             }
         }
@@ -204,7 +271,12 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
         });
     }
     for c in &decision.conditions {
-        out.conditions.push(Desired::with_status(c.type_, c.status.as_str(), c.reason.clone(), c.message.clone()));
+        out.conditions.push(Desired::with_status(
+            c.type_,
+            c.status.as_str(),
+            c.reason.clone(),
+            c.message.clone(),
+        ));
     }
     out.status = Some(decision.status);
     out.incident = decision.incident;

@@ -12,8 +12,18 @@ pub struct Desired {
 }
 
 impl Desired {
-    pub fn new(type_: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { type_, status: status_str(status), reason: reason.into(), message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status: status_str(status),
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 
     pub fn with_status(
@@ -22,7 +32,12 @@ impl Desired {
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self { type_, status, reason: reason.into(), message: message.into() }
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -37,7 +52,12 @@ fn status_str(b: bool) -> &'static str {
 /// Merge desired conditions into the previous list. Conditions whose status is unchanged
 /// keep their lastTransitionTime, so an idle reconcile produces an identical status.
 /// When `desired` names a type twice, the later entry wins.
-pub fn merge(previous: &[Condition], desired: &[Desired], generation: Option<i64>, now: &Time) -> Vec<Condition> {
+pub fn merge(
+    previous: &[Condition],
+    desired: &[Desired],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
     let mut unique: Vec<&Desired> = Vec::new();
     for d in desired {
         match unique.iter_mut().find(|u| u.type_ == d.type_) {
@@ -69,7 +89,12 @@ pub fn merge(previous: &[Condition], desired: &[Desired], generation: Option<i64
 /// The conditions whose status flipped between two lists (for Events).
 pub fn transitions<'a>(previous: &[Condition], next: &'a [Condition]) -> Vec<&'a Condition> {
     next.iter()
-        .filter(|n| previous.iter().find(|p| p.type_ == n.type_).is_none_or(|p| p.status != n.status || p.reason != n.reason))
+        .filter(|n| {
+            previous
+                .iter()
+                .find(|p| p.type_ == n.type_)
+                .is_none_or(|p| p.status != n.status || p.reason != n.reason)
+        })
         .collect()
 }
 
@@ -88,8 +113,18 @@ mod tests {
 
     #[test]
     fn unchanged_status_keeps_transition_time() {
-        let first = merge(&[], &[Desired::new("Ready", true, "AllReady", "3/3")], Some(1), &t(100));
-        let second = merge(&first, &[Desired::new("Ready", true, "AllReady", "3/3 again")], Some(2), &t(200));
+        let first = merge(
+            &[],
+            &[Desired::new("Ready", true, "AllReady", "3/3")],
+            Some(1),
+            &t(100),
+        );
+        let second = merge(
+            &first,
+            &[Desired::new("Ready", true, "AllReady", "3/3 again")],
+            Some(2),
+            &t(200),
+        );
         assert_eq!(second[0].last_transition_time, t(100));
         assert_eq!(second[0].message, "3/3 again");
         assert_eq!(second[0].observed_generation, Some(2));
@@ -97,8 +132,18 @@ mod tests {
 
     #[test]
     fn flipped_status_moves_transition_time_and_is_reported() {
-        let first = merge(&[], &[Desired::new("Ready", true, "AllReady", "")], Some(1), &t(100));
-        let second = merge(&first, &[Desired::new("Ready", false, "PodsUnready", "1/3")], Some(1), &t(200));
+        let first = merge(
+            &[],
+            &[Desired::new("Ready", true, "AllReady", "")],
+            Some(1),
+            &t(100),
+        );
+        let second = merge(
+            &first,
+            &[Desired::new("Ready", false, "PodsUnready", "1/3")],
+            Some(1),
+            &t(200),
+        );
         assert_eq!(second[0].last_transition_time, t(200));
         assert_eq!(second[0].status, "False");
         let flips = transitions(&first, &second);
@@ -110,7 +155,10 @@ mod tests {
     fn later_duplicate_wins() {
         let merged = merge(
             &[],
-            &[Desired::new("Dep", true, "A", "first"), Desired::with_status("Dep", "Unknown", "B", "second")],
+            &[
+                Desired::new("Dep", true, "A", "first"),
+                Desired::with_status("Dep", "Unknown", "B", "second"),
+            ],
             None,
             &t(1),
         );
@@ -121,7 +169,17 @@ mod tests {
 
     #[test]
     fn new_condition_counts_as_transition() {
-        let next = merge(&[], &[Desired::new("DependencyAvailable", false, "NoReadyEndpoints", "")], None, &t(5));
+        let next = merge(
+            &[],
+            &[Desired::new(
+                "DependencyAvailable",
+                false,
+                "NoReadyEndpoints",
+                "",
+            )],
+            None,
+            &t(5),
+        );
         assert_eq!(transitions(&[], &next).len(), 1);
         assert!(!is_true(&next, "DependencyAvailable"));
     }

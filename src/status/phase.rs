@@ -32,18 +32,57 @@ mod tests {
     use super::*;
 
     fn base() -> PhaseInputs {
-        PhaseInputs { config_valid: true, dependency_up: Some(true), desired: 3, ready: 3, updated: 3, rollout_in_progress: false }
+        PhaseInputs {
+            config_valid: true,
+            dependency_up: Some(true),
+            desired: 3,
+            ready: 3,
+            updated: 3,
+            rollout_in_progress: false,
+        }
     }
 
     #[test]
     fn phases() {
         assert_eq!(compute(base()), Phase::Ready);
-        assert_eq!(compute(PhaseInputs { config_valid: false, ..base() }), Phase::Invalid);
-        assert_eq!(compute(PhaseInputs { dependency_up: Some(false), ready: 0, ..base() }), Phase::DependencyUnavailable);
+        assert_eq!(
+            compute(PhaseInputs {
+                config_valid: false,
+                ..base()
+            }),
+            Phase::Invalid
+        );
+        assert_eq!(
+            compute(PhaseInputs {
+                dependency_up: Some(false),
+                ready: 0,
+                ..base()
+            }),
+            Phase::DependencyUnavailable
+        );
         assert_eq!(compute(PhaseInputs { ready: 1, ..base() }), Phase::Degraded);
-        assert_eq!(compute(PhaseInputs { ready: 0, updated: 0, ..base() }), Phase::Progressing);
-        assert_eq!(compute(PhaseInputs { rollout_in_progress: true, ..base() }), Phase::Progressing);
+        assert_eq!(
+            compute(PhaseInputs {
+                ready: 0,
+                updated: 0,
+                ..base()
+            }),
+            Phase::Progressing
+        );
+        assert_eq!(
+            compute(PhaseInputs {
+                rollout_in_progress: true,
+                ..base()
+            }),
+            Phase::Progressing
+        );
         // Unknown dependency (no service configured) does not block Ready.
-        assert_eq!(compute(PhaseInputs { dependency_up: None, ..base() }), Phase::Ready);
+        assert_eq!(
+            compute(PhaseInputs {
+                dependency_up: None,
+                ..base()
+            }),
+            Phase::Ready
+        );
     }
 }

@@ -45,13 +45,29 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("mcp_operator");
         let reconciles = Family::<ResultLabels, Counter>::default();
-        registry.register("reconciles", "Reconciliations by result", reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciliations by result",
+            reconciles.clone(),
+        );
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register("reconcile_errors", "Reconcile errors by kind", reconcile_errors.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by kind",
+            reconcile_errors.clone(),
+        );
         let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
-        registry.register("reconcile_duration_seconds", "Reconcile duration", reconcile_duration.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            reconcile_duration.clone(),
+        );
         let remediation_actions = Family::<ActionLabels, Counter>::default();
-        registry.register("remediation_actions", "Remediation actions taken", remediation_actions.clone());
+        registry.register(
+            "remediation_actions",
+            "Remediation actions taken",
+            remediation_actions.clone(),
+        );
         let remediation_blocked = Family::<ObjectLabels, Gauge>::default();
         registry.register(
             "remediation_blocked",
@@ -59,13 +75,29 @@ impl Default for Metrics {
             remediation_blocked.clone(),
         );
         let incident_duration = Histogram::new(exponential_buckets(1.0, 2.0, 12));
-        registry.register("incident_duration_seconds", "Incident duration, first unready to recovered", incident_duration.clone());
+        registry.register(
+            "incident_duration_seconds",
+            "Incident duration, first unready to recovered",
+            incident_duration.clone(),
+        );
         let dependency_up = Family::<ObjectLabels, Gauge>::default();
-        registry.register("dependency_up", "1 when an McpServer's database is reachable", dependency_up.clone());
+        registry.register(
+            "dependency_up",
+            "1 when an McpServer's database is reachable",
+            dependency_up.clone(),
+        );
         let writes_skipped = Counter::default();
-        registry.register("apply_skipped", "Child applies skipped because nothing changed", writes_skipped.clone());
+        registry.register(
+            "apply_skipped",
+            "Child applies skipped because nothing changed",
+            writes_skipped.clone(),
+        );
         let leader = Gauge::default();
-        registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
         Self {
             leader,
             registry,

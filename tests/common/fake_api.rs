@@ -48,11 +48,17 @@ impl FakeApi {
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {
-        self.0.lock().ok().and_then(|s| s.objects.get(path).cloned())
+        self.0
+            .lock()
+            .ok()
+            .and_then(|s| s.objects.get(path).cloned())
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.0.lock().map(|s| s.requests.clone()).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|s| s.requests.clone())
+            .unwrap_or_default()
     }
 
     pub fn clear_requests(&self) {
@@ -63,20 +69,34 @@ impl FakeApi {
 
     /// Writes to anything but Events (which the recorder sends as it likes).
     pub fn writes(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| r.method != Method::GET && !r.path.contains("/events")).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method != Method::GET && !r.path.contains("/events"))
+            .collect()
     }
 
     async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
-        let body = req.into_body().collect_bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        let body = req
+            .into_body()
+            .collect_bytes()
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
         let mut s = match self.0.lock() {
             Ok(s) => s,
             Err(_) => return respond(StatusCode::INTERNAL_SERVER_ERROR, json!({})),
         };
-        s.requests.push(Recorded { method: method.clone(), path: path.clone() });
-        let item_path = path.trim_end_matches("/status").trim_end_matches("/eviction").to_string();
+        s.requests.push(Recorded {
+            method: method.clone(),
+            path: path.clone(),
+        });
+        let item_path = path
+            .trim_end_matches("/status")
+            .trim_end_matches("/eviction")
+            .to_string();
         match method {
             Method::GET => {
                 if let Some(o) = s.objects.get(&path) {
@@ -91,8 +111,15 @@ impl FakeApi {
                     .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
                     .map(|(_, v)| v.clone())
                     .collect();
-                if is_list && (query.contains("labelSelector") || !items.is_empty() || collection_like(&path)) {
-                    return respond(StatusCode::OK, json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}));
+                if is_list
+                    && (query.contains("labelSelector")
+                        || !items.is_empty()
+                        || collection_like(&path))
+                {
+                    return respond(
+                        StatusCode::OK,
+                        json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
+                    );
                 }
                 not_found(&path)
             }
@@ -100,7 +127,10 @@ impl FakeApi {
                 let patch: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
                 s.rv += 1;
                 let rv = s.rv.to_string();
-                let entry = s.objects.entry(item_path.clone()).or_insert_with(|| json!({}));
+                let entry = s
+                    .objects
+                    .entry(item_path.clone())
+                    .or_insert_with(|| json!({}));
                 if path.ends_with("/status") {
                     entry["status"] = patch["status"].clone();
                 } else {
@@ -117,7 +147,10 @@ impl FakeApi {
             Method::POST => {
                 if path.ends_with("/eviction") {
                     s.objects.remove(&item_path);
-                    return respond(StatusCode::CREATED, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}));
+                    return respond(
+                        StatusCode::CREATED,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                    );
                 }
                 let obj: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
                 respond(StatusCode::CREATED, obj)
@@ -132,12 +165,18 @@ impl FakeApi {
 }
 
 fn collection_like(path: &str) -> bool {
-    ["/pods", "/replicasets", "/endpointslices"].iter().any(|c| path.ends_with(c))
+    ["/pods", "/replicasets", "/endpointslices"]
+        .iter()
+        .any(|c| path.ends_with(c))
 }
 
 fn respond(code: StatusCode, v: Value) -> Response<Body> {
     let bytes = serde_json::to_vec(&v).unwrap_or_default();
-    Response::builder().status(code).header("content-type", "application/json").body(Body::from(bytes)).unwrap_or_else(|_| Response::new(Body::from(Vec::new())))
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(bytes))
+        .unwrap_or_else(|_| Response::new(Body::from(Vec::new())))
 }
 
 fn not_found(path: &str) -> Response<Body> {
