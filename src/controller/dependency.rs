@@ -51,7 +51,7 @@ pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<Depen
                 up: Some(false),
                 reason: "NoReadyEndpoints",
                 message: format!(
-                    "Service {svc_ns}/{} has no ready endpoints; remediation holds",
+                    "Service {svc_ns}/{} has no ready endpoints",
                     svc.name
                 ),
             });
@@ -85,7 +85,7 @@ pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<Depen
                 up: Some(false),
                 reason: "ProbeFailed",
                 message: format!(
-                    "TCP connect to {addr} failed within {}ms; remediation holds",
+                    "TCP connect to {addr} failed within {}ms",
                     p.timeout_ms
                 ),
             }
