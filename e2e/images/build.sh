@@ -195,7 +195,8 @@ import_image() {
   # The manifest containerd makes from our archive is deterministic: the
   # digest recorded at the last import tells whether this archive is there.
   local want; want="$(cat "$OUT/$name.manifest-digest" 2>/dev/null || true)"
-  if [ -n "$want" ] && "${ctr[@]}" images ls "name==$ref" 2>/dev/null | grep -q "$want"; then
+  local have; have="$("${ctr[@]}" images ls "name==$ref" 2>/dev/null || true)"
+  if [ -n "$want" ] && [[ "$have" == *"$want"* ]]; then
     log "$name: $ref already in containerd"
     return 0
   fi

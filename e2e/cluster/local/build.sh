@@ -42,7 +42,7 @@ APT_PKGS=(containerd runc containernetworking-plugins iptables conntrack
 apt_install() {
   local missing=() p
   for p in "${APT_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
   done
   if [ "${#missing[@]}" -eq 0 ]; then
     log "apt: all ${#APT_PKGS[@]} packages present"

@@ -74,7 +74,10 @@ fi
 if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
   ip link add "$BRIDGE" type bridge
 fi
-ip addr show dev "$BRIDGE" | grep -q "inet $NODE_IP/24" || ip addr add "$NODE_IP/24" dev "$BRIDGE"
+case "$(ip -4 -o addr show dev "$BRIDGE")" in
+  *"inet $NODE_IP/24"*) ;;
+  *) ip addr add "$NODE_IP/24" dev "$BRIDGE" ;;
+esac
 ip link set "$BRIDGE" up
 
 # --------------------------------------------------------------------- PKI
@@ -160,7 +163,11 @@ cat > "$D/etc/containerd.toml" <<EOF
 version = 2
 root = "$D/containerd/root"
 state = "$D/containerd/state"
-oom_score = -500
+# Lowering an oom_score_adj needs CAP_SYS_RESOURCE, which this VM's root
+# lacks: keep containerd at 0 and clamp the kubelet's negative values (-998
+# for sandboxes, -997 for Guaranteed pods) to it, or runc init fails with
+# "failed to update /proc/self/oom_score_adj: Permission denied".
+oom_score = 0
 
 [grpc]
   address = "$SOCK"
@@ -174,6 +181,7 @@ oom_score = -500
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:3.10"
   netns_mounts_under_state_dir = true
+  restrict_oom_score_adj = true
   enable_selinux = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -279,8 +287,7 @@ cat > "$D/etc/Corefile" <<EOF
 .:53 {
     bind $NODE_IP
     errors
-    health 127.0.0.1:18080
-    ready 127.0.0.1:18181
+    ready 127.0.0.1:19181
     kubernetes cluster.local in-addr.arpa ip6.arpa {
         kubeconfig $KUBECONFIG_PATH mcp-e2e
         pods insecure
@@ -367,10 +374,10 @@ done | kc apply -f - >/dev/null
 # ------------------------------------------------------------------- ready
 step "waiting for node Ready"
 node_ready() {
-  kc get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
+  [ "$(kc get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
 wait_for "node $NODE Ready" 180 node_ready
-wait_for "coredns ready" 60 curl -fsS http://127.0.0.1:18181/ready
+wait_for "coredns ready" 60 curl -fsS http://127.0.0.1:19181/ready
 wait_for "default service account" 60 kc get serviceaccount default -n default
 
 step "cluster up in $(( $(date +%s) - T0 ))s; kubeconfig: $KUBECONFIG_PATH"
