@@ -50,10 +50,7 @@ pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<Depen
             return Ok(DependencyState {
                 up: Some(false),
                 reason: "NoReadyEndpoints",
-                message: format!(
-                    "Service {svc_ns}/{} has no ready endpoints",
-                    svc.name
-                ),
+                message: format!("Service {svc_ns}/{} has no ready endpoints", svc.name),
             });
         }
         if db.probe.is_none() {
@@ -84,10 +81,7 @@ pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<Depen
             DependencyState {
                 up: Some(false),
                 reason: "ProbeFailed",
-                message: format!(
-                    "TCP connect to {addr} failed within {}ms",
-                    p.timeout_ms
-                ),
+                message: format!("TCP connect to {addr} failed within {}ms", p.timeout_ms),
             }
         });
     }

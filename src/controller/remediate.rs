@@ -282,3 +282,127 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
     out.incident = decision.incident;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use serde_json::json;
+
+    fn rs(hash: &str, revision: &str, available: i32) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("notes-{hash}"), "labels": {"pod-template-hash": hash},
+                         "annotations": {"deployment.kubernetes.io/revision": revision}},
+            "spec": {"selector": {}, "template": {"metadata": {"labels": {"pod-template-hash": hash, "a": "b"}},
+                     "spec": {"containers": [{"name": "mcp", "image": format!("img:{hash}")}]}}},
+            "status": {"replicas": available, "availableReplicas": available}
+        }))
+        .expect("replicaset")
+    }
+
+    #[test]
+    fn rollout_picks_newest_and_previous_available() {
+        let pool = PoolObservation {
+            pods: vec![],
+            replica_sets: vec![rs("old", "1", 0), rs("good", "2", 3), rs("bad", "3", 0)],
+        };
+        let r = rollout_obs(&pool, None);
+        assert_eq!(r.current_revision.as_deref(), Some("bad"));
+        assert_eq!(r.previous_good_revision.as_deref(), Some("good"));
+        assert!(!r.progress_deadline_exceeded);
+        // The rollback template drops the controller's hash label and keeps the rest.
+        let tpl = observe::template_of(&pool.replica_sets, "good").expect("template");
+        let labels = tpl.metadata.and_then(|m| m.labels).expect("labels");
+        assert!(!labels.contains_key("pod-template-hash"));
+        assert_eq!(labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(
+            tpl.spec.expect("spec").containers[0].image.as_deref(),
+            Some("img:good")
+        );
+    }
+
+    #[test]
+    fn pod_obs_reads_ready_restarts_and_worst_waiting_reason() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "notes-abc", "labels": {"pod-template-hash": "h1"}, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:01:00Z"}],
+                "containerStatuses": [
+                    {"name": "a", "ready": false, "restartCount": 4, "image": "x", "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+                    {"name": "b", "ready": false, "restartCount": 1, "image": "x", "imageID": "", "state": {"waiting": {"reason": "ContainerCreating"}}}
+                ]
+            }
+        }))
+        .expect("pod");
+        let o = pod_obs(&pod);
+        assert!(!o.ready);
+        assert_eq!(o.restart_count, 4);
+        assert_eq!(o.waiting_reason.as_deref(), Some("CrashLoopBackOff"));
+        assert_eq!(o.revision.as_deref(), Some("h1"));
+        assert_eq!(
+            o.ready_transition.map(|t| t.0.as_second()),
+            Some(1_767_225_660)
+        );
+    }
+
+    #[test]
+    fn override_token_and_its_manager() {
+        let mut m: McpServer = serde_json::from_value(json!({
+            "apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer",
+            "metadata": {"name": "n", "annotations": {"mcp.operator.dev/remediate": " t1 "},
+                "managedFields": [
+                    {"manager": "kubectl-annotate", "operation": "Update", "time": "2026-01-01T00:00:00Z",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:annotations": {"f:mcp.operator.dev/remediate": {}}}}},
+                    {"manager": "argocd", "operation": "Apply", "time": "2026-01-01T00:00:05Z",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:image": {}}}}
+                ]},
+            "spec": {"image": "x"}
+        }))
+        .expect("mcp");
+        let o = override_request(&m).expect("override");
+        assert_eq!(o.token, "t1");
+        assert_eq!(o.manager.as_deref(), Some("kubectl-annotate"));
+        m.metadata.annotations = Some([(OVERRIDE_ANNOTATION.to_string(), "  ".to_string())].into());
+        assert!(
+            override_request(&m).is_none(),
+            "a blank token grants nothing"
+        );
+    }
+
+    #[test]
+    fn allowance_from_spec_not_live_pdb() {
+        let m: McpServer = serde_json::from_value(json!({
+            "apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer", "metadata": {"name": "n"},
+            "spec": {"image": "x", "replicas": {"min": 3, "max": 3}, "disruption": {"maxUnavailable": 2}}
+        }))
+        .expect("mcp");
+        assert_eq!(disruption_allowance(&m, 3), 2);
+        let single: McpServer = serde_json::from_value(json!({
+            "apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer", "metadata": {"name": "n"},
+            "spec": {"image": "x", "replicas": {"min": 1, "max": 1}}
+        }))
+        .expect("mcp");
+        assert_eq!(disruption_allowance(&single, 1), 1);
+    }
+
+    #[test]
+    fn policy_maps_spec() {
+        let m: McpServer = serde_json::from_value(json!({
+            "apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer", "metadata": {"name": "n"},
+            "spec": {"image": "x", "remediation": {"enabled": false, "unhealthyAfterSeconds": 7, "maxActions": 2, "windowSeconds": 60, "cooldownSeconds": 3}}
+        }))
+        .expect("mcp");
+        let p = policy(&m);
+        assert!(!p.enabled);
+        assert_eq!(
+            (
+                p.unhealthy_after_seconds,
+                p.max_actions,
+                p.window_seconds,
+                p.cooldown_seconds
+            ),
+            (7, 2, 60, 3)
+        );
+        assert!(p.pause_while_dependency_down && p.rollback_failed_rollouts);
+    }
+}
