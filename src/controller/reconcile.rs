@@ -24,6 +24,8 @@ use std::time::Duration;
 const RESYNC: Duration = Duration::from_secs(300);
 /// Secrets are not watched (least privilege: get only), so re-check invalid specs on a timer.
 const INVALID_RECHECK: Duration = Duration::from_secs(20);
+/// How often a database outside the cluster is probed.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// An Event to publish after the status write.
 pub struct PendingEvent {
@@ -350,10 +352,12 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     }
     publish(ctx, mcp, events).await;
 
+    // A direct TCP probe has no watch to wake us: poll it at a modest interval.
+    let probe_poll = mcp.spec.database.as_ref().and_then(|d| d.probe.as_ref()).map(|_| PROBE_INTERVAL);
     let requeue = if !config_valid {
         INVALID_RECHECK
     } else {
-        outcome.requeue_after.unwrap_or(RESYNC).min(RESYNC)
+        outcome.requeue_after.unwrap_or(RESYNC).min(RESYNC).min(probe_poll.unwrap_or(RESYNC))
     };
     Ok(Action::requeue(requeue))
 }
