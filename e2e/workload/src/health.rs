@@ -40,6 +40,7 @@ pub struct HealthState {
     pub cache_for: Duration,
     pub mode: &'static str,
     cache: Mutex<Option<Cached>>,
+    last: std::sync::RwLock<Option<Cached>>,
 }
 
 impl HealthState {
@@ -58,10 +59,23 @@ impl HealthState {
             cache_for,
             mode,
             cache: Mutex::new(None),
+            last: std::sync::RwLock::new(None),
         })
     }
 
+    fn fresh(&self, gen: u64) -> Option<Cached> {
+        let g = self.last.read().ok()?;
+        g.as_ref()
+            .filter(|c| c.at.elapsed() < self.cache_for && c.generation == gen)
+            .cloned()
+    }
+
     async fn readiness(&self) -> (Cached, bool) {
+        // Fast path: a fresh memo, read without queueing behind the check.
+        if let Some(c) = self.fresh(self.db.generation()) {
+            return (c, true);
+        }
+        // Slow path: one check at a time; waiters reuse its result.
         let mut guard = self.cache.lock().await;
         let gen = self.db.generation();
         if let Some(c) = guard.as_ref() {
@@ -77,6 +91,9 @@ impl HealthState {
             reason: res.err(),
         };
         *guard = Some(fresh.clone());
+        if let Ok(mut last) = self.last.write() {
+            *last = Some(fresh.clone());
+        }
         (fresh, false)
     }
 }
