@@ -47,6 +47,7 @@ up() {
   wait_for "default namespace" 60 "$K8S_BIN/kubectl" --kubeconfig "$CP_KUBECONFIG_PATH" get ns default
   log "control plane ready in $(( $(date +%s) - t0 ))s"
   echo "export KUBECONFIG=$CP_KUBECONFIG_PATH"
+  echo "export PATH=$K8S_BIN:\$PATH"
 }
 
 down() {

@@ -14,7 +14,8 @@ start_daemon() {
     return 0
   fi
   log "$name: starting (log: $dir/logs/$name.log)"
-  setsid "$@" >>"$dir/logs/$name.log" 2>&1 < /dev/null &
+  # fd 9 is up.sh's lock: daemons must not inherit it.
+  setsid "$@" >>"$dir/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$dir/run/$name.pid"
 }
 

@@ -14,7 +14,8 @@
 #   --control-plane-only  same as `control-plane.sh up` (etcd + apiserver)
 #   --no-images           do not build/import images (pause is always needed)
 # Env: CLUSTER_DIR (default ~/.cache/mcp-operator/cluster), PV_COUNT (12)
-# Prints `export KUBECONFIG=...` on stdout at the end.
+# Prints `export KUBECONFIG=...` and `export PATH=<bin dir>:$PATH` on stdout
+# at the end (eval-able); progress goes to stderr.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,6 +58,9 @@ step "build/check binaries"
 "$HERE/build.sh"
 
 mkdir -p "$D"/{pki,run,logs,etc,cni/net.d,cni/ipam,containerd,kubelet,pv}
+# One up.sh at a time.
+exec 9>"$D/run/up.lock"
+flock -w 600 9 || die "another up.sh holds $D/run/up.lock"
 
 # -------------------------------------------------------------- host setup
 step "host networking"
@@ -381,4 +385,6 @@ wait_for "coredns ready" 60 curl -fsS http://127.0.0.1:19181/ready
 wait_for "default service account" 60 kc get serviceaccount default -n default
 
 step "cluster up in $(( $(date +%s) - T0 ))s; kubeconfig: $KUBECONFIG_PATH"
+# stdout: eval-able (eval "$(e2e/cluster/local/up.sh)")
 echo "export KUBECONFIG=$KUBECONFIG_PATH"
+echo "export PATH=$K8S_BIN:\$PATH"
