@@ -113,12 +113,12 @@ build_k8s() {
   log "kubernetes: built ${todo[*]} in $(( $(date +%s) - t0 ))s"
 }
 
-# build_module TOOL VERSION MODULE PACKAGE [extra go build args...]
+# build_module TOOL VERSION MODULE PACKAGE [extra -ldflags]
 # Builds PACKAGE from MODULE@VERSION through a throwaway go.mod in the cache
 # (a plain `go install pkg@version` refuses modules with replace directives,
 # which etcd has).
 build_module() {
-  local tool="$1" ver="$2" mod="$3" pkg="$4"; shift 4
+  local tool="$1" ver="$2" mod="$3" pkg="$4" xl="${5:-}"
   if have "$tool" "$ver"; then
     log "$tool $ver cached"
     return
@@ -134,7 +134,7 @@ build_module() {
     # go get of the package (not just the module) records its deps in go.sum.
     go get "$pkg@$ver" >/dev/null 2>&1 || go get "$pkg@$ver"
     CGO_ENABLED=0 go build -p "$GO_BUILD_P" -trimpath -buildvcs=false \
-      -ldflags "-s -w" "$@" -o "$K8S_BIN/$tool.tmp" "$pkg"
+      -ldflags "-s -w $xl" -o "$K8S_BIN/$tool.tmp" "$pkg"
   )
   mv -f "$K8S_BIN/$tool.tmp" "$K8S_BIN/$tool"
   stamp "$tool" "$ver"
@@ -149,7 +149,8 @@ build_module etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/serv
 build_k8s
 if [ "$ONLY_CP" -eq 0 ]; then
   build_module coredns "$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns
-  build_module helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm
+  build_module helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 fi
 
 log "build.sh: done in $(( $(date +%s) - START ))s; binaries in $K8S_BIN"
