@@ -180,9 +180,19 @@ pub async fn run(cfg: Config) -> i32 {
             "grace period over with calls still running"
         );
     }
+    // A finished tool call still has its response to flush through the
+    // session to the HTTP stream: give open connections up to 1 s to finish
+    // on their own before closing the MCP sessions (which ends idle SSE streams).
+    let mut server = server;
+    let settle = Duration::from_secs(1).min(grace.saturating_sub(started.elapsed()));
+    let early = tokio::time::timeout(settle, &mut server).await;
     mcp_ct.cancel();
     let remaining = grace.saturating_sub(started.elapsed());
-    match tokio::time::timeout(remaining, server).await {
+    let finished = match early {
+        Ok(res) => Ok(res),
+        Err(_) => tokio::time::timeout(remaining, server).await,
+    };
+    match finished {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => {
             tracing::warn!(event = "http_server_error", error = %e, "HTTP server ended with an error")
