@@ -39,7 +39,7 @@ fi
 
 # 1. Host processes that talk to the cluster, then the kubelet (so it does
 #    not restart containers while we remove them).
-for d in coredns kube-proxy kubelet kube-scheduler kube-controller-manager; do
+for d in pv-recycler coredns kube-proxy kubelet kube-scheduler kube-controller-manager; do
   stop_daemon "$d" "$D"
 done
 

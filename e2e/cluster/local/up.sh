@@ -344,7 +344,8 @@ provisioner: kubernetes.io/no-provisioner
 volumeBindingMode: WaitForFirstConsumer
 reclaimPolicy: Retain
 EOF
-# A released PV (its claim was deleted) is wiped and made available again.
+# A released PV (its claim was deleted) is wiped and made available again
+# (here at start, and while up by the pv-recycler daemon).
 for pv in $(kc get pv -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}' 2>/dev/null | grep '^mcp-e2e-pv-' || true); do
   log "recycling released $pv"
   kc delete pv "$pv" --wait=true >/dev/null
@@ -374,6 +375,8 @@ spec:
         - {key: kubernetes.io/hostname, operator: In, values: [$NODE]}
 EOF
 done | kc apply -f - >/dev/null
+
+start_daemon pv-recycler "$D" "$HERE/pv-recycler.sh" "$KUBECONFIG_PATH" "$D/pv"
 
 # ------------------------------------------------------------------- ready
 step "waiting for node Ready"
