@@ -8,6 +8,7 @@
 #   postgres  mcp-e2e/postgres:15         Debian bookworm PostgreSQL 15, debootstrap rootfs
 #   operator  mcp-operator:dev            $CARGO_TARGET_DIR/release/mcp-operator
 #   workload  mcp-workload:dev            $CARGO_TARGET_DIR/release/mcp-workload-server
+#                                         (+ mcp-loadclient when built)
 # Default NAME: all. With `all`, a Rust image whose binary is not built yet is
 # skipped with a warning; named explicitly, that is an error.
 # --import: import into the containerd at $CONTAINERD_ADDRESS (default: the
@@ -149,29 +150,42 @@ build_postgres() {
 # A distroless-like image: the binary, the glibc shared objects it needs
 # (from this host, where it was built), CA certificates, passwd/group with
 # nonroot uid 65532, /tmp. Runs as 65532.
+# build_rust NAME BIN TAG [EXTRA_BIN...] [-- MKIMAGE ARGS...]: EXTRA_BINs are
+# copied too when built (e.g. mcp-loadclient beside the workload server).
 build_rust() {
-  local name="$1" bin="$2" tag="$3" path="$TARGET_DIR/release/$2"
+  local name="$1" bin="$2" tag="$3" path="$TARGET_DIR/release/$2"; shift 3
+  local extra=() margs=() e
+  while [ "$#" -gt 0 ]; do
+    if [ "$1" = -- ]; then shift; margs=("$@"); break; fi
+    extra+=("$1"); shift
+  done
+  local bins=("$path")
+  for e in "${extra[@]}"; do
+    if [ -x "$TARGET_DIR/release/$e" ]; then bins+=("$TARGET_DIR/release/$e"); fi
+  done
   if [ ! -x "$path" ]; then
     if [ "$EXPLICIT" -eq 1 ]; then die "$name: $path not built (cargo build --release)"; fi
     log "$name: $path not built yet, skipping"
     return 0
   fi
-  local hash; hash="$(inputs_hash "$path" "$HERE/build.sh" "$HERE/mkimage.py")"
+  local hash; hash="$(inputs_hash "${bins[@]}" "$HERE/build.sh" "$HERE/mkimage.py")"
   if up_to_date "$name" "$hash"; then log "$name: up to date"; return; fi
   local r="$WORK/$name"
   mkdir -p "$r/usr/local/bin" "$r/etc/ssl/certs" "$r/tmp" "$r/home/nonroot"
   chmod 1777 "$r/tmp"
   chown "$NONROOT_UID:$NONROOT_UID" "$r/home/nonroot"
-  install -m 0755 "$path" "$r/usr/local/bin/$bin"
-  # Shared objects, with their symlink names, and the dynamic loader.
-  local lib real
-  while read -r lib; do
-    [ -n "$lib" ] || continue
-    real="$(readlink -f "$lib")"
-    mkdir -p "$r$(dirname "$lib")" "$r$(dirname "$real")"
-    cp -a "$real" "$r$real"
-    [ "$lib" = "$real" ] || ln -sf "$real" "$r$lib"
-  done < <(ldd "$path" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}')
+  local b lib real
+  for b in "${bins[@]}"; do
+    install -m 0755 "$b" "$r/usr/local/bin/$(basename "$b")"
+    # Shared objects, with their symlink names, and the dynamic loader.
+    while read -r lib; do
+      [ -n "$lib" ] || continue
+      real="$(readlink -f "$lib")"
+      mkdir -p "$r$(dirname "$lib")" "$r$(dirname "$real")"
+      cp -a "$real" "$r$real"
+      [ "$lib" = "$real" ] || ln -sf "$real" "$r$lib"
+    done < <(ldd "$b" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}')
+  done
   # glibc's NSS and iconv are not needed by Rust binaries; resolv via libc's
   # built-in DNS works without nsswitch plugins (files,dns are built in).
   if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
@@ -184,7 +198,8 @@ build_rust() {
   mktar "$r" "$WORK/$name.tar"
   finish_image "$name" "$hash" --tag "$tag" --layer "$WORK/$name.tar" \
     --entrypoint "[\"/usr/local/bin/$bin\"]" --user "$NONROOT_UID:$NONROOT_UID" \
-    --env PATH=/usr/local/bin:/usr/bin:/bin --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+    --env PATH=/usr/local/bin:/usr/bin:/bin --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    --port 8080/tcp "${margs[@]}"
 }
 
 # ------------------------------------------------------------------ import
@@ -219,7 +234,8 @@ for n in "${NAMES[@]}"; do
     pause) build_pause ;;
     postgres) build_postgres ;;
     operator) build_rust operator mcp-operator mcp-operator:dev ;;
-    workload) build_rust workload mcp-workload-server mcp-workload:dev ;;
+    workload) build_rust workload mcp-workload-server mcp-workload:dev mcp-loadclient \
+      -- --env PORT=8080 --env MCP_PATH=/mcp ;;
   esac
 done
 
