@@ -37,7 +37,7 @@ START=$(date +%s)
 
 APT_PKGS=(containerd runc containernetworking-plugins iptables conntrack
   debootstrap openssl socat ethtool kmod iproute2 ca-certificates python3 util-linux
-  procps curl)
+  procps curl gcc libc6-dev)
 
 apt_install() {
   local missing=() p

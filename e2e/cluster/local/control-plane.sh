@@ -2,9 +2,13 @@
 # Control plane only: etcd + kube-apiserver on loopback, for the operator's
 # integration tests (no kubelet, no nodes, no pods ever run).
 #
-# Usage: control-plane.sh up|down|status|env
+# Usage: control-plane.sh up [--with-controllers]|down|status|env
 #   up      build (if needed) etcd/kube-apiserver/kubectl, start both, write
-#           the kubeconfig; idempotent
+#           the kubeconfig; idempotent. --with-controllers (or env
+#           CP_WITH_CONTROLLERS=1) also runs kube-controller-manager, so
+#           namespace deletion, ownerReference garbage collection,
+#           Deployment->ReplicaSet->Pod creation work (pods never run: no
+#           scheduler, no kubelet)
 #   down    stop both and delete the state dir (etcd data, certs)
 #   status  exit 0 when the API server answers /readyz
 #   env     print `export KUBECONFIG=...`
@@ -30,7 +34,12 @@ ready() {
 
 up() {
   local t0; t0=$(date +%s)
-  "$HERE/build.sh" --no-apt --only-control-plane
+  if [ "${1:-}" = --with-controllers ]; then CP_WITH_CONTROLLERS=1; fi
+  if [ "${CP_WITH_CONTROLLERS:-0}" = 1 ]; then
+    "$HERE/build.sh" --no-apt
+  else
+    "$HERE/build.sh" --no-apt --only-control-plane
+  fi
   command -v openssl >/dev/null || die "openssl missing (apt-get install openssl)"
   command -v curl >/dev/null || die "curl missing (apt-get install curl)"
   mkdir -p "$CP_DIR/pki"
@@ -45,12 +54,26 @@ up() {
     --endpoint-reconciler-type none
   write_kubeconfig "$CP_KUBECONFIG_PATH" "https://127.0.0.1:$PORT" "$CP_DIR/pki" admin kubernetes-admin
   wait_for "default namespace" 60 "$K8S_BIN/kubectl" --kubeconfig "$CP_KUBECONFIG_PATH" get ns default
+  if [ "${CP_WITH_CONTROLLERS:-0}" = 1 ]; then
+    start_daemon kube-controller-manager "$CP_DIR" "$K8S_BIN/kube-controller-manager" \
+      --kubeconfig "$CP_KUBECONFIG_PATH" \
+      --authentication-kubeconfig "$CP_KUBECONFIG_PATH" \
+      --authorization-kubeconfig "$CP_KUBECONFIG_PATH" \
+      --bind-address 127.0.0.1 --secure-port "${CP_CONTROLLER_MANAGER_PORT:-20257}" \
+      --leader-elect=false \
+      --service-account-private-key-file "$CP_DIR/pki/sa.key" \
+      --root-ca-file "$CP_DIR/pki/ca.crt" \
+      --service-cluster-ip-range 10.96.0.0/16 --allocate-node-cidrs=false \
+      --controllers '*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle' \
+      --profiling=false
+  fi
   log "control plane ready in $(( $(date +%s) - t0 ))s"
   echo "export KUBECONFIG=$CP_KUBECONFIG_PATH"
   echo "export PATH=$K8S_BIN:\$PATH"
 }
 
 down() {
+  stop_daemon kube-controller-manager "$CP_DIR"
   stop_daemon kube-apiserver "$CP_DIR"
   stop_daemon etcd "$CP_DIR"
   rm -rf "$CP_DIR"
@@ -58,9 +81,9 @@ down() {
 }
 
 case "${1:-}" in
-  up) up ;;
+  up) up "${2:-}" ;;
   down) down ;;
   status) ready ;;
   env) echo "export KUBECONFIG=$CP_KUBECONFIG_PATH" ;;
-  *) sed -n '2,15p' "$0"; exit 2 ;;
+  *) sed -n '2,20p' "$0"; exit 2 ;;
 esac
