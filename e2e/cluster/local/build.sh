@@ -58,6 +58,12 @@ apt_install() {
 }
 
 need_go() {
+  local d
+  if ! command -v go >/dev/null; then
+    for d in /usr/local/go/bin /usr/lib/go/bin "$HOME/go/bin" "$HOME/sdk/go/bin"; do
+      if [ -x "$d/go" ]; then PATH="$d:$PATH"; export PATH; break; fi
+    done
+  fi
   command -v go >/dev/null || die "go not found in PATH (need Go >= 1.24)"
 }
 

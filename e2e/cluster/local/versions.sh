@@ -8,6 +8,8 @@ COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
 HELM_VERSION="${HELM_VERSION:-v3.19.5}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"
 
+# CI may run with a thin environment.
+if [ -z "${HOME:-}" ]; then HOME="$(getent passwd "$(id -u)" | cut -d: -f6)"; export HOME; fi
 MCP_CACHE="${MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-operator}"
 K8S_BIN="$MCP_CACHE/k8s/$K8S_VERSION/bin"
 # Runtime state of the local cluster (certs, etcd data, containerd, logs, PVs).
