@@ -16,7 +16,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.sh
+# shellcheck source=SCRIPTDIR/versions.sh
 source "$HERE/versions.sh"
 
 DO_APT=1

@@ -12,7 +12,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.sh
+# shellcheck source=SCRIPTDIR/versions.sh
 source "$HERE/versions.sh"
 export KUBECONFIG="${KUBECONFIG:-$KUBECONFIG_PATH}"
 NS=mcp-smoke

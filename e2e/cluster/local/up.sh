@@ -20,9 +20,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
-# shellcheck source=versions.sh
+# shellcheck source=SCRIPTDIR/versions.sh
 source "$HERE/versions.sh"
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$HERE/lib.sh"
 
 IMAGES=1
