@@ -101,7 +101,7 @@ build_k8s() {
   done
   tmp="$K8S_BIN/.tmp"
   rm -rf "$tmp"; mkdir -p "$tmp"
-  log "kubernetes v$K8S_VERSION: building ${todo[*]} (go build -p $GO_BUILD_P; cold: ~15-25 min on 2 cores)"
+  log "kubernetes v$K8S_VERSION: building ${todo[*]} (go build -p $GO_BUILD_P; ~10 min on 2 cores with an empty Go build cache)"
   t0=$(date +%s)
   (
     cd "$HERE/k8s-build"
