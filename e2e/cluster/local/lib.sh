@@ -17,13 +17,21 @@ start_daemon() {
   # fd 9 is up.sh's lock: daemons must not inherit it.
   setsid "$@" >>"$dir/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$dir/run/$name.pid"
+  # What the process must look like, so a pid reused after a reboot or a
+  # killed session is never taken for (or signalled as) ours.
+  printf '%s' "$1" > "$dir/run/$name.cmd"
 }
 
+# daemon_alive NAME RUNDIR: the recorded pid is alive and still runs the
+# recorded command.
 daemon_alive() {
-  local pidf="$2/run/$1.pid" pid
+  local pidf="$2/run/$1.pid" cmdf="$2/run/$1.cmd" pid cmdline
   [ -f "$pidf" ] || return 1
   pid="$(cat "$pidf")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ -f "$cmdf" ] || return 0
+  cmdline="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)"
+  [[ "$cmdline" == *"$(cat "$cmdf")"* ]]
 }
 
 # stop_daemon NAME RUNDIR: TERM, wait up to 15s, then KILL. Only the pid we
@@ -33,7 +41,7 @@ stop_daemon() {
   local pidf="$dir/run/$name.pid"
   [ -f "$pidf" ] || return 0
   pid="$(cat "$pidf")"
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  if daemon_alive "$name" "$dir"; then
     log "$name: stopping pid $pid"
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 1 30); do
@@ -45,7 +53,7 @@ stop_daemon() {
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  rm -f "$pidf"
+  rm -f "$pidf" "$dir/run/$name.cmd"
 }
 
 # wait_for DESC TIMEOUT_S CMD...: poll CMD every 0.5s.
@@ -59,6 +67,19 @@ wait_for() {
     fi
     sleep 0.5
   done
+}
+
+# write_file PATH: stdin to PATH, but only when the content differs, so a
+# re-run of up.sh does not touch files daemons watch (kube-proxy exits when
+# its config file changes).
+write_file() {
+  local f="$1" tmp="$1.tmp.$$"
+  cat > "$tmp"
+  if [ -f "$f" ] && cmp -s "$tmp" "$f"; then
+    rm -f "$tmp"
+  else
+    mv -f "$tmp" "$f"
+  fi
 }
 
 # ---------------------------------------------------------------------- PKI
@@ -106,8 +127,7 @@ gen_sa_keys() {
 # write_kubeconfig FILE SERVER PKIDIR CERTNAME USER
 write_kubeconfig() {
   local f="$1" server="$2" pki="$3" cert="$4" user="$5"
-  local tmp="$f.tmp"
-  cat > "$tmp" <<EOF
+  write_file "$f" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -125,8 +145,7 @@ contexts:
   context: {cluster: mcp-e2e, user: $user}
 current-context: mcp-e2e
 EOF
-  chmod 600 "$tmp"
-  mv -f "$tmp" "$f"
+  chmod 600 "$f"
 }
 
 # --------------------------------------------------------- etcd + apiserver

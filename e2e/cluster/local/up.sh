@@ -139,7 +139,7 @@ start_daemon kube-scheduler "$D" "$K8S_BIN/kube-scheduler" \
 
 # ------------------------------------------------------------- containerd
 step "containerd"
-cat > "$D/cni/net.d/10-mcp-e2e.conflist" <<EOF
+write_file "$D/cni/net.d/10-mcp-e2e.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "mcp-e2e",
@@ -163,7 +163,7 @@ cat > "$D/cni/net.d/10-mcp-e2e.conflist" <<EOF
 EOF
 CNI_BIN=/usr/lib/cni
 [ -x "$CNI_BIN/bridge" ] || CNI_BIN=/opt/cni/bin
-cat > "$D/etc/containerd.toml" <<EOF
+write_file "$D/etc/containerd.toml" <<EOF
 version = 2
 root = "$D/containerd/root"
 state = "$D/containerd/state"
@@ -213,7 +213,7 @@ fi
 
 # ----------------------------------------------------------------- kubelet
 step "kubelet"
-cat > "$D/etc/kubelet.yaml" <<EOF
+write_file "$D/etc/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -255,7 +255,7 @@ containerLogMaxSize: 10Mi
 shutdownGracePeriod: 0s
 EOF
 # Pods with dnsPolicy Default get this (no upstream DNS exists here).
-echo "nameserver $NODE_IP" > "$D/etc/resolv.conf"
+echo "nameserver $NODE_IP" | write_file "$D/etc/resolv.conf"
 start_daemon kubelet "$D" "$K8S_BIN/kubelet" \
   --config "$D/etc/kubelet.yaml" \
   --kubeconfig "$D/etc/kubelet.kubeconfig" \
@@ -266,7 +266,7 @@ start_daemon kubelet "$D" "$K8S_BIN/kubelet" \
 
 # -------------------------------------------------------------- kube-proxy
 step "kube-proxy"
-cat > "$D/etc/kube-proxy.yaml" <<EOF
+write_file "$D/etc/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -287,7 +287,7 @@ start_daemon kube-proxy "$D" "$K8S_BIN/kube-proxy" --config "$D/etc/kube-proxy.y
 
 # ----------------------------------------------------------------- CoreDNS
 step "coredns"
-cat > "$D/etc/Corefile" <<EOF
+write_file "$D/etc/Corefile" <<EOF
 .:53 {
     bind $NODE_IP
     errors
@@ -387,6 +387,9 @@ wait_for "node $NODE Ready" 180 node_ready
 wait_for "coredns ready" 60 curl -fsS http://127.0.0.1:19181/ready
 wait_for "default service account" 60 kc get serviceaccount default -n default
 
+for d in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns pv-recycler; do
+  daemon_alive "$d" "$D" || { tail -5 "$D/logs/$d.log" >&2; die "$d is not running (log: $D/logs/$d.log)"; }
+done
 step "cluster up in $(( $(date +%s) - T0 ))s; kubeconfig: $KUBECONFIG_PATH"
 # stdout: eval-able (eval "$(e2e/cluster/local/up.sh)")
 echo "export KUBECONFIG=$KUBECONFIG_PATH"
