@@ -134,3 +134,23 @@ def percentile(values: list[float], p: float) -> float | None:
 
 def secs(t_ms: int | None, t0_ms: int) -> float | None:
     return None if t_ms is None else round((t_ms - t0_ms) / 1000.0, 3)
+
+
+def first_success_after_outage(outages: list[dict], t0_ms: int, fallback: float | None,
+                               start_slack_ms: int = 10000) -> float | None:
+    """Seconds from t0 to the end (first success) of the first client outage that
+    ends after t0 and began before t0 + start_slack_ms: the first acknowledged call
+    once the kill has taken effect. Calls that still succeed in the instant between
+    the kill command and its effect do not count. Without such an outage (the
+    service never failed) the client's own first-success-after-mark is used; an
+    outage still open at the end of the run gives None."""
+    for o in sorted(outages, key=lambda o: o.get("start_unix_ms", 0)):
+        end = o.get("end_unix_ms")
+        start = o.get("start_unix_ms", 0)
+        if start >= t0_ms + start_slack_ms:
+            break
+        if end is None:
+            return None
+        if end > t0_ms:
+            return round((end - t0_ms) / 1000.0, 3)
+    return fallback

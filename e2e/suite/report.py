@@ -57,7 +57,13 @@ def markdown(doc: dict) -> str:
             f"Cluster `{meta.get('server', '?')}` (Kubernetes {meta.get('k8s_version', '?')}), "
             f"started {meta.get('started', '?')}, {meta.get('duration_s', 0):.0f} s, "
             f"result **{'PASS' if doc.get('passed') else 'FAIL'}**.")
+        if meta.get("session_affinity_workaround"):
+            lines.append("")
+            lines.append("Run with `--session-affinity`: the suite set `sessionAffinity: ClientIP` on the MCP "
+                         "Services (a workaround; MCP sessions live in one pod).")
         lines.append("")
+    if doc.get("setup_error"):
+        lines += [f"**Setup failed**: {doc['setup_error']}", ""]
     head = ["scenario", "run", "result"] + [h for _, h in FIELDS]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))

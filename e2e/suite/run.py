@@ -44,6 +44,8 @@ def parse_args(argv=None):
     ap.add_argument("--rollback-timeout-s", type=float, default=90, help="S8: wait for the rollback at most")
     ap.add_argument("--rate", type=float, default=20, help="client calls per second")
     ap.add_argument("--concurrency", type=int, default=4, help="client workers (MCP sessions)")
+    ap.add_argument("--session-affinity", action="store_true",
+                    help="workaround: set sessionAffinity ClientIP on the MCP Services (MCP sessions are per pod)")
     ap.add_argument("--skip-install", action="store_true", help="do not run helm (operator already installed)")
     ap.add_argument("--restart-operator", action="store_true",
                     help="roll the operator Deployment after install (images re-imported under the same tag)")
@@ -108,6 +110,7 @@ def main(argv=None) -> int:
     kube = Kube(find_tool("kubectl", "KUBECTL"), find_tool("helm", "HELM"), a.verbose)
     started = time.time()
     meta = cluster_meta(kube)
+    meta["session_affinity_workaround"] = a.session_affinity
     meta["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
     doc = {"meta": meta, "passed": False, "scenarios": []}
     try:

@@ -84,6 +84,10 @@ class Ctx:
         if ep is None or ep.mode == "port-forward":
             if ep:
                 ep.close()
+            if self.opts.session_affinity:
+                # workaround, off by default: pin each client to one pod (MCP sessions live in one pod)
+                self.kube.run(["patch", "service", name, "-n", NS, "-p",
+                               '{"spec":{"sessionAffinity":"ClientIP"}}'])
             ep = Endpoint(self.kube, NS, name)
             ep.open()
             self.endpoints[name] = ep
@@ -200,7 +204,7 @@ def measured_run(ctx: Ctx, tag: str, target: str, disrupt, *, warmup_s: float, w
     op_restarts, op_replaced = M.restart_delta(before_op, after_op)
     actions = ctx.actions_since(obj_after, t0)
     action_events = [e for e in ctx.events_for(target, t0 - 1000) if e.get("reason") in ACTION_EVENT_REASONS]
-    fs = rep.get("first_success_after_s")
+    fs = M.first_success_after_outage(rep.get("outages") or [], t0, rep.get("first_success_after_s"))
     run = {
         "tag": tag,
         "target": target,
@@ -239,10 +243,16 @@ def measured_run(ctx: Ctx, tag: str, target: str, disrupt, *, warmup_s: float, w
     }
     if rep.get("client_failed"):
         run["client_stderr_tail"] = rep.get("stderr_tail")
-    ok_before = sum(b["ok"] for b in (rep.get("timeline") or []) if b["t_unix_ms"] + run["bucket_ms"] <= t0)
+    pre = [b for b in (rep.get("timeline") or []) if b["t_unix_ms"] + run["bucket_ms"] <= t0]
+    ok_before = sum(b["ok"] for b in pre)
+    err_before = sum(b["err"] for b in pre)
+    run["errors_before_disruption"] = err_before
+    run["client_first_success_after_mark_s"] = rep.get("first_success_after_s")
     run["checks"] = [
         check("load client ran and reported", not rep.get("client_failed"), rep.get("stderr_tail", "")[-300:]),
         check("calls succeeded before the disruption (baseline)", ok_before > 0, f"{ok_before} ok calls"),
+        check("no call failed before the disruption (steady state through the Service)", err_before == 0,
+              f"{err_before} failed vs {ok_before} ok before t0; kinds={rep.get('errors')}"),
         check("no acknowledged write lost", rep.get("lost_acked_writes") == 0,
               f"lost={rep.get('lost_acked_writes')} keys={rep.get('lost_keys', [])[:5]}"),
         check("every acknowledged write read back", rep.get("unverified_acked_writes") == 0,

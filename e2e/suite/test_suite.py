@@ -46,6 +46,13 @@ class Measure(unittest.TestCase):
         self.assertEqual(M.event_time_ms({"series": {"lastObservedTime": "1970-01-01T00:00:03Z"},
                                           "eventTime": "1970-01-01T00:00:02Z"}), 3000)
 
+    def test_first_success_after_outage(self):
+        outs = [{"start_unix_ms": 100, "end_unix_ms": 300},
+                {"start_unix_ms": 900, "end_unix_ms": 4000}]
+        self.assertEqual(M.first_success_after_outage(outs, 1000, 0.003), 3.0)
+        self.assertEqual(M.first_success_after_outage(outs[:1], 1000, 0.003), 0.003)
+        self.assertIsNone(M.first_success_after_outage([{"start_unix_ms": 900, "end_unix_ms": None}], 1000, 0.1))
+
     def test_percentile(self):
         self.assertEqual(M.percentile([3, 1, 2, 4, 5, 6, 7, 8, 9, 10], 50), 5)
         self.assertEqual(M.percentile(list(range(1, 11)), 95), 10)
