@@ -11,7 +11,7 @@ log() { printf '[%(%H:%M:%S)T] run-e2e: %s\n' -1 "$*" >&2; }
 local_cluster=0
 if [[ "${E2E_USE_KUBECONFIG:-0}" != "1" ]]; then
   log "bringing up the local cluster"
-  up_env=$(e2e/cluster/local/up.sh | tail -n1)
+  up_env=$(e2e/cluster/local/up.sh)
   eval "$up_env"
   local_cluster=1
 fi

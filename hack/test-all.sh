@@ -14,22 +14,34 @@ log "building Kubernetes binaries (cached under ~/.cache/mcp-operator)"
 e2e/cluster/local/build.sh
 
 log "starting etcd + kube-apiserver for integration tests"
-cp_env=$(e2e/cluster/local/control-plane.sh up | tail -n1)
+cp_env=$(e2e/cluster/local/control-plane.sh up)
 eval "$cp_env"
 export MCP_TEST_KUBECONFIG=$KUBECONFIG
 unset KUBECONFIG
 export MCP_REQUIRE_APISERVER=1 MCP_REQUIRE_PG=1
 
 log "cargo test (workspace: operator + workload, with real API server and real Postgres)"
-cargo test --workspace --locked -j 2
+cargo_log=$(mktemp)
+trap 'rm -f "$cargo_log"' EXIT
+cargo test --workspace --locked -j 2 2>&1 | tee "$cargo_log"
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$cargo_log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$cargo_log" | awk '{s+=$1} END {print s+0}')
 
 e2e/cluster/local/control-plane.sh down >&2 || true
 
 if [[ "${SKIP_E2E:-0}" == "1" ]]; then
   log "SKIP_E2E=1: not running the e2e suite"
+  echo "cargo: ${passed} passed, ${failed} failed"
   exit 0
 fi
 
 log "e2e suite on a real cluster"
 e2e/run-e2e.sh "$@"
+e2e_passed=0
+if [[ -f target/e2e/report.json ]]; then
+  e2e_passed=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(1 for s in r["scenarios"] for run in s["runs"]))' target/e2e/report.json)
+fi
 log "all tests passed in $((SECONDS - start)) s"
+echo "cargo: ${passed} passed, ${failed} failed"
+echo "e2e: ${e2e_passed} passed, 0 failed"
+echo "total: $((passed + e2e_passed)) passed, ${failed} failed"
