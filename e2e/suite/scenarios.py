@@ -66,6 +66,8 @@ class Ctx:
             t = M.event_time_ms(ev)
             if t is not None and t >= since_ms:
                 ev["_t_ms"] = t
+                ev["_t_first_ms"] = M.parse_time_ms(ev.get("eventTime")) or t
+                ev["_count"] = int((ev.get("series") or {}).get("count") or 1)
                 out.append(ev)
         return sorted(out, key=lambda e: e["_t_ms"])
 
@@ -86,8 +88,10 @@ class Ctx:
                 ep.close()
             if self.opts.session_affinity:
                 # workaround, off by default: pin each client to one pod (MCP sessions live in one pod)
-                self.kube.run(["patch", "service", name, "-n", NS, "-p",
-                               '{"spec":{"sessionAffinity":"ClientIP"}}'])
+                p = self.kube.run(["patch", "service", name, "-n", NS, "-p",
+                                   '{"spec":{"sessionAffinity":"ClientIP"}}'])
+                if "no change" not in p.stdout:
+                    time.sleep(3)  # let kube-proxy program the affinity rules
             ep = Endpoint(self.kube, NS, name)
             ep.open()
             self.endpoints[name] = ep
@@ -126,6 +130,9 @@ class Ctx:
                            lambda: M.pods_ready(self.pods(NS, server_sel(name)), DESIRED), 60, 0.5)
 
     def delete_mcps(self, name: str, timeout=90):
+        ep = self.endpoints.pop(name, None)  # a re-created Service gets a new ClusterIP
+        if ep:
+            ep.close()
         self.kube.run(["delete", "mcps", name, "-n", NS, "--ignore-not-found", "--wait=false"])
         self.kube.wait_for(f"McpServer {name} gone", lambda: self.mcps(name) is None, timeout, 1)
         self.kube.wait_for(f"pods of {name} gone",
@@ -204,6 +211,7 @@ def measured_run(ctx: Ctx, tag: str, target: str, disrupt, *, warmup_s: float, w
     op_restarts, op_replaced = M.restart_delta(before_op, after_op)
     actions = ctx.actions_since(obj_after, t0)
     action_events = [e for e in ctx.events_for(target, t0 - 1000) if e.get("reason") in ACTION_EVENT_REASONS]
+    n_action_events = sum(e["_count"] for e in action_events)
     fs = M.first_success_after_outage(rep.get("outages") or [], t0, rep.get("first_success_after_s"))
     run = {
         "tag": tag,
@@ -219,7 +227,7 @@ def measured_run(ctx: Ctx, tag: str, target: str, disrupt, *, warmup_s: float, w
         "unverified_acked_writes": rep.get("unverified_acked_writes"),
         "mcp_pod_restarts": mcp_restarts,
         "mcp_pods_replaced": mcp_replaced,
-        "remediation_actions": max(len(actions), len(action_events)),
+        "remediation_actions": max(len(actions), n_action_events),
         "operator_restarts": op_restarts,
         "operator_pods_replaced": op_replaced,
         "min_ready_replicas": M.min_ready(mcp_hist, t0, t_end),
@@ -229,7 +237,8 @@ def measured_run(ctx: Ctx, tag: str, target: str, disrupt, *, warmup_s: float, w
         "client_exit_code": rep.get("exit_code"),
         "client_url_mode": ctx.endpoints[target].mode if target in ctx.endpoints else None,
         "actions": actions,
-        "action_events": [{"reason": e.get("reason"), "note": e.get("note"), "t_ms": e["_t_ms"]}
+        "action_events": [{"reason": e.get("reason"), "note": e.get("note"), "t_ms": e["_t_ms"],
+                           "count": e["_count"]}
                           for e in action_events],
         "bucket_ms": rep.get("timeline_bucket_ms", 1000),
         "timeline": rep.get("timeline"),
@@ -382,7 +391,8 @@ def outage_run(ctx: Ctx, tag: str, kill_operator: bool) -> dict:
     obj_after = run["_after"]["obj"] or {}
     events = ctx.events_for(FRAGILE, t0 - 1000)
     evictions = [e for e in events if e.get("reason") == "PodEvicted"]
-    early = [e for e in evictions if t_up is None or e["_t_ms"] < t_up]
+    early = [e for e in evictions if t_up is None or e["_t_first_ms"] < t_up]
+    n_evict_events = sum(e["_count"] for e in evictions)
     evict_actions = [a for a in run["actions"] if a.get("kind") == "Evict"]
     saw_dep_down = any(s.get(FRAGILE, {}).get("conditions", {}).get("DependencyAvailable", (None,))[0] == "False"
                        for t, s in obj_hist if t >= t0)
@@ -391,7 +401,7 @@ def outage_run(ctx: Ctx, tag: str, kill_operator: bool) -> dict:
     last = (st.get("remediation") or {}).get("lastAction") or {}
     inc = st.get("lastIncident") or {}
     names = [a.get("pod") for a in evict_actions]
-    n_actions = max(len(run["actions"]), len(evictions))
+    n_actions = max(len(run["actions"]), n_evict_events)
     run["remediation_actions"] = n_actions
     run["checks"] += [
         check("operator reported DependencyAvailable=False during the outage", saw_dep_down),
@@ -403,7 +413,7 @@ def outage_run(ctx: Ctx, tag: str, kill_operator: bool) -> dict:
         check("Postgres ready again", run["pg_ready_s"] is not None, run["pg_ready_s"]),
         check("operator evicted the stuck pods (Evict actions, PodEvicted Events)",
               evict_actions and evictions and last.get("kind") == "Evict",
-              f"actions={len(evict_actions)} events={len(evictions)} lastAction={last.get('kind')}"),
+              f"actions={len(evict_actions)} PodEvicted events={n_evict_events} (series) lastAction={last.get('kind')}"),
         check(f"all {DESIRED} replicas ready again (healed)", run["mcp_ready_s"] is not None, run["mcp_ready_s"]),
         check("a call sent after the kill succeeded", run["first_success_s"] is not None, run["first_success_s"]),
         check(f"actions within the budget (<= maxActions={max_actions})", n_actions <= max_actions,
