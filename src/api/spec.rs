@@ -48,6 +48,10 @@ pub struct McpServerSpec {
     #[serde(default = "default_path")]
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("path must start with '/', for example /mcp"))]
     pub path: String,
+    /// Service session affinity. MCP streamable-HTTP sessions live in one server
+    /// process, so by default a client sticks to the pod that holds its session.
+    #[serde(default)]
+    pub session_affinity: SessionAffinity,
     /// Extra container command (entrypoint override).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
@@ -99,6 +103,16 @@ pub enum Transport {
     StreamableHttp,
     #[serde(rename = "sse")]
     Sse,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum SessionAffinity {
+    #[default]
+    #[serde(rename = "ClientIP")]
+    ClientIp,
+    None,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]

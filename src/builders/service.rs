@@ -1,6 +1,6 @@
 //! The ClusterIP Service in front of the pool.
 use super::{child_meta, labels};
-use crate::api::McpServer;
+use crate::api::{McpServer, SessionAffinity};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -17,6 +17,13 @@ pub fn build(mcp: &McpServer) -> Service {
                 app_protocol: Some("http".into()),
                 ..Default::default()
             }]),
+            session_affinity: Some(
+                match mcp.spec.session_affinity {
+                    SessionAffinity::ClientIp => "ClientIP",
+                    SessionAffinity::None => "None",
+                }
+                .into(),
+            ),
             ..Default::default()
         }),
         ..Default::default()

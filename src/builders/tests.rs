@@ -257,6 +257,15 @@ fn service_targets_named_port_and_endpoint_url() {
     assert_eq!(spec.selector, Some(labels::selector(&m)));
     assert_eq!(spec.ports.expect("ports")[0].port, 8080);
     assert_eq!(
+        spec.session_affinity.as_deref(),
+        Some("ClientIP"),
+        "MCP sessions are per pod"
+    );
+    let mut no = base();
+    no["sessionAffinity"] = json!("None");
+    let spec = service::build(&mcp(no)).spec.expect("spec");
+    assert_eq!(spec.session_affinity.as_deref(), Some("None"));
+    assert_eq!(
         service::endpoint_url(&m).as_deref(),
         Some("http://notes.team-a.svc:8080/mcp")
     );

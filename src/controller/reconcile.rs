@@ -353,11 +353,20 @@ async fn reconcile_inner(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     publish(ctx, mcp, events).await;
 
     // A direct TCP probe has no watch to wake us: poll it at a modest interval.
-    let probe_poll = mcp.spec.database.as_ref().and_then(|d| d.probe.as_ref()).map(|_| PROBE_INTERVAL);
+    let probe_poll = mcp
+        .spec
+        .database
+        .as_ref()
+        .and_then(|d| d.probe.as_ref())
+        .map(|_| PROBE_INTERVAL);
     let requeue = if !config_valid {
         INVALID_RECHECK
     } else {
-        outcome.requeue_after.unwrap_or(RESYNC).min(RESYNC).min(probe_poll.unwrap_or(RESYNC))
+        outcome
+            .requeue_after
+            .unwrap_or(RESYNC)
+            .min(RESYNC)
+            .min(probe_poll.unwrap_or(RESYNC))
     };
     Ok(Action::requeue(requeue))
 }
