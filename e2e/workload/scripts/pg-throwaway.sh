@@ -25,7 +25,7 @@ marker="$dir/.mcp-workload-throwaway"
 find_bin() {
   if [[ -n "${PG_BIN:-}" ]]; then echo "$PG_BIN"; return; fi
   local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+  d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n1)
   if [[ -n "$d" && -x "$d/initdb" ]]; then echo "$d"; return; fi
   if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
   echo "pg-throwaway: PostgreSQL binaries not found; install postgresql (apt-get install postgresql-15) or set PG_BIN" >&2
