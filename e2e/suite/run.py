@@ -39,6 +39,8 @@ def parse_args(argv=None):
     ap.add_argument("--window-s", type=float, default=20, help="S1-S3: seconds measured after each kill")
     ap.add_argument("--outage-s", type=float, default=20, help="S4/S6: seconds Postgres stays down")
     ap.add_argument("--heal-window-s", type=float, default=70, help="S4/S6: seconds measured after Postgres is back")
+    ap.add_argument("--no-s6-second-kill", dest="s6_second_kill", action="store_false",
+                    help="S6: do not kill the operator a second time right after its first eviction")
     ap.add_argument("--drain-window-s", type=float, default=60, help="S5: seconds measured for the drain")
     ap.add_argument("--rollout-window-s", type=float, default=100, help="S8: seconds measured for the rollout")
     ap.add_argument("--rollback-timeout-s", type=float, default=90, help="S8: wait for the rollback at most")

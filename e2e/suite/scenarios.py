@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -368,11 +369,20 @@ def outage_run(ctx: Ctx, tag: str, kill_operator: bool) -> dict:
         ctx.scale_pg(1)
         marks.append(("pg scaled up", t_up, "other"))
         info.update({"restore_ms": t_up, "marks": marks})
+        if kill_operator and ctx.opts.s6_second_kill:
+            # kill it again right after its first eviction: the budget and the
+            # "already evicted" memory must survive in status
+            th = threading.Thread(target=kill_after_first_eviction, args=(ctx, t_up, info), daemon=True)
+            th.start()
+            info["_thread"] = th
         return info
 
     run = measured_run(ctx, tag, FRAGILE, disrupt, warmup_s=ctx.opts.warmup_s,
                        window_s=hold_s + ctx.opts.heal_window_s)
     info = run["info"]
+    th = info.pop("_thread", None)
+    if th:
+        th.join(timeout=5)
     t0, t_up = run["kill_unix_ms"], info.get("restore_ms")
     before = run["_before"]["mcp"]
     mcp_hist, obj_hist = run["_hist"]["mcp"], run["_hist"]["obj"]
@@ -430,6 +440,8 @@ def outage_run(ctx: Ctx, tag: str, kill_operator: bool) -> dict:
             check("operator pod was killed and replaced",
                   killed and not (killed & set(op_after)) and any(p["ready"] for p in op_after.values()),
                   f"killed={sorted(killed)} now={sorted(op_after)}"),
+            check("operator killed again right after its first eviction",
+                  info.get("second_kill_ms") or not ctx.opts.s6_second_kill, info.get("second_kill_ms")),
             check("actionsInWindow within the budget after the restart",
                   (st.get("remediation") or {}).get("actionsInWindow", 0) <= max_actions,
                   (st.get("remediation") or {}).get("actionsInWindow")),
@@ -442,6 +454,26 @@ def outage_run(ctx: Ctx, tag: str, kill_operator: bool) -> dict:
     except Exception as e:
         log(f"warning: could not delete {FRAGILE}: {e}")
     return finished
+
+
+def kill_after_first_eviction(ctx: Ctx, since_ms: int, info: dict):
+    deadline = time.monotonic() + ctx.opts.heal_window_s
+    while time.monotonic() < deadline:
+        try:
+            acts = [a for a in ctx.actions_since(ctx.mcps(FRAGILE), since_ms) if a.get("kind") == "Evict"]
+        except KubeError:
+            acts = []
+        if acts:
+            t_k = now_ms()
+            ops = list(ctx.operator_pods())
+            for p in ops:
+                ctx.kube.run(["delete", "pod", p, "-n", OP_NS, "--grace-period=0", "--force", "--wait=false"],
+                             check=False)
+            info["marks"].append(("operator killed again", t_k, "other"))
+            info["operator_pods_killed"] = info.get("operator_pods_killed", []) + ops
+            info["second_kill_ms"] = t_k
+            return
+        time.sleep(0.3)
 
 
 def s4(ctx):
