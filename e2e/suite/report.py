@@ -99,8 +99,11 @@ def markdown(doc: dict) -> str:
         for note in sc.get("notes", []):
             lines.append(f"  - {note}")
     lines.append("")
-    lines.append("Times are seconds from the kill instant. `first success` counts only calls "
-                 "sent after it; `lost` is acknowledged writes missing on read-back (must be 0).")
+    lines.append("Times are seconds from the kill instant (S5: the first eviction, S8: the bad spec "
+                 "applied). `1st success` is the end of the client outage the kill caused, i.e. the "
+                 "first acknowledged call once the kill took effect (S5/S8 have no outage: it is the "
+                 "first call after t0). `lost` is acknowledged writes missing on read-back (must be 0); "
+                 "MCP/operator restarts are container restarts.")
     return "\n".join(lines) + "\n"
 
 
