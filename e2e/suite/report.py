@@ -217,3 +217,13 @@ def write_all(out_dir: Path, doc: dict) -> dict[str, Path]:
     paths["md"].write_text(markdown(doc))
     paths["svg"].write_text(svg(doc))
     return paths
+
+
+if __name__ == "__main__":  # re-render report.md and timeline.svg from a report.json
+    import sys
+
+    src = Path(sys.argv[1] if len(sys.argv) > 1 else "target/e2e/report.json")
+    d = json.loads(src.read_text())
+    (src.parent / "report.md").write_text(markdown(d))
+    (src.parent / "timeline.svg").write_text(svg(d))
+    print(src.parent / "report.md")
