@@ -367,6 +367,11 @@ pub struct RemediationSpec {
     #[serde(default = "default_unhealthy_after")]
     #[schemars(range(min = 1, max = 86400))]
     pub unhealthy_after_seconds: i32,
+    /// Extra wait after the dependency recovers before unready clocks start.
+    /// With 0, a pod still unready `unhealthyAfterSeconds` after recovery is evicted.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 3600))]
+    pub grace_seconds: i32,
     /// Churn budget: at most this many actions per window.
     #[serde(default = "default_max_actions")]
     #[schemars(range(min = 0, max = 1000))]
@@ -407,6 +412,7 @@ impl Default for RemediationSpec {
         Self {
             enabled: true,
             unhealthy_after_seconds: default_unhealthy_after(),
+            grace_seconds: 0,
             max_actions: default_max_actions(),
             window_seconds: default_window(),
             cooldown_seconds: default_cooldown(),

@@ -9,7 +9,7 @@ use crate::status::conditions::{self, Desired};
 use crate::status::phase::{self, PhaseInputs};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -29,6 +29,8 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// An Event to publish after the status write.
 pub struct PendingEvent {
+    /// A pod this Event is about (set as the Event's `related` object).
+    pub related_pod: Option<String>,
     pub warning: bool,
     pub reason: String,
     pub action: String,
@@ -38,6 +40,7 @@ pub struct PendingEvent {
 impl PendingEvent {
     pub fn normal(reason: &str, action: &str, note: impl Into<String>) -> Self {
         Self {
+            related_pod: None,
             warning: false,
             reason: reason.into(),
             action: action.into(),
@@ -46,6 +49,7 @@ impl PendingEvent {
     }
     pub fn warning(reason: &str, action: &str, note: impl Into<String>) -> Self {
         Self {
+            related_pod: None,
             warning: true,
             reason: reason.into(),
             action: action.into(),
@@ -459,7 +463,13 @@ async fn publish(ctx: &Context, mcp: &McpServer, events: Vec<PendingEvent>) {
             reason: e.reason,
             note: Some(crate::redact::redact(&e.note)),
             action: e.action,
-            secondary: None,
+            secondary: e.related_pod.map(|p| ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(p),
+                namespace: mcp.namespace(),
+                ..Default::default()
+            }),
         };
         if let Err(err) = ctx.recorder.publish(&ev, &reference).await {
             tracing::warn!(error = %err, "failed to publish event");

@@ -52,7 +52,7 @@ pub fn policy(mcp: &McpServer) -> Policy {
         max_actions: u32::try_from(r.max_actions).unwrap_or(0),
         window_seconds: to_u64(r.window_seconds),
         cooldown_seconds: to_u64(r.cooldown_seconds),
-        grace_after_dependency_recovery_seconds: to_u64(r.unhealthy_after_seconds),
+        grace_after_dependency_recovery_seconds: to_u64(r.grace_seconds),
         pause_while_dependency_down: r.pause_while_dependency_down,
         rollback_failed_rollouts: r.rollback_failed_rollouts,
         enabled: r.enabled,
@@ -265,10 +265,21 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
         }
     }
     for e in &decision.events {
-        out.events.push(match e.type_ {
+        let mut ev = match e.type_ {
             EventType::Normal => PendingEvent::normal(&e.reason, &e.action, e.note.clone()),
             EventType::Warning => PendingEvent::warning(&e.reason, &e.action, e.note.clone()),
+        };
+        // Name the evicted pod as the Event's related object: the recorder folds Events
+        // with the same key into one series, which would hide all but the first pod.
+        ev.related_pod = decision.actions.iter().find_map(|a| match a {
+            Action::Evict { pod, message, .. }
+                if e.action == "Evict" && e.note.starts_with(message.as_str()) =>
+            {
+                Some(pod.clone())
+            }
+            _ => None,
         });
+        out.events.push(ev);
     }
     for c in &decision.conditions {
         out.conditions.push(Desired::with_status(
