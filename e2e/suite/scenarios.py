@@ -594,8 +594,39 @@ def s7(ctx):
                         restarts == 0 and replaced == 0 and all(p["ready"] for p in op_after.values()),
                         f"restarts={restarts} replaced={replaced}"))
     ctx.kube.run(["delete", "mcps", name, "-n", NS, "--ignore-not-found", "--wait=false"])
+    checks += gc_checks(ctx)
     run = {"tag": "S7", "operator_restarts": restarts, "rejections": details, "checks": checks}
     return [finish(run)], []
+
+
+GC_KINDS = ("deployment", "service", "poddisruptionbudget")
+
+
+def gc_checks(ctx: Ctx) -> list[dict]:
+    """A valid McpServer gets owned children; deleting it garbage-collects them."""
+    name = "gc-probe"
+    ctx.kube.run(["delete", "mcps", name, "-n", NS, "--ignore-not-found"])
+    ctx.kube.apply(MANIFESTS / "gc-probe.yaml")
+    checks = []
+    try:
+        uid = ctx.kube.wait_for("gc-probe created", lambda: (ctx.mcps(name) or {}).get("metadata", {}).get("uid"), 30)
+
+        def children():
+            objs = [ctx.kube.get(k, name, "-n", NS) for k in GC_KINDS]
+            if not all(objs):
+                return None
+            return all(any(r.get("uid") == uid and r.get("controller") for r in o["metadata"].get("ownerReferences", []))
+                       for o in objs)
+        owned = ctx.kube.wait_for("gc-probe children", children, 60)
+        checks.append(check("Deployment, Service and PDB created with a controller owner reference", owned))
+        ctx.kube.run(["delete", "mcps", name, "-n", NS, "--wait=false"])
+        gone = ctx.kube.wait_for("gc-probe children gone",
+                                 lambda: all(ctx.kube.get(k, name, "-n", NS) is None for k in GC_KINDS), 90)
+        checks.append(check("deleting the McpServer removes its children (garbage collection)", gone))
+    except TimeoutError as e:
+        checks.append(check("owned children created and garbage-collected", False, str(e)))
+        ctx.kube.run(["delete", "mcps", name, "-n", NS, "--ignore-not-found", "--wait=false"], check=False)
+    return checks
 
 
 # -- S8: a bad rollout ---------------------------------------------------------------
