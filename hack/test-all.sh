@@ -38,8 +38,9 @@ fi
 log "e2e suite on a real cluster"
 e2e/run-e2e.sh "$@"
 e2e_passed=0
-if [[ -f target/e2e/report.json ]]; then
-  e2e_passed=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(1 for s in r["scenarios"] for run in s["runs"]))' target/e2e/report.json)
+report="${CARGO_TARGET_DIR:-target}/e2e/report.json"
+if [[ -f "$report" ]]; then
+  e2e_passed=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(1 for s in r["scenarios"] for run in s["runs"]))' "$report")
 fi
 log "all tests passed in $((SECONDS - start)) s"
 echo "cargo: ${passed} passed, ${failed} failed"
