@@ -31,6 +31,9 @@ def find_loadclient() -> str:
                      "(or set MCP_LOADCLIENT)")
 
 
+CLUSTERIP_WAIT_S = 30
+
+
 def tcp_ok(host: str, port: int, timeout: float = 2.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -55,9 +58,17 @@ class Endpoint:
         if not svc:
             raise RuntimeError(f"Service {self.namespace}/{self.name} not found")
         ip = svc["spec"].get("clusterIP")
-        if ip and ip != "None" and tcp_ok(ip, self.port):
-            self.mode, self.url = "clusterip", f"http://{ip}:{self.port}{self.path}"
-            return self.url
+        if ip and ip != "None":
+            # A Service just created may take kube-proxy a few seconds to program:
+            # wait for it rather than fall back to a port-forward that pins one pod.
+            deadline = time.monotonic() + CLUSTERIP_WAIT_S
+            while True:
+                if tcp_ok(ip, self.port, 1.0):
+                    self.mode, self.url = "clusterip", f"http://{ip}:{self.port}{self.path}"
+                    return self.url
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.5)
         local = 18000 + (abs(hash(self.name)) % 1000)
         self.pf = subprocess.Popen(
             [self.kube.kubectl, "port-forward", "-n", self.namespace, f"svc/{self.name}",
