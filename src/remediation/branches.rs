@@ -180,6 +180,19 @@ pub(crate) fn automatic(
         );
         out.wake_opt(cooldown_end);
     };
+    // The same policy gates, in the same order, for every automatic action.
+    let held_by_policy = |out: &mut Outcome, what: &str| {
+        if !policy.enabled {
+            disabled(out, what);
+        } else if budget_left == 0 {
+            blocked_by_budget(out, what);
+        } else if cooling {
+            cooling_down(out, what);
+        } else {
+            return false;
+        }
+        true
+    };
 
     if let Some(f) = ctx.failed {
         let already = ctx
@@ -228,16 +241,7 @@ pub(crate) fn automatic(
             events_rollout_held(ctx, f, events);
             return;
         }
-        if !policy.enabled {
-            disabled(out, &what);
-            return;
-        }
-        if budget_left == 0 {
-            blocked_by_budget(out, &what);
-            return;
-        }
-        if cooling {
-            cooling_down(out, &what);
+        if held_by_policy(out, &what) {
             return;
         }
         out.decided = true;
@@ -259,16 +263,7 @@ pub(crate) fn automatic(
         .partition(|u| u.eligible_at <= now);
     if !eligible.is_empty() {
         let what = format!("evicting {} unready pod(s)", eligible.len());
-        if !policy.enabled {
-            disabled(out, &what);
-            return;
-        }
-        if budget_left == 0 {
-            blocked_by_budget(out, &what);
-            return;
-        }
-        if cooling {
-            cooling_down(out, &what);
+        if held_by_policy(out, &what) {
             return;
         }
         if ctx.allowance == 0 {
