@@ -3,7 +3,7 @@ use clap::Parser;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client};
-use mcp_operator::controller::{self, context::Context};
+use mcp_operator::controller;
 use mcp_operator::leader::{self, LeaseConfig};
 use mcp_operator::telemetry::{http, logging, metrics::Metrics};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,12 +124,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         controller: "mcp-operator".into(),
         instance: Some(identity),
     };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics: metrics.clone(),
-        failures: Default::default(),
-    });
+    let recorder = Recorder::new(client.clone(), reporter);
     let namespaces: Vec<Option<String>> = {
         let ns: Vec<String> = args
             .namespaces
@@ -167,9 +162,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let runs = namespaces.into_iter().map(|ns| {
         let mut rx = ctl_rx.clone();
-        controller::run(ctx.clone(), ns, async move {
-            let _ = rx.wait_for(|s| *s).await;
-        })
+        controller::run(
+            client.clone(),
+            recorder.clone(),
+            metrics.clone(),
+            ns,
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        )
     });
     futures::future::join_all(runs).await;
     metrics.leader.set(0);

@@ -9,6 +9,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use mcp_operator::api::McpServer;
 use mcp_operator::controller::context::Context;
 use mcp_operator::controller::reconcile::reconcile;
+use mcp_operator::controller::stores;
 use mcp_operator::telemetry::metrics::Metrics;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -33,6 +34,39 @@ fn server_json(image: &str) -> Value {
     })
 }
 
+#[tokio::test]
+async fn a_stale_object_writes_nothing() {
+    let api = FakeApi::default();
+    seed(&api);
+    let base = server_json("notes:1");
+    reconcile(current(&api, &base), ctx(&api))
+        .await
+        .expect("first reconcile");
+    // The children are then changed under us (so there is something to write), and
+    // the reconcile runs on a copy older than the stored McpServer.
+    let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/notes");
+    if let Ok(mut s) = api.0.lock() {
+        s.objects.remove(&path);
+    }
+    let stale = current(&api, &base);
+    if let Ok(mut s) = api.0.lock() {
+        let p = format!("/apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes");
+        if let Some(o) = s.objects.get_mut(&p) {
+            o["metadata"]["resourceVersion"] = json!("999");
+        }
+    }
+    api.clear_requests();
+    let err = reconcile(stale, ctx(&api))
+        .await
+        .expect_err("a stale object must not act");
+    assert_eq!(err.metric_label(), "conflict");
+    let w = paths(&api.writes());
+    assert!(
+        !w.iter().any(|p| p.contains("/deployments/")),
+        "acted on a stale object: {w:?}"
+    );
+}
+
 fn seed(api: &FakeApi) {
     api.insert(
         &format!("/api/v1/namespaces/{NS}/secrets/notes-db"),
@@ -51,20 +85,27 @@ fn seed(api: &FakeApi) {
     );
 }
 
+/// A context whose caches hold what the fake API server holds now.
 fn ctx(api: &FakeApi) -> Arc<Context> {
     let client = api.client();
-    Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
+    let objects: Vec<Value> = api
+        .0
+        .lock()
+        .map(|s| s.objects.values().cloned().collect())
+        .unwrap_or_default();
+    Arc::new(Context::new(
+        client.clone(),
+        Recorder::new(
+            client,
             Reporter {
                 controller: "mcp-operator".into(),
                 instance: None,
             },
         ),
-        client,
-        metrics: Arc::new(Metrics::default()),
-        failures: Default::default(),
-    })
+        Arc::new(Metrics::default()),
+        stores::from_objects(objects),
+        None,
+    ))
 }
 
 /// The McpServer as the API server would now return it (with the status we wrote).
@@ -89,15 +130,15 @@ fn paths(writes: &[common::fake_api::Recorded]) -> Vec<String> {
 async fn create_then_noop_then_update() {
     let api = FakeApi::default();
     seed(&api);
-    let ctx = ctx(&api);
     let base = server_json("notes:1");
 
-    // 1. First reconcile: Deployment, Service and PDB are applied, then the status.
-    reconcile(current(&api, &base), ctx.clone())
+    // 1. First reconcile: intent (status, guarded), Deployment, Service and PDB, then the status.
+    reconcile(current(&api, &base), ctx(&api))
         .await
         .expect("first reconcile");
     let w = paths(&api.writes());
     let expected = [
+        format!("PATCH /apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes/status"),
         format!("PATCH /apis/apps/v1/namespaces/{NS}/deployments/notes"),
         format!("PATCH /api/v1/namespaces/{NS}/services/notes"),
         format!("PATCH /apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/notes"),
@@ -120,32 +161,34 @@ async fn create_then_noop_then_update() {
         .iter()
         .any(|c| c["type"] == "DependencyAvailable" && c["status"] == "True")));
 
-    // 2. Nothing changed: the reconcile reads but writes nothing.
+    // 2. Nothing changed: the reconcile reads (only the Secret: the rest is cached)
+    // and writes nothing.
     api.clear_requests();
-    reconcile(current(&api, &base), ctx.clone())
-        .await
-        .expect("second reconcile");
+    let obj = current(&api, &base);
+    reconcile(obj, ctx(&api)).await.expect("second reconcile");
     assert!(
         api.writes().is_empty(),
         "no-op reconcile wrote: {:?}",
         paths(&api.writes())
     );
-    assert!(
-        api.requests().iter().any(|r| r.method == Method::GET),
-        "the no-op reconcile still observes"
+    let reads = paths(&api.requests());
+    assert_eq!(
+        reads,
+        [format!("GET /api/v1/namespaces/{NS}/secrets/notes-db")],
+        "reads of a no-op reconcile"
     );
 
-    // 3. A new image: only the Deployment is written (the status may follow if it changed).
+    // 3. A new image: the intent, then only the Deployment (the status may follow).
     api.clear_requests();
     let mut next = server_json("notes:2");
     next["metadata"]["generation"] = json!(2);
-    reconcile(current(&api, &next), ctx.clone())
-        .await
-        .expect("update reconcile");
+    let obj = current(&api, &next);
+    reconcile(obj, ctx(&api)).await.expect("update reconcile");
     let w = paths(&api.writes());
     assert_eq!(
-        w.first().map(String::as_str),
-        Some(format!("PATCH /apis/apps/v1/namespaces/{NS}/deployments/notes").as_str())
+        w.get(1).map(String::as_str),
+        Some(format!("PATCH /apis/apps/v1/namespaces/{NS}/deployments/notes").as_str()),
+        "{w:?}"
     );
     assert!(
         !w.iter()
@@ -169,8 +212,7 @@ async fn missing_secret_is_a_condition_not_an_error() {
         s.objects
             .remove(&format!("/api/v1/namespaces/{NS}/secrets/notes-db"));
     }
-    let ctx = ctx(&api);
-    let action = reconcile(current(&api, &server_json("notes:1")), ctx)
+    let action = reconcile(current(&api, &server_json("notes:1")), ctx(&api))
         .await
         .expect("reconcile succeeds");
     let w = paths(&api.writes());

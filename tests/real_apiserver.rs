@@ -19,6 +19,7 @@ use kube::{Client, Config, CustomResourceExt};
 use mcp_operator::api::McpServer;
 use mcp_operator::controller::context::Context;
 use mcp_operator::controller::reconcile::reconcile;
+use mcp_operator::controller::stores::{self, Stores};
 use mcp_operator::telemetry::metrics::Metrics;
 use serde::Deserialize;
 use serde_json::json;
@@ -98,6 +99,98 @@ async fn namespace(client: &Client, name: &str) {
     )
     .await
     .expect("namespace");
+}
+
+/// A reconcile context whose caches watch `ns` on the real API server.
+async fn standalone_ctx(client: &Client, ns: &str) -> Arc<Context> {
+    let stores = stores::spawn_standalone(client, ns);
+    assert!(
+        stores.ready(Duration::from_secs(10)).await,
+        "caches never synced"
+    );
+    Arc::new(Context::new(
+        client.clone(),
+        Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "mcp-operator".into(),
+                instance: None,
+            },
+        ),
+        Arc::new(Metrics::default()),
+        stores,
+        Some(ns.to_string()),
+    ))
+}
+
+/// Wait until the caches hold what the API server holds for `name`'s children
+/// and the database's EndpointSlices (compared by resourceVersion).
+async fn settle(client: &Client, ctx: &Context, ns: &str) {
+    async fn same<K>(client: &Client, store: &kube::runtime::reflector::Store<K>, ns: &str) -> bool
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let live: Vec<(String, Option<String>)> = Api::<K>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.meta().name.clone().unwrap_or_default(),
+                            o.meta().resource_version.clone(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cached: Vec<(String, Option<String>)> = store
+            .state()
+            .iter()
+            .filter(|o| o.meta().namespace.as_deref() == Some(ns))
+            .map(|o| {
+                (
+                    o.meta().name.clone().unwrap_or_default(),
+                    o.meta().resource_version.clone(),
+                )
+            })
+            .collect();
+        live.iter().all(|l| cached.contains(l)) && cached.iter().all(|c| live.contains(c))
+    }
+    let s: &Stores = &ctx.stores;
+    for _ in 0..100 {
+        if same(client, &s.deployments, ns).await
+            && same(client, &s.services, ns).await
+            && same(client, &s.pdbs, ns).await
+            && same(client, &s.hpas, ns).await
+            && same(client, &s.endpoint_slices, ns).await
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("caches never caught up with the API server in {ns}");
+}
+
+/// Field managers that own a Deployment's spec.replicas.
+fn replica_managers(d: &Deployment) -> Vec<String> {
+    d.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1.as_ref().is_some_and(|f| {
+                f.0.get("f:spec")
+                    .and_then(|s| s.get("f:replicas"))
+                    .is_some()
+            })
+        })
+        .filter_map(|m| m.manager.clone())
+        .collect()
 }
 
 fn server(name: &str, spec: serde_json::Value) -> serde_json::Value {
@@ -250,22 +343,18 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
         .await
         .expect("McpServer created");
 
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "mcp-operator".into(),
-                instance: None,
-            },
-        ),
-        client: client.clone(),
-        metrics: Arc::new(Metrics::default()),
-        failures: Default::default(),
-    });
+    let ctx = standalone_ctx(&client, ns).await;
     let fresh = Arc::new(api.get("notes").await.expect("get"));
     reconcile(fresh.clone(), ctx.clone())
         .await
         .expect("first reconcile");
+    // An autoscaled pool was created at replicas.min (2), not the API default of 1;
+    // the next reconcile hands spec.replicas over to the HPA's side.
+    settle(&client, &ctx, ns).await;
+    reconcile(Arc::new(api.get("notes").await.expect("get")), ctx.clone())
+        .await
+        .expect("handover reconcile");
+    settle(&client, &ctx, ns).await;
 
     let uid = fresh.metadata.uid.clone().expect("uid");
     let deploy = Api::<Deployment>::namespaced(client.clone(), ns)
@@ -356,7 +445,24 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
         "secret value leaked into status"
     );
 
-    // Second reconcile of the object as it now is: reads only.
+    assert_eq!(deploy.spec.as_ref().and_then(|s| s.replicas), Some(2));
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get("notes")
+        .await
+        .expect("deployment");
+    assert_eq!(
+        d.spec.as_ref().and_then(|s| s.replicas),
+        Some(2),
+        "replicas kept through the handover"
+    );
+    let managers = replica_managers(&d);
+    assert!(
+        !managers.contains(&"mcp-operator".to_string())
+            && managers.contains(&"mcp-operator-handover".to_string()),
+        "spec.replicas owned by {managers:?}"
+    );
+
+    // A reconcile of the object as it now is: reads only (from the caches, plus the Secret).
     if let Ok(mut l) = log.lock() {
         l.clear();
     }
@@ -381,6 +487,7 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
         .delete("postgres-1", &DeleteParams::default())
         .await
         .expect("slice deleted");
+    settle(&client, &ctx, ns).await;
     let now = api.get("notes").await.expect("get");
     reconcile(Arc::new(now), ctx.clone())
         .await
@@ -455,4 +562,464 @@ async fn examples_are_accepted_by_the_api_server() {
         checked >= 2,
         "expected at least two example McpServers, checked {checked}"
     );
+}
+
+/// A database Secret, Service and ready EndpointSlice in `ns`.
+async fn database(client: &Client, ns: &str) {
+    namespace(client, ns).await;
+    let pp = PatchParams::apply("mcp-operator-test").force();
+    let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "notes-db"}, "stringData": {"url": "postgres://app:hunter2@postgres:5432/notes"}}))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .patch("notes-db", &pp, &Patch::Apply(&secret))
+        .await
+        .expect("secret applied");
+    let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "postgres"}, "spec": {"ports": [{"port": 5432}], "selector": {"app": "postgres"}}}))
+    .expect("svc");
+    Api::<Service>::namespaced(client.clone(), ns)
+        .patch("postgres", &pp, &Patch::Apply(&svc))
+        .await
+        .expect("service applied");
+    let slice: EndpointSlice = serde_json::from_value(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "postgres-1", "labels": {"kubernetes.io/service-name": "postgres"}},
+        "addressType": "IPv4", "endpoints": [{"addresses": ["10.244.0.9"], "conditions": {"ready": true}}],
+        "ports": [{"port": 5432, "protocol": "TCP"}]}))
+    .expect("slice");
+    Api::<EndpointSlice>::namespaced(client.clone(), ns)
+        .patch("postgres-1", &pp, &Patch::Apply(&slice))
+        .await
+        .expect("slice applied");
+}
+
+fn db_spec() -> serde_json::Value {
+    json!({"urlSecretRef": {"name": "notes-db", "key": "url"}, "service": {"name": "postgres", "port": 5432},
+           "maxConnections": 80, "pool": {"min": 1, "max": 10}})
+}
+
+/// The real controller (watches, caches, reconciles) on `ns` until the guard drops.
+struct Running(Option<tokio::sync::oneshot::Sender<()>>);
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn run_controller(client: &Client, ns: &str) -> Running {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "mcp-operator".into(),
+            instance: None,
+        },
+    );
+    tokio::spawn(mcp_operator::controller::run(
+        client.clone(),
+        recorder,
+        Arc::new(Metrics::default()),
+        Some(ns.to_string()),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    Running(Some(tx))
+}
+
+/// Poll `f` until it holds (10 s at most: drift must be undone on the watch
+/// event, not by the 300 s resync).
+async fn eventually<F, Fut>(what: &str, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if f().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
+async fn recreate(api: &Api<McpServer>, obj: serde_json::Value) {
+    let name = obj["metadata"]["name"].as_str().expect("name").to_string();
+    let _ = api.delete(&name, &DeleteParams::default()).await;
+    for _ in 0..50 {
+        if api.get_opt(&name).await.expect("get").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m: McpServer = serde_json::from_value(obj).expect("mcp");
+    api.create(&PostParams::default(), &m)
+        .await
+        .expect("McpServer created");
+}
+
+fn container_env(d: &Deployment, name: &str) -> Option<String> {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.env.as_ref())
+        .and_then(|e| e.iter().find(|e| e.name == name))
+        .and_then(|e| e.value.clone())
+}
+
+#[tokio::test]
+async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
+    let Some((client, log)) = client().await else {
+        return;
+    };
+    install_crd(&client).await;
+    let ns = "drift";
+    database(&client, ns).await;
+    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
+    recreate(
+        &api,
+        server("notes", json!({"image": "mcp-workload:dev", "replicas": {"min": 3, "max": 3}, "database": db_spec(),
+            "health": {"readiness": {"path": "/readyz", "periodSeconds": 2}}})),
+    )
+    .await;
+    let _running = run_controller(&client, ns);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    eventually("children and status", || async {
+        let st = api.get("notes").await.ok().and_then(|m| m.status);
+        deploys.get_opt("notes").await.ok().flatten().is_some()
+            && pdbs.get_opt("notes").await.ok().flatten().is_some()
+            && st.is_some_and(|s| s.observed_generation.is_some())
+    })
+    .await;
+    let edit = |m: &str| PatchParams {
+        field_manager: Some(m.to_string()),
+        ..Default::default()
+    };
+
+    // kubectl scale deploy/notes --replicas=1 (through /scale).
+    deploys
+        .patch_scale(
+            "notes",
+            &edit("kubectl"),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .expect("scale");
+    let t = eventually("replicas restored", || async {
+        deploys
+            .get("notes")
+            .await
+            .ok()
+            .and_then(|d| d.spec)
+            .and_then(|s| s.replicas)
+            == Some(3)
+    })
+    .await;
+    eprintln!("scale reverted in {:.2}s", t.as_secs_f64());
+
+    // kubectl set env deploy/notes POOL_MAX_SIZE=500
+    let want_pool = container_env(&deploys.get("notes").await.expect("get"), "POOL_MAX_SIZE");
+    deploys
+        .patch(
+            "notes",
+            &edit("kubectl-set"),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "mcp", "env": [{"name": "POOL_MAX_SIZE", "value": "500"}]}]}}}})),
+        )
+        .await
+        .expect("set env");
+    eventually("pool size restored", || async {
+        deploys
+            .get("notes")
+            .await
+            .ok()
+            .map(|d| container_env(&d, "POOL_MAX_SIZE"))
+            == Some(want_pool.clone())
+    })
+    .await;
+
+    // A patched readiness probe.
+    deploys
+        .patch(
+            "notes",
+            &edit("kubectl-patch"),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "mcp", "readinessProbe": {"periodSeconds": 60}}]}}}})),
+        )
+        .await
+        .expect("probe patch");
+    eventually("readiness period restored", || async {
+        deploys.get("notes").await.ok().and_then(|d| {
+            d.spec?
+                .template
+                .spec?
+                .containers
+                .first()?
+                .readiness_probe
+                .clone()?
+                .period_seconds
+        }) == Some(2)
+    })
+    .await;
+
+    // A changed Service selector.
+    services
+        .patch(
+            "notes",
+            &edit("kubectl-edit"),
+            &Patch::Merge(json!({"spec": {"selector": {"mcp.operator.dev/server": "other"}}})),
+        )
+        .await
+        .expect("selector patch");
+    eventually("selector restored", || async {
+        services
+            .get("notes")
+            .await
+            .ok()
+            .and_then(|s| s.spec?.selector?.get("mcp.operator.dev/server").cloned())
+            == Some("notes".to_string())
+    })
+    .await;
+
+    // A loosened PDB.
+    pdbs.patch(
+        "notes",
+        &edit("kubectl-edit"),
+        &Patch::Merge(json!({"spec": {"maxUnavailable": 3}})),
+    )
+    .await
+    .expect("pdb patch");
+    eventually("PDB restored", || async {
+        pdbs.get("notes")
+            .await
+            .ok()
+            .and_then(|p| p.spec?.max_unavailable)
+            == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    })
+    .await;
+
+    // Steady again: no mutating request at all for a while (Events aside).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Ok(mut l) = log.lock() {
+        l.clear();
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let writes: Vec<(Method, String)> = log
+        .lock()
+        .map(|l| {
+            l.iter()
+                .filter(|(m, p)| *m != Method::GET && !p.contains("/events"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(writes.is_empty(), "steady state wrote: {writes:?}");
+}
+
+#[tokio::test]
+async fn switching_to_an_hpa_never_lowers_replicas() {
+    let Some((client, _)) = client().await else {
+        return;
+    };
+    install_crd(&client).await;
+    let ns = "hpa-switch";
+    database(&client, ns).await;
+    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
+    recreate(
+        &api,
+        server("notes", json!({"image": "mcp-workload:dev", "replicas": {"min": 5, "max": 5},
+            "database": {"urlSecretRef": {"name": "notes-db", "key": "url"}, "service": {"name": "postgres", "port": 5432}}})),
+    )
+    .await;
+    let _running = run_controller(&client, ns);
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    eventually("a 5-replica Deployment", || async {
+        deploys
+            .get("notes")
+            .await
+            .ok()
+            .and_then(|d| d.spec)
+            .and_then(|s| s.replicas)
+            == Some(5)
+    })
+    .await;
+
+    // Watch every version of the Deployment from here on.
+    let seen: Arc<Mutex<Vec<Option<i32>>>> = Arc::default();
+    let rec = seen.clone();
+    let watch_api = deploys.clone();
+    let watching = tokio::spawn(async move {
+        use futures::StreamExt;
+        let wc = kube::runtime::watcher::Config::default().fields("metadata.name=notes");
+        let mut s = std::pin::pin!(kube::runtime::watcher(watch_api, wc));
+        while let Some(Ok(ev)) = s.next().await {
+            if let kube::runtime::watcher::Event::Apply(d)
+            | kube::runtime::watcher::Event::InitApply(d) = ev
+            {
+                if let Ok(mut v) = rec.lock() {
+                    v.push(d.spec.and_then(|s| s.replicas));
+                }
+            }
+        }
+    });
+    api.patch(
+        "notes",
+        &PatchParams::apply("mcp-operator-test").force(),
+        &Patch::Apply(json!({"apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer",
+            "metadata": {"name": "notes"}, "spec": {"image": "mcp-workload:dev", "replicas": {"min": 5, "max": 8},
+            "database": {"urlSecretRef": {"name": "notes-db", "key": "url"}, "service": {"name": "postgres", "port": 5432}}}})),
+    )
+    .await
+    .expect("raise replicas.max");
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client.clone(), ns);
+    eventually("HPA created and replicas handed over", || async {
+        let d = deploys.get("notes").await.ok();
+        hpas.get_opt("notes").await.ok().flatten().is_some()
+            && d.as_ref()
+                .is_some_and(|d| !replica_managers(d).contains(&"mcp-operator".to_string()))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    watching.abort();
+    let seen = seen.lock().map(|v| v.clone()).unwrap_or_default();
+    assert!(seen.len() >= 2, "watched too little: {seen:?}");
+    assert!(
+        seen.iter().all(|r| *r == Some(5)),
+        "spec.replicas left 5 during the switch: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_child_the_api_server_rejects_becomes_a_condition() {
+    let Some((client, _)) = client().await else {
+        return;
+    };
+    install_crd(&client).await;
+    let ns = "rejected";
+    database(&client, ns).await;
+    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
+    // Limits below requests: the schema allows it, the Deployment's validation does not.
+    recreate(
+        &api,
+        server("bad", json!({"image": "mcp-workload:dev", "database": db_spec(), "replicas": {"min": 2, "max": 2},
+            "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}})),
+    )
+    .await;
+    recreate(
+        &api,
+        server("good", json!({"image": "mcp-workload:dev", "database": db_spec(), "replicas": {"min": 2, "max": 2}})),
+    )
+    .await;
+    let _running = run_controller(&client, ns);
+    eventually("Ready=False naming the Deployment", || async {
+        api.get("bad")
+            .await
+            .ok()
+            .and_then(|m| m.status)
+            .is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Ready"
+                        && c.status == "False"
+                        && c.reason == "DeploymentRejected"
+                        && c.message.contains("less than or equal to cpu limit")
+                })
+            })
+    })
+    .await;
+    // The rest of that McpServer, and the other one, are reconciled.
+    assert!(Api::<Service>::namespaced(client.clone(), ns)
+        .get_opt("bad")
+        .await
+        .expect("get")
+        .is_some());
+    eventually("the other McpServer reconciles", || async {
+        Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt("good")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+            && api
+                .get("good")
+                .await
+                .ok()
+                .and_then(|m| m.status)
+                .is_some_and(|s| s.observed_generation.is_some())
+    })
+    .await;
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .expect("events");
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("DeploymentRejected")
+                && e.type_.as_deref() == Some("Warning")),
+        "no Warning Event for the rejection"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_copy_neither_reapplies_an_old_spec_nor_writes_status() {
+    let Some((client, _)) = client().await else {
+        return;
+    };
+    install_crd(&client).await;
+    let ns = "stale";
+    database(&client, ns).await;
+    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
+    recreate(
+        &api,
+        server(
+            "notes",
+            json!({"image": "notes:1", "database": db_spec(), "replicas": {"min": 2, "max": 2}}),
+        ),
+    )
+    .await;
+    let ctx = standalone_ctx(&client, ns).await;
+    let old = Arc::new(api.get("notes").await.expect("get"));
+    reconcile(old.clone(), ctx.clone())
+        .await
+        .expect("first reconcile");
+    settle(&client, &ctx, ns).await;
+    api.patch(
+        "notes",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"image": "notes:2"}})),
+    )
+    .await
+    .expect("new image");
+    reconcile(Arc::new(api.get("notes").await.expect("get")), ctx.clone())
+        .await
+        .expect("reconcile new image");
+    settle(&client, &ctx, ns).await;
+    let status_before = api.get("notes").await.expect("get").status;
+    // Replay the first copy: its spec says notes:1.
+    let err = reconcile(old, ctx.clone())
+        .await
+        .expect_err("a stale copy must be refused");
+    assert_eq!(err.metric_label(), "conflict");
+    let d = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get("notes")
+        .await
+        .expect("deployment");
+    let image = d
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers[0].image.clone());
+    assert_eq!(
+        image.as_deref(),
+        Some("notes:2"),
+        "the stale spec was applied"
+    );
+    assert_eq!(api.get("notes").await.expect("get").status, status_before);
 }

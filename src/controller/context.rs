@@ -1,4 +1,5 @@
 //! Shared state handed to every reconcile.
+use super::stores::Stores;
 use crate::telemetry::metrics::Metrics;
 use kube::runtime::events::Recorder;
 use kube::Client;
@@ -9,6 +10,38 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Caches of everything a reconcile reads.
+    pub stores: Stores,
+    /// The namespace this controller is confined to (None: the whole cluster).
+    pub scope: Option<String>,
     /// Consecutive failures per object, for the error policy's backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        stores: Stores,
+        scope: Option<String>,
+    ) -> Self {
+        Self {
+            client,
+            recorder,
+            metrics,
+            stores,
+            scope,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Forget an McpServer that is gone: its backoff and its per-object series, so
+    /// alerts on a deleted object stop firing.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(&format!("{namespace}/{name}"));
+        }
+        self.metrics.forget_object(namespace, name);
+    }
 }

@@ -1,9 +1,8 @@
 //! Is the database reachable? Ready endpoints of its Service, or a direct TCP probe.
-use super::error::Result;
 use crate::api::McpServer;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::ListParams;
-use kube::{Api, Client};
+use kube::ResourceExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -14,6 +13,16 @@ pub struct DependencyState {
     pub up: Option<bool>,
     pub reason: &'static str,
     pub message: String,
+}
+
+impl Default for DependencyState {
+    fn default() -> Self {
+        Self {
+            up: None,
+            reason: "NotObserved",
+            message: String::new(),
+        }
+    }
 }
 
 /// Count ready endpoints; a missing `ready` condition counts as ready (API semantics).
@@ -32,36 +41,59 @@ pub fn ready_endpoints(slices: &[EndpointSlice], port: Option<i32>) -> usize {
         .count()
 }
 
-pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<DependencyState> {
+/// The dependency's state from the cached EndpointSlices of its Service, or a direct
+/// TCP probe (bounded by its timeout) when `database.probe` is set.
+pub async fn observe(
+    ns: &str,
+    mcp: &McpServer,
+    all_slices: &[Arc<EndpointSlice>],
+) -> DependencyState {
     let Some(db) = &mcp.spec.database else {
-        return Ok(DependencyState {
+        return DependencyState {
             up: None,
             reason: "NoDependency",
             message: "no database declared".into(),
-        });
+        };
     };
     if let Some(svc) = &db.service {
         let svc_ns = svc.namespace.as_deref().unwrap_or(ns);
-        let api: Api<EndpointSlice> = Api::namespaced(client.clone(), svc_ns);
-        let lp = ListParams::default().labels(&format!("{SERVICE_NAME_LABEL}={}", svc.name));
-        let slices = api.list(&lp).await?.items;
+        let slices: Vec<EndpointSlice> = all_slices
+            .iter()
+            .filter(|s| {
+                s.namespace().as_deref() == Some(svc_ns)
+                    && s.labels().get(SERVICE_NAME_LABEL) == Some(&svc.name)
+            })
+            .map(|s| s.as_ref().clone())
+            .collect();
+        if slices.is_empty() {
+            // The EndpointSlice controller gives every Service with a selector at least
+            // one slice, so none means no such Service (or one without a selector).
+            return DependencyState {
+                up: Some(false),
+                reason: "NoEndpointSlice",
+                message: format!(
+                    "Service {svc_ns}/{} has no EndpointSlice: it does not exist or has no selector; create it or fix database.service",
+                    svc.name
+                ),
+            };
+        }
         let ready = ready_endpoints(&slices, svc.port);
         if ready == 0 {
-            return Ok(DependencyState {
+            return DependencyState {
                 up: Some(false),
                 reason: "NoReadyEndpoints",
                 message: format!("Service {svc_ns}/{} has no ready endpoints", svc.name),
-            });
+            };
         }
         if db.probe.is_none() {
-            return Ok(DependencyState {
+            return DependencyState {
                 up: Some(true),
                 reason: "EndpointsReady",
                 message: format!(
                     "Service {svc_ns}/{} has {ready} ready endpoint(s)",
                     svc.name
                 ),
-            });
+            };
         }
     }
     if let Some(p) = &db.probe {
@@ -71,7 +103,7 @@ pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<Depen
             tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await,
             Ok(Ok(_))
         );
-        return Ok(if ok {
+        return if ok {
             DependencyState {
                 up: Some(true),
                 reason: "ProbeSucceeded",
@@ -83,13 +115,13 @@ pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<Depen
                 reason: "ProbeFailed",
                 message: format!("TCP connect to {addr} failed within {}ms", p.timeout_ms),
             }
-        });
+        };
     }
-    Ok(DependencyState {
+    DependencyState {
         up: None,
         reason: "NotWatched",
         message: "database.service and database.probe unset".into(),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -1,27 +1,83 @@
-//! Reconcile errors. Spec problems are not errors: they become conditions.
+//! Reconcile errors, by the step that failed. Spec problems are not errors: they
+//! become conditions (see `decide` and `report`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    #[error("observe: {0}")]
+    Observe(#[source] kube::Error),
+    #[error("apply {kind}: {source}")]
+    Apply {
+        kind: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("status write: {0}")]
+    Status(#[source] kube::Error),
     #[error("serialization: {0}")]
     Serde(#[from] serde_json::Error),
     #[error("object has no namespace")]
     NoNamespace,
+    #[error("caches not synced yet")]
+    CachesNotReady,
 }
 
 impl Error {
-    /// Short label for metrics.
-    pub fn kind(&self) -> &'static str {
+    pub fn apply(kind: &'static str, source: kube::Error) -> Self {
+        Error::Apply { kind, source }
+    }
+
+    fn api(&self) -> Option<&kube::Error> {
         match self {
-            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
-            Error::Kube(kube::Error::Api(s)) if s.code == 429 => "throttled",
-            Error::Kube(kube::Error::Api(s)) if s.code == 403 => "forbidden",
-            Error::Kube(kube::Error::Api(_)) => "api",
-            Error::Kube(_) => "transport",
-            Error::Serde(_) => "serde",
-            Error::NoNamespace => "no_namespace",
+            Error::Observe(e) | Error::Apply { source: e, .. } | Error::Status(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The `reconcile_errors` label: the step, or what the API server said.
+    pub fn metric_label(&self) -> &'static str {
+        match (self, self.api()) {
+            (_, Some(kube::Error::Api(s))) if s.code == 409 => "conflict",
+            (_, Some(kube::Error::Api(s))) if s.code == 429 => "throttled",
+            (_, Some(kube::Error::Api(s))) if s.code == 403 => "forbidden",
+            (Error::Observe(_), _) => "observe",
+            (Error::Apply { .. }, _) => "apply",
+            (Error::Status(_), _) => "status",
+            (Error::Serde(_), _) => "serde",
+            (Error::NoNamespace, _) => "no_namespace",
+            (Error::CachesNotReady, _) => "caches_not_ready",
         }
     }
 }
 
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error::Observe(e)
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("x", "Reason")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn labels_by_step_and_code() {
+        assert_eq!(Error::Status(api(409)).metric_label(), "conflict");
+        assert_eq!(
+            Error::apply("Service", api(429)).metric_label(),
+            "throttled"
+        );
+        assert_eq!(Error::apply("Service", api(500)).metric_label(), "apply");
+        assert_eq!(Error::Observe(api(500)).metric_label(), "observe");
+        assert_eq!(Error::Status(api(500)).metric_label(), "status");
+        assert_eq!(Error::CachesNotReady.metric_label(), "caches_not_ready");
+    }
+}

@@ -1,24 +1,31 @@
-//! The McpServer controller: watches, reconcile, error policy.
+//! The McpServer controller: caches and watches, the reconcile, the error policy.
+pub mod act;
 pub mod apply;
 pub mod context;
+pub mod decide;
 pub mod dependency;
+pub mod drift;
 pub mod error;
 pub mod observe;
 pub mod reconcile;
 pub mod references;
 pub mod remediate;
+pub mod report;
+pub mod stores;
 
 use crate::api::McpServer;
 use crate::builders::labels;
+use crate::telemetry::metrics::Metrics;
 use context::Context;
 use error::Error;
 use futures::{Future, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -39,7 +46,7 @@ fn error_policy(mcp: Arc<McpServer>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconcile_errors
         .get_or_create(&crate::telemetry::metrics::ErrorLabels {
-            kind: err.kind().into(),
+            kind: err.metric_label().into(),
         })
         .inc();
     let key = reconcile::object_key(&mcp);
@@ -85,11 +92,12 @@ fn servers_for_slice(store: &Store<McpServer>, slice: &EndpointSlice) -> Vec<Obj
 
 /// Run one controller over `namespace` (None = all) until `shutdown` resolves.
 pub async fn run(
-    ctx: Arc<Context>,
+    client: Client,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
     namespace: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client: Client = ctx.client.clone();
     fn api<K>(c: &Client, ns: &Option<String>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -99,31 +107,57 @@ pub async fn run(
             None => Api::all(c.clone()),
         }
     }
-    let managed = watcher::Config::default().labels(&format!(
-        "app.kubernetes.io/managed-by={}",
-        labels::MANAGED_BY
+    let (stores, w) = stores::new();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        recorder,
+        metrics,
+        stores,
+        namespace.clone(),
     ));
-    let servers: Api<McpServer> = api(&client, &namespace);
+    let c = &client;
+    let ns = &namespace;
+    // ReplicaSets wake nothing (their Deployment's status does); they only fill a cache.
+    let rs_stream = stores::watch(
+        api::<ReplicaSet>(c, ns),
+        stores::managed(),
+        w.replica_sets,
+        true,
+    );
+    tokio::spawn(async move {
+        let mut s = std::pin::pin!(rs_stream);
+        while s.next().await.is_some() {}
+    });
+    let servers: Api<McpServer> = api(c, ns);
     let controller = Controller::new(servers, watcher::Config::default().any_semantic());
     let store = controller.store();
+    let forget_ctx = ctx.clone();
     controller
-        .owns(api::<Deployment>(&client, &namespace), managed.clone())
-        .owns(api::<Service>(&client, &namespace), managed.clone())
-        .owns(api::<PodDisruptionBudget>(&client, &namespace), managed.clone())
-        .owns(api::<HorizontalPodAutoscaler>(&client, &namespace), managed.clone())
-        .watches(api::<Pod>(&client, &namespace), managed.clone(), |pod: Pod| {
+        .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, false))
+        .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, false))
+        .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, false))
+        .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, false))
+        .watches_stream(stores::watch(api::<Pod>(c, ns), stores::managed(), w.pods, true), |pod: Pod| {
             let ns = pod.namespace();
             pod.labels().get(labels::SERVER_LABEL).cloned().zip(ns).map(|(n, ns)| ObjectRef::new(&n).within(&ns))
         })
-        .watches(api::<EndpointSlice>(&client, &namespace), watcher::Config::default(), move |slice: EndpointSlice| {
-            servers_for_slice(&store, &slice)
-        })
+        .watches_stream(
+            stores::watch(api::<EndpointSlice>(c, ns), watcher::Config::default(), w.endpoint_slices, true),
+            move |slice: EndpointSlice| servers_for_slice(&store, &slice),
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            match res {
-                Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
-                Err(e) => tracing::debug!(error = %crate::redact::redact(&e.to_string()), "reconcile loop"),
+        .for_each(|res| {
+            let ctx = forget_ctx.clone();
+            async move {
+                match res {
+                    Ok((obj, _)) => tracing::debug!(object = %obj, "reconciled"),
+                    // The McpServer is gone: forget its per-object state.
+                    Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                        ctx.forget(obj.namespace.as_deref().unwrap_or_default(), &obj.name);
+                    }
+                    Err(e) => tracing::debug!(error = %crate::redact::redact(&e.to_string()), "reconcile loop"),
+                }
             }
         })
         .await;

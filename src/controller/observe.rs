@@ -1,31 +1,53 @@
-//! Reads of the pool's current state: pods, ReplicaSets, the Deployment.
+//! Observe: the one read step of a reconcile, and helpers over what it read.
+use super::context::Context;
+use super::dependency::{self, DependencyState};
 use super::error::Result;
+use super::references::{self, Problem};
+use super::stores::Stores;
 use crate::api::McpServer;
 use crate::builders::labels;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
-pub struct PoolObservation {
+/// Everything one reconcile reads, taken from the caches (plus the Secret check and
+/// an external TCP probe, when declared).
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub deployment: Option<Deployment>,
+    pub service: Option<Service>,
+    pub pdb: Option<PodDisruptionBudget>,
+    pub hpa: Option<HorizontalPodAutoscaler>,
     pub pods: Vec<Pod>,
     pub replica_sets: Vec<ReplicaSet>,
+    pub dependency: DependencyState,
+    /// Spec references that cannot be resolved.
+    pub problems: Vec<Problem>,
 }
 
-pub async fn observe(client: &Client, ns: &str, mcp: &McpServer) -> Result<PoolObservation> {
-    let lp = ListParams::default().labels(&labels::selector_string(mcp));
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await?
-        .items;
-    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), ns)
-        .list(&lp)
-        .await?
-        .items;
-    Ok(PoolObservation { pods, replica_sets })
+pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observed> {
+    let s = &ctx.stores;
+    let name = mcp.name_any();
+    let selector = labels::selector(mcp);
+    let mut problems = references::check(&ctx.client, ns, mcp).await?;
+    problems.extend(references::check_scope(ctx.scope.as_deref(), ns, mcp));
+    let slices = s.endpoint_slices.state();
+    let dependency = dependency::observe(ns, mcp, &slices).await;
+    Ok(Observed {
+        deployment: Stores::child(&s.deployments, ns, &name),
+        service: Stores::child(&s.services, ns, &name),
+        pdb: Stores::child(&s.pdbs, ns, &name),
+        hpa: Stores::child(&s.hpas, ns, &name),
+        pods: Stores::selected(&s.pods, ns, &selector),
+        replica_sets: Stores::selected(&s.replica_sets, ns, &selector),
+        dependency,
+        problems,
+    })
 }
 
 pub fn template_hash<K: ResourceExt>(obj: &K) -> Option<String> {

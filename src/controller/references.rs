@@ -1,7 +1,7 @@
 //! Checks that the objects a spec refers to exist. Failures are conditions, not errors.
 use super::error::Result;
 use crate::api::McpServer;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 /// A reference that cannot be resolved, with a reason and an actionable message.
@@ -11,7 +11,8 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Secret and Service references. Secret values are never read into logs or status:
+/// The database Secret reference. (The database Service is judged from its
+/// EndpointSlices, in the cache: see `dependency`.) Secret values are never read into logs or status:
 /// only the presence of the key is checked.
 pub async fn check(client: &Client, ns: &str, mcp: &McpServer) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
@@ -42,18 +43,23 @@ pub async fn check(client: &Client, ns: &str, mcp: &McpServer) -> Result<Vec<Pro
             }
         }
     }
-    if let Some(svc) = &db.service {
-        let svc_ns = svc.namespace.as_deref().unwrap_or(ns);
-        let services: Api<Service> = Api::namespaced(client.clone(), svc_ns);
-        if services.get_opt(&svc.name).await?.is_none() {
-            problems.push(Problem {
-                reason: "DependencyServiceNotFound",
-                message: format!(
-                    "Service {svc_ns}/{} (database.service) does not exist: create it or fix database.service.name/namespace",
-                    svc.name
-                ),
-            });
-        }
-    }
     Ok(problems)
+}
+
+/// A controller confined to one namespace cannot see (or be allowed to read) a
+/// database Service in another one: say so instead of reporting it down forever.
+pub fn check_scope(scope: Option<&str>, ns: &str, mcp: &McpServer) -> Vec<Problem> {
+    let Some(scope) = scope else {
+        return vec![];
+    };
+    let svc = mcp.spec.database.as_ref().and_then(|d| d.service.as_ref());
+    match svc.and_then(|s| s.namespace.as_deref()) {
+        Some(other) if other != ns => vec![Problem {
+            reason: "CrossNamespaceDependency",
+            message: format!(
+                "database.service is in namespace {other}, but the operator watches only namespace {scope}: deploy the database Service in {ns}, or run the operator cluster-wide (WATCH_NAMESPACES empty)"
+            ),
+        }],
+        _ => vec![],
+    }
 }

@@ -1,47 +1,45 @@
-//! The I/O shell around the pure remediation engine: build its Observation from the
-//! cluster, run `decide`, carry out evictions and rollbacks, and report.
-use super::dependency::DependencyState as DepObs;
-use super::error::Result;
-use super::observe::{self, PoolObservation};
-use super::reconcile::PendingEvent;
+//! The remediation engine seen from the controller: its Observation built from what
+//! the reconcile observed, and its Decision translated into evictions, a rollback
+//! hold, conditions and Events. Pure; `act` carries the evictions out.
+use super::observe::{self, Observed};
+use super::report::PendingEvent;
 use crate::api::{McpServer, RollbackHold};
 use crate::builders::pdb;
 use crate::remediation::{
     self, Action, DependencyObs, EventType, LastIncident, Observation, OverrideRequest, PodObs,
-    Policy, RemediationStatus, RolloutObs,
+    Policy, RemediationStatus, RolloutObs, OVERRIDE_ANNOTATION,
 };
 use crate::status::conditions::Desired;
-use crate::telemetry::metrics::{ActionLabels, ObjectLabels};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, EvictParams};
 use kube::ResourceExt;
 use std::time::Duration;
 
-use super::context::Context;
-
-pub const OVERRIDE_ANNOTATION: &str = remediation::OVERRIDE_ANNOTATION;
-
-pub struct Inputs<'a> {
-    pub ns: &'a str,
-    pub now: Timestamp,
-    pub desired_replicas: i32,
-    pub dependency: &'a DepObs,
-    pub pool: &'a PoolObservation,
-    pub deploy: Option<&'a Deployment>,
-    pub config_valid: bool,
+/// An eviction the engine asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Eviction {
+    pub pod: String,
+    pub reason: String,
+    pub message: String,
 }
 
+/// What remediation wants: the engine's verdict, translated for the shell.
 #[derive(Default)]
-pub struct Outcome {
+pub struct Remediation {
     pub status: Option<RemediationStatus>,
     pub incident: Option<LastIncident>,
     pub conditions: Vec<Desired>,
     pub events: Vec<PendingEvent>,
-    pub requeue_after: Option<Duration>,
+    pub evictions: Vec<Eviction>,
+    /// Set when this decision rolls back: the Deployment keeps the good template.
     pub new_rollback_hold: Option<RollbackHold>,
+    pub requeue_after: Option<Duration>,
+    /// (kind, reason) of each action, for the actions counter.
+    pub action_labels: Vec<(String, String)>,
+    pub blocked: bool,
+    pub incident_resolved_seconds: Option<u64>,
 }
 
 pub fn policy(mcp: &McpServer) -> Policy {
@@ -101,12 +99,11 @@ pub fn pod_obs(p: &Pod) -> PodObs {
     }
 }
 
-pub fn rollout_obs(pool: &PoolObservation, deploy: Option<&Deployment>) -> RolloutObs {
-    let current = observe::current_replica_set(&pool.replica_sets);
+pub fn rollout_obs(replica_sets: &[ReplicaSet], deploy: Option<&Deployment>) -> RolloutObs {
+    let current = observe::current_replica_set(replica_sets);
     let current_rev = current.map(observe::revision_number);
     // The newest older ReplicaSet that still has available pods: what we would roll back to.
-    let previous_good = pool
-        .replica_sets
+    let previous_good = replica_sets
         .iter()
         .filter(|rs| Some(observe::revision_number(rs)) < current_rev)
         .filter(|rs| {
@@ -173,89 +170,61 @@ fn disruption_allowance(mcp: &McpServer, desired: i32) -> u32 {
     u32::try_from(pdb::max_disruptions(mcp, desired)).unwrap_or(0)
 }
 
-pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcome> {
+/// Pure: the remediation engine's decision on what was observed.
+pub fn decide(
+    mcp: &McpServer,
+    obs: &Observed,
+    now: Timestamp,
+    desired_replicas: i32,
+    config_valid: bool,
+) -> Remediation {
     let prev = mcp.status.clone().unwrap_or_default();
-    if !i.config_valid {
-        return Ok(Outcome {
+    if !config_valid {
+        return Remediation {
             status: prev.remediation,
             incident: prev.last_incident,
             ..Default::default()
-        });
+        };
     }
-    let dependency = match i.dependency.up {
+    let dependency = match obs.dependency.up {
         Some(true) | None => DependencyObs::up(),
-        Some(false) => DependencyObs::down(i.dependency.message.clone()),
+        Some(false) => DependencyObs::down(obs.dependency.message.clone()),
     };
-    let allowance = disruption_allowance(mcp, i.desired_replicas);
-    let obs = Observation {
-        now: Time(i.now),
+    let observation = Observation {
+        now: Time(now),
         dependency,
-        pods: i.pool.pods.iter().map(pod_obs).collect(),
-        rollout: rollout_obs(i.pool, i.deploy),
-        desired_replicas: u32::try_from(i.desired_replicas).unwrap_or(0),
-        disruption_allowance: allowance,
+        pods: obs.pods.iter().map(pod_obs).collect(),
+        rollout: rollout_obs(&obs.replica_sets, obs.deployment.as_ref()),
+        desired_replicas: u32::try_from(desired_replicas).unwrap_or(0),
+        disruption_allowance: disruption_allowance(mcp, desired_replicas),
         override_request: override_request(mcp),
         previous: prev.remediation.clone().unwrap_or_default(),
         previous_incident: prev.last_incident.clone(),
     };
-    let decision = remediation::decide(&policy(mcp), &obs);
-    let mut out = Outcome {
+    let decision = remediation::decide(&policy(mcp), &observation);
+    let mut out = Remediation {
         requeue_after: decision.requeue_after,
+        blocked: decision.blocked,
+        incident_resolved_seconds: decision.incident_resolved_seconds,
         ..Default::default()
     };
-
-    let labels = ObjectLabels {
-        namespace: i.ns.to_string(),
-        name: mcp.name_any(),
-    };
-    ctx.metrics
-        .remediation_blocked
-        .get_or_create(&labels)
-        .set(i64::from(decision.blocked));
-    if let Some(secs) = decision.incident_resolved_seconds {
-        ctx.metrics.incident_duration.observe(secs as f64);
-    }
-
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), i.ns);
     for action in &decision.actions {
-        ctx.metrics
-            .remediation_actions
-            .get_or_create(&ActionLabels {
-                kind: action.kind().as_label().into(),
-                reason: action.reason().into(),
-            })
-            .inc();
+        out.action_labels.push((
+            action.kind().as_label().to_string(),
+            action.reason().to_string(),
+        ));
         match action {
             Action::Evict {
                 pod,
                 reason,
                 message,
-            } => match pods.evict(pod, &EvictParams::default()).await {
-                Ok(_) => tracing::info!(pod = %pod, %reason, %message, "evicted unhealthy pod"),
-                Err(kube::Error::Api(s)) if s.code == 429 || s.code == 404 => {
-                    // 429: the PDB says not now; 404: already gone. Either way, look again soon.
-                    tracing::info!(pod = %pod, code = s.code, "eviction deferred");
-                    out.events.push(PendingEvent::normal(
-                        "EvictionDeferred",
-                        "Evict",
-                        format!("eviction of {pod} deferred ({}): {}", s.code, s.message),
-                    ));
-                    out.requeue_after = Some(
-                        out.requeue_after
-                            .unwrap_or(Duration::from_secs(5))
-                            .min(Duration::from_secs(5)),
-                    );
-                }
-                Err(e) => return Err(e.into()),
-            },
-            Action::Rollback {
-                from_revision,
-                to_revision,
-                reason,
-                message,
-            } => {
+            } => out.evictions.push(Eviction {
+                pod: pod.clone(),
+                reason: reason.clone(),
+                message: message.clone(),
+            }),
+            Action::Rollback { to_revision, .. } => {
                 if let Some(generation) = mcp.metadata.generation {
-                    tracing::warn!(from = %from_revision, to = %to_revision, %reason, %message, "rolling back failed rollout");
                     out.new_rollback_hold = Some(RollbackHold {
                         generation,
                         revision: to_revision.clone(),
@@ -291,13 +260,12 @@ pub async fn run(mcp: &McpServer, ctx: &Context, i: Inputs<'_>) -> Result<Outcom
     }
     out.status = Some(decision.status);
     out.incident = decision.incident;
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::ReplicaSet;
     use serde_json::json;
 
     fn rs(hash: &str, revision: &str, available: i32) -> ReplicaSet {
@@ -313,16 +281,13 @@ mod tests {
 
     #[test]
     fn rollout_picks_newest_and_previous_available() {
-        let pool = PoolObservation {
-            pods: vec![],
-            replica_sets: vec![rs("old", "1", 0), rs("good", "2", 3), rs("bad", "3", 0)],
-        };
-        let r = rollout_obs(&pool, None);
+        let replica_sets = vec![rs("old", "1", 0), rs("good", "2", 3), rs("bad", "3", 0)];
+        let r = rollout_obs(&replica_sets, None);
         assert_eq!(r.current_revision.as_deref(), Some("bad"));
         assert_eq!(r.previous_good_revision.as_deref(), Some("good"));
         assert!(!r.progress_deadline_exceeded);
         // The rollback template drops the controller's hash label and keeps the rest.
-        let tpl = observe::template_of(&pool.replica_sets, "good").expect("template");
+        let tpl = observe::template_of(&replica_sets, "good").expect("template");
         let labels = tpl.metadata.and_then(|m| m.labels).expect("labels");
         assert!(!labels.contains_key("pod-template-hash"));
         assert_eq!(labels.get("a").map(String::as_str), Some("b"));

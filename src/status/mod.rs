@@ -1,3 +1,4 @@
 //! Pure status logic: observations -> conditions and phase.
+pub mod compute;
 pub mod conditions;
 pub mod phase;

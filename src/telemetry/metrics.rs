@@ -23,6 +23,12 @@ pub struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub kind: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ObjectLabels {
     pub namespace: String,
     pub name: String,
@@ -38,6 +44,7 @@ pub struct Metrics {
     pub incident_duration: Histogram,
     pub dependency_up: Family<ObjectLabels, Gauge>,
     pub writes_skipped: Counter,
+    pub child_writes: Family<WriteLabels, Counter>,
     pub leader: Gauge,
 }
 
@@ -88,9 +95,15 @@ impl Default for Metrics {
         );
         let writes_skipped = Counter::default();
         registry.register(
-            "apply_skipped",
+            "writes_skipped",
             "Child applies skipped because nothing changed",
             writes_skipped.clone(),
+        );
+        let child_writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "child_writes",
+            "Child applies by kind and reason (missing, changed, drifted, release_replicas)",
+            child_writes.clone(),
         );
         let leader = Gauge::default();
         registry.register(
@@ -109,11 +122,31 @@ impl Default for Metrics {
             incident_duration,
             dependency_up,
             writes_skipped,
+            child_writes,
         }
     }
 }
 
 impl Metrics {
+    pub fn child_writes(&self, kind: &str, reason: &str) {
+        self.child_writes
+            .get_or_create(&WriteLabels {
+                kind: kind.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Drop the per-object series of a deleted McpServer.
+    pub fn forget_object(&self, namespace: &str, name: &str) {
+        let labels = ObjectLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.dependency_up.remove(&labels);
+        self.remediation_blocked.remove(&labels);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

@@ -125,6 +125,25 @@ impl FakeApi {
             }
             Method::PATCH => {
                 let patch: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+                // A resourceVersion in the patch is a precondition, as on a real server.
+                if let (Some(want), Some(have)) = (
+                    patch["metadata"]["resourceVersion"].as_str(),
+                    s.objects
+                        .get(&item_path)
+                        .and_then(|o| o["metadata"]["resourceVersion"].as_str()),
+                ) {
+                    if want != have {
+                        return respond(
+                            StatusCode::CONFLICT,
+                            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+                                   "message": format!("the object has been modified (have {have}, want {want})")}),
+                        );
+                    }
+                }
+                let manager = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("fieldManager="))
+                    .map(str::to_string);
                 s.rv += 1;
                 let rv = s.rv.to_string();
                 let entry = s
@@ -138,6 +157,11 @@ impl FakeApi {
                     let mut next = patch.clone();
                     if let Some(st) = status {
                         next["status"] = st;
+                    }
+                    // What a real server records for an apply: the applier owns what it sent.
+                    if let Some(m) = manager {
+                        next["metadata"]["managedFields"] = json!([{"manager": m, "operation": "Apply",
+                            "fieldsType": "FieldsV1", "fieldsV1": field_set(&patch)}]);
                     }
                     *entry = next;
                 }
@@ -161,6 +185,18 @@ impl FakeApi {
             },
             _ => respond(StatusCode::METHOD_NOT_ALLOWED, json!({})),
         }
+    }
+}
+
+/// A fieldsV1 set for `v`, every list atomic (enough for ownership checks).
+fn field_set(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (format!("f:{k}"), field_set(v)))
+                .collect(),
+        ),
+        _ => json!({}),
     }
 }
 

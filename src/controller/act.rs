@@ -1,0 +1,202 @@
+//! Act: persist intent, then apply children and evict, recording every outcome.
+//!
+//! Nothing is written or evicted before the remediation memory that justifies it
+//! (`status.remediation`, the rollback hold) is stored with a write guarded by the
+//! McpServer's `resourceVersion`: a reconcile running on a stale copy gets a 409
+//! and requeues, instead of re-applying a rolled-back template or losing an action.
+use super::apply::{self, HANDOVER_MANAGER};
+use super::context::Context;
+use super::decide::{Change, Plan};
+use super::error::{Error, Result};
+use super::remediate::Eviction;
+use super::report::{self, PendingEvent};
+use crate::api::{McpServer, McpServerStatus};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, EvictParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+
+/// A child the API server refused (4xx other than conflict/throttling): a spec
+/// problem to report, not an error to retry hot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub kind: &'static str,
+    pub code: u16,
+    pub message: String,
+}
+
+#[derive(Default)]
+pub struct Acted {
+    /// The Deployment as the API server returned it, when written.
+    pub deployment: Option<Deployment>,
+    pub rejections: Vec<Rejection>,
+    pub events: Vec<PendingEvent>,
+    /// `resourceVersion` of the McpServer after the intent write.
+    pub resource_version: Option<String>,
+    /// Evictions that did not happen now (PDB said not yet, or pod gone).
+    pub deferred: usize,
+}
+
+/// The status to persist before acting: the previous one with the new remediation
+/// memory. Full, because a server-side apply drops the fields it leaves out.
+pub fn intent(prev: &McpServerStatus, plan: &Plan) -> McpServerStatus {
+    McpServerStatus {
+        remediation: plan.remediation.status.clone(),
+        last_incident: plan.remediation.incident.clone(),
+        rollback_hold: plan.rollback_hold.clone(),
+        ..prev.clone()
+    }
+}
+
+fn rejected(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429 => {
+            Some(s.code)
+        }
+        _ => None,
+    }
+}
+
+async fn write<K>(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    kind: &'static str,
+    change: &Change<K>,
+    out: &mut Acted,
+) -> Result<Option<K>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    match change {
+        Change::Keep => {
+            ctx.metrics.writes_skipped.inc();
+            Ok(None)
+        }
+        Change::Delete => apply::delete(&api, name)
+            .await
+            .map(|_| None)
+            .map_err(|e| Error::apply(kind, e)),
+        Change::Apply(obj, why) => {
+            ctx.metrics.child_writes(kind, why.as_label());
+            match apply::apply(&api, name, obj).await {
+                Ok(o) => Ok(Some(o)),
+                Err(e) => match rejected(&e) {
+                    Some(code) => {
+                        out.rejections.push(Rejection {
+                            kind,
+                            code,
+                            message: crate::redact::redact(&api_message(&e)),
+                        });
+                        Ok(None)
+                    }
+                    None => Err(Error::apply(kind, e)),
+                },
+            }
+        }
+    }
+}
+
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn act(ctx: &Context, mcp: &McpServer, plan: &Plan) -> Result<Acted> {
+    let ns = mcp.namespace().ok_or(Error::NoNamespace)?;
+    let name = mcp.name_any();
+    let mut out = Acted::default();
+    if !plan.acts() {
+        return Ok(out);
+    }
+    let prev = mcp.status.clone().unwrap_or_default();
+    let written = report::write_status(ctx, mcp, &intent(&prev, plan), mcp.resource_version())
+        .await
+        .map_err(Error::Status)?;
+    out.resource_version = written.resource_version();
+
+    if let Some(replicas) = plan.deployment.hand_over_replicas {
+        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": replicas},
+        });
+        api.patch(
+            &name,
+            &PatchParams::apply(HANDOVER_MANAGER),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|e| Error::apply("Deployment", e))?;
+    }
+    out.deployment = write(
+        ctx,
+        &ns,
+        &name,
+        "Deployment",
+        &plan.deployment.change,
+        &mut out,
+    )
+    .await?;
+    write(ctx, &ns, &name, "Service", &plan.service, &mut out).await?;
+    write(ctx, &ns, &name, "PodDisruptionBudget", &plan.pdb, &mut out).await?;
+    write(
+        ctx,
+        &ns,
+        &name,
+        "HorizontalPodAutoscaler",
+        &plan.hpa,
+        &mut out,
+    )
+    .await?;
+
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    for ev in &plan.remediation.evictions {
+        evict(&pods, ev, &mut out).await;
+    }
+    Ok(out)
+}
+
+/// One eviction; its outcome becomes an Event before the next one is tried. A
+/// failure stops nothing else: the action is already recorded, the next reconcile
+/// looks again.
+async fn evict(pods: &Api<Pod>, ev: &Eviction, out: &mut Acted) {
+    let Eviction {
+        pod,
+        reason,
+        message,
+    } = ev;
+    match pods.evict(pod, &EvictParams::default()).await {
+        Ok(_) => tracing::info!(pod = %pod, %reason, %message, "evicted unhealthy pod"),
+        Err(kube::Error::Api(s)) if s.code == 429 || s.code == 404 => {
+            // 429: the PDB says not now; 404: already gone.
+            tracing::info!(pod = %pod, code = s.code, "eviction deferred");
+            out.deferred += 1;
+            out.events.push(PendingEvent::normal(
+                "EvictionDeferred",
+                "Evict",
+                format!("eviction of {pod} deferred ({}): {}", s.code, s.message),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(pod = %pod, error = %crate::redact::redact(&e.to_string()), "eviction failed");
+            out.deferred += 1;
+            out.events.push(PendingEvent::warning(
+                "EvictionFailed",
+                "Evict",
+                crate::redact::redact(&format!("eviction of {pod} failed: {}", api_message(&e))),
+            ));
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Decide: what was observed -> what to write, what to evict, which conditions hold.
+//! Pure: no client, no clock (the time comes in), so every branch is unit-tested.
+use super::apply::{self, WriteReason};
+use super::error::Result;
+use super::observe::{self, Observed};
+use super::remediate::{self, Remediation};
+use crate::api::{condition, McpServer, RollbackHold};
+use crate::builders::{budget, deployment, hpa, pdb, service};
+use crate::status::conditions::Desired;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
+use serde::Serialize;
+
+/// One child's fate in this reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change<K> {
+    Keep,
+    Apply(K, WriteReason),
+    /// Ours, and no longer wanted (a PDB for one replica, an HPA for a fixed pool).
+    Delete,
+}
+
+impl<K> Change<K> {
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Change::Keep)
+    }
+}
+
+/// The Deployment's change, plus the replica handover an HPA switch needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentChange {
+    pub change: Change<Deployment>,
+    /// Before applying, give `spec.replicas` (this value) to the handover manager
+    /// so releasing our ownership does not reset the Deployment to 1 replica.
+    pub hand_over_replicas: Option<i32>,
+}
+
+pub struct Plan {
+    pub config_valid: bool,
+    /// Replicas the Deployment is asked for now (its spec after the HPA).
+    pub desired_replicas: i32,
+    pub deployment: DeploymentChange,
+    pub service: Change<Service>,
+    pub pdb: Change<PodDisruptionBudget>,
+    pub hpa: Change<HorizontalPodAutoscaler>,
+    pub remediation: Remediation,
+    /// The rollback hold in force after this reconcile.
+    pub rollback_hold: Option<RollbackHold>,
+    /// Conditions known before acting (config, connection budget, disruption
+    /// budget, remediation, dependency).
+    pub conditions: Vec<Desired>,
+}
+
+impl Plan {
+    /// Anything to write or evict? Then intent is persisted first.
+    pub fn acts(&self) -> bool {
+        self.deployment.change.is_write()
+            || self.service.is_write()
+            || self.pdb.is_write()
+            || self.hpa.is_write()
+            || !self.remediation.evictions.is_empty()
+    }
+}
+
+fn change<K: Resource + Serialize>(live: Option<&K>, desired: K) -> Result<Change<K>> {
+    let (stamped, hash) = apply::stamped(desired)?;
+    Ok(match apply::write_needed(live, &stamped, &hash)? {
+        Some(why) => Change::Apply(stamped, why),
+        None => Change::Keep,
+    })
+}
+
+/// Delete only what we own: a same-named object someone else made is not ours.
+fn delete_if_ours<K: Resource>(mcp: &McpServer, live: Option<&K>) -> Change<K> {
+    let uid = mcp.meta().uid.as_deref();
+    let ours = live.is_some_and(|o| {
+        o.meta()
+            .owner_references
+            .as_ref()
+            .is_some_and(|rs| rs.iter().any(|r| Some(r.uid.as_str()) == uid))
+    });
+    if ours {
+        Change::Delete
+    } else {
+        Change::Keep
+    }
+}
+
+/// The Deployment wanted: the spec's, or the rolled-back template while a hold is in force.
+fn desired_deployment(mcp: &McpServer, obs: &Observed, hold: Option<&RollbackHold>) -> Deployment {
+    let mut d = deployment::build(mcp);
+    if let Some(h) = hold {
+        if let (Some(tpl), Some(spec)) = (
+            observe::template_of(&obs.replica_sets, &h.revision),
+            d.spec.as_mut(),
+        ) {
+            spec.template = tpl;
+        }
+    }
+    d
+}
+
+fn deployment_change(
+    mcp: &McpServer,
+    obs: &Observed,
+    hold: Option<&RollbackHold>,
+) -> Result<DeploymentChange> {
+    let autoscaled = hpa::build(mcp).is_some();
+    let live = obs.deployment.as_ref();
+    let mut change = change(live, desired_deployment(mcp, obs, hold))?;
+    let mut hand_over_replicas = None;
+    if autoscaled {
+        match (&mut change, live) {
+            // A new autoscaled pool starts at replicas.min, not the API default of 1;
+            // the next reconcile hands the field over.
+            (Change::Apply(d, WriteReason::Missing), None) => {
+                if let Some(spec) = d.spec.as_mut() {
+                    spec.replicas = Some(mcp.spec.replicas.min);
+                }
+            }
+            // We still own spec.replicas (fixed pool before, or just created): hand it
+            // over at its live value, then apply without it.
+            (_, Some(l)) if apply::owns(l, &["spec", "replicas"]) => {
+                hand_over_replicas = Some(
+                    l.spec
+                        .as_ref()
+                        .and_then(|s| s.replicas)
+                        .unwrap_or(mcp.spec.replicas.min),
+                );
+                if let Change::Keep = change {
+                    let (stamped, _) = apply::stamped(desired_deployment(mcp, obs, hold))?;
+                    change = Change::Apply(stamped, WriteReason::ReleaseReplicas);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(DeploymentChange {
+        change,
+        hand_over_replicas,
+    })
+}
+
+pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
+    let prev = mcp.status.clone().unwrap_or_default();
+    let generation = mcp.metadata.generation;
+    let mut conditions = Vec::new();
+
+    let config_valid = obs.problems.is_empty();
+    conditions.push(match obs.problems.first() {
+        None => Desired::new(
+            condition::CONFIG_VALID,
+            true,
+            "Valid",
+            "all references resolved",
+        ),
+        Some(p) => Desired::new(
+            condition::CONFIG_VALID,
+            false,
+            p.reason,
+            obs.problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    });
+    if let Some(b) = budget::compute(&mcp.spec) {
+        conditions.push(match &b.clamped {
+            Some(c) => Desired::new(
+                condition::POOL_BUDGET_EXCEEDED,
+                true,
+                "PoolClamped",
+                c.message(b.status.per_replica_max, mcp.spec.replicas.max),
+            ),
+            None => Desired::new(
+                condition::POOL_BUDGET_EXCEEDED,
+                false,
+                "WithinBudget",
+                format!(
+                    "{} connections at most across {} replicas",
+                    b.status.total_max, mcp.spec.replicas.max
+                ),
+            ),
+        });
+    }
+    conditions.push(match pdb::build(mcp) {
+        Some(_) => Desired::new(
+            condition::DISRUPTION_BUDGET,
+            true,
+            "Created",
+            "PodDisruptionBudget protects the pool",
+        ),
+        None => Desired::new(
+            condition::DISRUPTION_BUDGET,
+            false,
+            pdb::SINGLE_REPLICA_REASON,
+            "no PodDisruptionBudget: replicas.max is 1, and a PDB would block every node drain; set replicas.max >= 2",
+        ),
+    });
+
+    let desired_replicas = obs
+        .deployment
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .unwrap_or(mcp.spec.replicas.min);
+    let remediation = remediate::decide(mcp, obs, now, desired_replicas, config_valid);
+    conditions.extend(remediation.conditions.iter().cloned());
+    // After remediation's hint: this one names the concrete cause.
+    if let Some(up) = obs.dependency.up {
+        conditions.push(Desired::new(
+            condition::DEPENDENCY_AVAILABLE,
+            up,
+            obs.dependency.reason,
+            obs.dependency.message.clone(),
+        ));
+    }
+
+    // A hold lasts while the spec stays at the generation whose rollout failed.
+    let rollback_hold = remediation.new_rollback_hold.clone().or_else(|| {
+        prev.rollback_hold
+            .clone()
+            .filter(|h| Some(h.generation) == generation)
+    });
+    let (deployment, service, pdb, hpa) = if config_valid {
+        (
+            deployment_change(mcp, obs, rollback_hold.as_ref())?,
+            change(obs.service.as_ref(), service::build(mcp))?,
+            match pdb::build(mcp) {
+                Some(p) => change(obs.pdb.as_ref(), p)?,
+                None => delete_if_ours(mcp, obs.pdb.as_ref()),
+            },
+            match hpa::build(mcp) {
+                Some(h) => change(obs.hpa.as_ref(), h)?,
+                None => delete_if_ours(mcp, obs.hpa.as_ref()),
+            },
+        )
+    } else {
+        // An unrealisable spec leaves existing children alone.
+        (
+            DeploymentChange {
+                change: Change::Keep,
+                hand_over_replicas: None,
+            },
+            Change::Keep,
+            Change::Keep,
+            Change::Keep,
+        )
+    };
+    Ok(Plan {
+        config_valid,
+        desired_replicas,
+        deployment,
+        service,
+        pdb,
+        hpa,
+        remediation,
+        rollback_hold,
+        conditions,
+    })
+}

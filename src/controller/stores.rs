@@ -1,0 +1,249 @@
+//! Reflector caches of everything a reconcile reads. A reconcile makes no GET or
+//! LIST of its own for children, pods, ReplicaSets or the database's endpoints.
+use crate::builders::labels;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::Duration;
+
+/// Read side of every cache.
+#[derive(Clone)]
+pub struct Stores {
+    pub deployments: Store<Deployment>,
+    pub services: Store<Service>,
+    pub pdbs: Store<PodDisruptionBudget>,
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    pub pods: Store<Pod>,
+    pub replica_sets: Store<ReplicaSet>,
+    pub endpoint_slices: Store<EndpointSlice>,
+}
+
+/// Write side, consumed by the watch streams.
+pub struct Writers {
+    pub deployments: Writer<Deployment>,
+    pub services: Writer<Service>,
+    pub pdbs: Writer<PodDisruptionBudget>,
+    pub hpas: Writer<HorizontalPodAutoscaler>,
+    pub pods: Writer<Pod>,
+    pub replica_sets: Writer<ReplicaSet>,
+    pub endpoint_slices: Writer<EndpointSlice>,
+}
+
+pub fn new() -> (Stores, Writers) {
+    let (deployments, dw) = reflector::store();
+    let (services, sw) = reflector::store();
+    let (pdbs, pw) = reflector::store();
+    let (hpas, hw) = reflector::store();
+    let (pods, pow) = reflector::store();
+    let (replica_sets, rw) = reflector::store();
+    let (endpoint_slices, ew) = reflector::store();
+    (
+        Stores {
+            deployments,
+            services,
+            pdbs,
+            hpas,
+            pods,
+            replica_sets,
+            endpoint_slices,
+        },
+        Writers {
+            deployments: dw,
+            services: sw,
+            pdbs: pw,
+            hpas: hw,
+            pods: pow,
+            replica_sets: rw,
+            endpoint_slices: ew,
+        },
+    )
+}
+
+impl Stores {
+    /// Wait (bounded) until every cache has its first full list, so a reconcile never
+    /// mistakes "not listed yet" for "absent".
+    pub async fn ready(&self, within: Duration) -> bool {
+        let all = async {
+            self.deployments.wait_until_ready().await.is_ok()
+                && self.services.wait_until_ready().await.is_ok()
+                && self.pdbs.wait_until_ready().await.is_ok()
+                && self.hpas.wait_until_ready().await.is_ok()
+                && self.pods.wait_until_ready().await.is_ok()
+                && self.replica_sets.wait_until_ready().await.is_ok()
+                && self.endpoint_slices.wait_until_ready().await.is_ok()
+        };
+        tokio::time::timeout(within, all).await.unwrap_or(false)
+    }
+
+    /// A child of `kind` K with this name in `ns`.
+    pub fn child<K>(store: &Store<K>, ns: &str, name: &str) -> Option<K>
+    where
+        K: Resource<DynamicType = ()> + Clone,
+    {
+        store
+            .get(&ObjectRef::new(name).within(ns))
+            .map(|a| a.as_ref().clone())
+    }
+
+    /// Objects in `ns` carrying all of `selector`'s labels.
+    pub fn selected<K>(
+        store: &Store<K>,
+        ns: &str,
+        selector: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<K>
+    where
+        K: Resource<DynamicType = ()> + Clone,
+    {
+        store
+            .state()
+            .iter()
+            .filter(|o| o.namespace().as_deref() == Some(ns))
+            .filter(|o| {
+                let l = o.labels();
+                selector.iter().all(|(k, v)| l.get(k) == Some(v))
+            })
+            .map(|o| o.as_ref().clone())
+            .collect()
+    }
+}
+
+/// The label selector every child, pod and ReplicaSet of ours carries.
+pub fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by={}",
+        labels::MANAGED_BY
+    ))
+}
+
+/// A reflector over `api` feeding `writer`; yields every touched object (deletions
+/// too, so a deleted child is re-created). `strip` drops what we never read.
+pub fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: Writer<K>,
+    strip_managed_fields: bool,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(move |o: &mut K| {
+            if strip_managed_fields {
+                o.managed_fields_mut().clear();
+            }
+        });
+    reflector::reflector(writer, stream).touched_objects()
+}
+
+/// Start every reflector without a controller (tests): the streams are drained in tasks.
+pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
+    let (stores, w) = new();
+    fn drain<S: Stream + Send + 'static>(s: S) {
+        tokio::spawn(async move {
+            let mut s = std::pin::pin!(s);
+            while s.next().await.is_some() {}
+        });
+    }
+    let c = client.clone();
+    drain(watch(
+        Api::namespaced(c.clone(), ns),
+        managed(),
+        w.deployments,
+        false,
+    ));
+    drain(watch(
+        Api::namespaced(c.clone(), ns),
+        managed(),
+        w.services,
+        false,
+    ));
+    drain(watch(
+        Api::namespaced(c.clone(), ns),
+        managed(),
+        w.pdbs,
+        false,
+    ));
+    drain(watch(
+        Api::namespaced(c.clone(), ns),
+        managed(),
+        w.hpas,
+        false,
+    ));
+    drain(watch(
+        Api::namespaced(c.clone(), ns),
+        managed(),
+        w.pods,
+        true,
+    ));
+    drain(watch(
+        Api::namespaced(c.clone(), ns),
+        managed(),
+        w.replica_sets,
+        true,
+    ));
+    drain(watch(
+        Api::namespaced(c, ns),
+        watcher::Config::default(),
+        w.endpoint_slices,
+        true,
+    ));
+    stores
+}
+
+/// Caches filled from a fixed list of objects, dispatched by `kind` and marked
+/// ready: for tests that script the API server instead of watching a real one.
+pub fn from_objects(objects: impl IntoIterator<Item = serde_json::Value>) -> Stores {
+    let (stores, mut w) = new();
+    fn put<K: Resource<DynamicType = ()> + Clone + DeserializeOwned>(
+        w: &mut Writer<K>,
+        v: serde_json::Value,
+    ) {
+        if let Ok(o) = serde_json::from_value::<K>(v) {
+            w.apply_watcher_event(&watcher::Event::InitApply(o));
+        }
+    }
+    fn init<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>) {
+        w.apply_watcher_event(&watcher::Event::Init);
+    }
+    fn done<K: Resource<DynamicType = ()> + Clone>(w: &mut Writer<K>) {
+        w.apply_watcher_event(&watcher::Event::InitDone);
+    }
+    init(&mut w.deployments);
+    init(&mut w.services);
+    init(&mut w.pdbs);
+    init(&mut w.hpas);
+    init(&mut w.pods);
+    init(&mut w.replica_sets);
+    init(&mut w.endpoint_slices);
+    for v in objects {
+        match v.get("kind").and_then(|k| k.as_str()).unwrap_or_default() {
+            "Deployment" => put(&mut w.deployments, v),
+            "Service" => put(&mut w.services, v),
+            "PodDisruptionBudget" => put(&mut w.pdbs, v),
+            "HorizontalPodAutoscaler" => put(&mut w.hpas, v),
+            "Pod" => put(&mut w.pods, v),
+            "ReplicaSet" => put(&mut w.replica_sets, v),
+            "EndpointSlice" => put(&mut w.endpoint_slices, v),
+            _ => {}
+        }
+    }
+    done(&mut w.deployments);
+    done(&mut w.services);
+    done(&mut w.pdbs);
+    done(&mut w.hpas);
+    done(&mut w.pods);
+    done(&mut w.replica_sets);
+    done(&mut w.endpoint_slices);
+    stores
+}

@@ -1,0 +1,257 @@
+//! The McpServer's status from what a reconcile observed, decided and did. Pure.
+use super::conditions::{self, Desired};
+use super::phase::{self, PhaseInputs};
+use crate::api::{condition, McpServerStatus, PoolStatus, RollbackHold};
+use crate::remediation::{LastIncident, RemediationStatus};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// A child the API server refused to take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildRejected {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+pub struct Inputs<'a> {
+    pub previous: &'a McpServerStatus,
+    pub generation: Option<i64>,
+    pub now: &'a Time,
+    pub config_valid: bool,
+    pub dependency_up: Option<bool>,
+    pub dependency_message: &'a str,
+    /// Replicas the Deployment is asked for.
+    pub desired_replicas: i32,
+    /// The Deployment as it stands after this reconcile's writes.
+    pub deployment: Option<&'a Deployment>,
+    pub rejected: &'a [ChildRejected],
+    /// Conditions decided before acting.
+    pub conditions: &'a [Desired],
+    pub endpoint: Option<String>,
+    pub pool: Option<PoolStatus>,
+    pub remediation: Option<RemediationStatus>,
+    pub incident: Option<LastIncident>,
+    pub rollback_hold: Option<RollbackHold>,
+}
+
+pub fn compute(i: Inputs<'_>) -> McpServerStatus {
+    let desired = i.desired_replicas;
+    let d = i.deployment;
+    let dstat = d.and_then(|d| d.status.clone()).unwrap_or_default();
+    let ready = dstat.ready_replicas.unwrap_or(0);
+    let replicas = dstat.replicas.unwrap_or(0);
+    let updated = dstat.updated_replicas.unwrap_or(0);
+    // The Deployment controller has not seen its latest spec, or pods of the new
+    // template are still missing, or old ones are still around.
+    let rollout_in_progress = d.is_some_and(|d| {
+        let obs = d.status.as_ref().and_then(|s| s.observed_generation);
+        obs != d.metadata.generation || updated < desired || replicas > desired
+    });
+    let rejected = !i.rejected.is_empty();
+    let phase = phase::compute(PhaseInputs {
+        config_valid: i.config_valid && !rejected,
+        dependency_up: i.dependency_up,
+        desired,
+        ready,
+        updated,
+        rollout_in_progress,
+    });
+    let all_ready = desired > 0 && ready >= desired && !rejected;
+
+    let mut conds: Vec<Desired> = i.conditions.to_vec();
+    conds.push(if let Some(r) = i.rejected.first() {
+        Desired::new(
+            condition::READY,
+            false,
+            format!("{}Rejected", r.kind),
+            i.rejected
+                .iter()
+                .map(|r| format!("the API server rejected the {}: {}", r.kind, r.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    } else if all_ready {
+        Desired::new(
+            condition::READY,
+            true,
+            "AllReplicasReady",
+            format!("{ready}/{desired} replicas ready"),
+        )
+    } else if !i.config_valid {
+        Desired::new(
+            condition::READY,
+            false,
+            "InvalidSpec",
+            "the spec cannot be realised; see ConfigValid",
+        )
+    } else {
+        Desired::new(
+            condition::READY,
+            false,
+            "ReplicasNotReady",
+            format!("{ready}/{desired} replicas ready"),
+        )
+    });
+    conds.push(if rollout_in_progress && i.config_valid {
+        Desired::new(
+            condition::PROGRESSING,
+            true,
+            "RollingOut",
+            format!("{updated}/{desired} replicas updated"),
+        )
+    } else {
+        Desired::new(
+            condition::PROGRESSING,
+            false,
+            "Stable",
+            "no rollout in progress",
+        )
+    });
+    conds.push(match (&i.rollback_hold, all_ready) {
+        (Some(h), _) => Desired::new(
+            condition::DEGRADED,
+            true,
+            "RolledBack",
+            format!(
+                "generation {} crashed and was rolled back to revision {}; change the spec to try a new rollout",
+                h.generation, h.revision
+            ),
+        ),
+        (None, true) => Desired::new(condition::DEGRADED, false, "AllReplicasReady", "all replicas ready"),
+        (None, false) if i.dependency_up == Some(false) => Desired::new(
+            condition::DEGRADED,
+            true,
+            "DependencyUnavailable",
+            i.dependency_message,
+        ),
+        (None, false) => Desired::new(
+            condition::DEGRADED,
+            true,
+            "ReplicasNotReady",
+            format!("{ready}/{desired} replicas ready"),
+        ),
+    });
+    McpServerStatus {
+        observed_generation: i.generation,
+        replicas,
+        ready_replicas: ready,
+        ready_display: Some(format!("{ready}/{desired}")),
+        phase: Some(phase),
+        endpoint: i.endpoint,
+        conditions: conditions::merge(&i.previous.conditions, &conds, i.generation, i.now),
+        pool: i.pool,
+        remediation: i.remediation,
+        last_incident: i.incident,
+        rollback_hold: i.rollback_hold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Phase;
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    fn deployment(generation: i64, observed: i64, ready: i32, updated: i32) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "notes", "generation": generation},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "replicas": 3, "readyReplicas": ready, "updatedReplicas": updated}
+        }))
+        .expect("deployment")
+    }
+
+    fn inputs<'a>(
+        prev: &'a McpServerStatus,
+        now: &'a Time,
+        d: Option<&'a Deployment>,
+        rejected: &'a [ChildRejected],
+    ) -> Inputs<'a> {
+        Inputs {
+            previous: prev,
+            generation: Some(2),
+            now,
+            config_valid: true,
+            dependency_up: Some(true),
+            dependency_message: "",
+            desired_replicas: 3,
+            deployment: d,
+            rejected,
+            conditions: &[],
+            endpoint: None,
+            pool: None,
+            remediation: None,
+            incident: None,
+            rollback_hold: None,
+        }
+    }
+
+    fn cond<'a>(
+        s: &'a McpServerStatus,
+        t: &str,
+    ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .expect("condition present")
+    }
+
+    #[test]
+    fn ready_pool_is_ready_and_a_fixed_point() {
+        let prev = McpServerStatus::default();
+        let t1 = Time(Timestamp::from_second(100).expect("ts"));
+        let d = deployment(4, 4, 3, 3);
+        let s1 = compute(inputs(&prev, &t1, Some(&d), &[]));
+        assert_eq!(s1.phase, Some(Phase::Ready));
+        assert_eq!(cond(&s1, "Ready").status, "True");
+        assert_eq!(s1.observed_generation, Some(2));
+        // Same observation later: the same status, so no write.
+        let t2 = Time(Timestamp::from_second(160).expect("ts"));
+        assert_eq!(compute(inputs(&s1, &t2, Some(&d), &[])), s1);
+    }
+
+    #[test]
+    fn unseen_deployment_generation_is_progressing_not_ready() {
+        let prev = McpServerStatus::default();
+        let t = Time(Timestamp::from_second(1).expect("ts"));
+        let d = deployment(5, 4, 3, 3);
+        let s = compute(inputs(&prev, &t, Some(&d), &[]));
+        assert_eq!(s.phase, Some(Phase::Progressing));
+        assert_eq!(cond(&s, "Progressing").status, "True");
+    }
+
+    #[test]
+    fn a_rejected_child_is_not_ready_and_names_the_child() {
+        let prev = McpServerStatus::default();
+        let t = Time(Timestamp::from_second(1).expect("ts"));
+        let d = deployment(4, 4, 3, 3);
+        let rej = [ChildRejected {
+            kind: "Service",
+            message: "Service \"9notes\" is invalid: metadata.name: Invalid value".into(),
+        }];
+        let s = compute(inputs(&prev, &t, Some(&d), &rej));
+        let r = cond(&s, "Ready");
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "ServiceRejected")
+        );
+        assert!(r.message.contains("metadata.name"), "{}", r.message);
+        assert_eq!(s.phase, Some(Phase::Invalid));
+    }
+
+    #[test]
+    fn dependency_down_is_degraded_with_its_cause() {
+        let prev = McpServerStatus::default();
+        let t = Time(Timestamp::from_second(1).expect("ts"));
+        let d = deployment(4, 4, 0, 3);
+        let mut i = inputs(&prev, &t, Some(&d), &[]);
+        i.dependency_up = Some(false);
+        i.dependency_message = "Service db/postgres has no ready endpoints";
+        let s = compute(i);
+        assert_eq!(s.phase, Some(Phase::DependencyUnavailable));
+        let g = cond(&s, "Degraded");
+        assert_eq!(g.reason, "DependencyUnavailable");
+        assert!(g.message.contains("db/postgres"));
+    }
+}
