@@ -126,7 +126,12 @@ async fn standalone_ctx(client: &Client, ns: &str) -> Arc<Context> {
 /// Wait until the caches hold what the API server holds for `name`'s children
 /// and the database's EndpointSlices (compared by resourceVersion).
 async fn settle(client: &Client, ctx: &Context, ns: &str) {
-    async fn same<K>(client: &Client, store: &kube::runtime::reflector::Store<K>, ns: &str) -> bool
+    async fn same<K>(
+        client: &Client,
+        store: &kube::runtime::reflector::Store<K>,
+        ns: &str,
+        labels: &str,
+    ) -> bool
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -134,7 +139,7 @@ async fn settle(client: &Client, ctx: &Context, ns: &str) {
             + std::fmt::Debug,
     {
         let live: Vec<(String, Option<String>)> = Api::<K>::namespaced(client.clone(), ns)
-            .list(&Default::default())
+            .list(&kube::api::ListParams::default().labels(labels))
             .await
             .map(|l| {
                 l.items
@@ -163,11 +168,12 @@ async fn settle(client: &Client, ctx: &Context, ns: &str) {
     }
     let s: &Stores = &ctx.stores;
     for _ in 0..100 {
-        if same(client, &s.deployments, ns).await
-            && same(client, &s.services, ns).await
-            && same(client, &s.pdbs, ns).await
-            && same(client, &s.hpas, ns).await
-            && same(client, &s.endpoint_slices, ns).await
+        let m = "app.kubernetes.io/managed-by=mcp-operator";
+        if same(client, &s.deployments, ns, m).await
+            && same(client, &s.services, ns, m).await
+            && same(client, &s.pdbs, ns, m).await
+            && same(client, &s.hpas, ns, m).await
+            && same(client, &s.endpoint_slices, ns, "").await
         {
             return;
         }
@@ -286,6 +292,36 @@ async fn crd_rejects_bad_specs_with_field_messages() {
 
     let e = create_err(&api, server("no-image", json!({"port": 8080}))).await;
     assert!(e.contains("spec.image"), "{e}");
+
+    // Names the API server takes for an McpServer but not for its children.
+    let long = format!("n{}", "x".repeat(63));
+    for name in ["notes.v2", "9notes", long.as_str()] {
+        let e = create_err(&api, server(name, json!({"image": "x"}))).await;
+        assert!(
+            e.contains("metadata.name must be a DNS-1035 label"),
+            "{name}: {e}"
+        );
+    }
+    // A Secret name that would walk the request path, an empty or spaced env name.
+    let e = create_err(
+        &api,
+        server(
+            "bad-secret",
+            json!({"image": "x", "database": {"urlSecretRef": {"name": "../etc", "key": "url"}}}),
+        ),
+    )
+    .await;
+    assert!(e.contains("spec.database.urlSecretRef.name"), "{e}");
+    for bad in ["", "MY URL"] {
+        let mut d = db.clone();
+        d["envNames"] = json!({ "url": bad });
+        let e = create_err(
+            &api,
+            server("bad-env", json!({"image": "x", "database": d})),
+        )
+        .await;
+        assert!(e.contains("spec.database.envNames.url"), "{bad:?}: {e}");
+    }
 }
 
 #[tokio::test]
@@ -482,27 +518,45 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
     assert!(reads > 0, "the request counter saw nothing");
     assert!(writes.is_empty(), "second reconcile wrote: {writes:?}");
 
-    // Dependency loss shows up as a condition and phase.
+    // Dependency loss shows up as a condition and phase: no ready endpoint, then no
+    // EndpointSlice at all (the Service is gone).
+    let mut down = slice.clone();
+    down.endpoints[0].conditions = Some(k8s_openapi::api::discovery::v1::EndpointConditions {
+        ready: Some(false),
+        ..Default::default()
+    });
     slices
-        .delete("postgres-1", &DeleteParams::default())
+        .patch("postgres-1", &pp, &Patch::Apply(&down))
         .await
-        .expect("slice deleted");
-    settle(&client, &ctx, ns).await;
-    let now = api.get("notes").await.expect("get");
-    reconcile(Arc::new(now), ctx.clone())
-        .await
-        .expect("reconcile with dependency down");
-    let st = api.get("notes").await.expect("get").status.expect("status");
-    let dep = st
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "DependencyAvailable")
-        .expect("dep");
-    assert_eq!(
-        (dep.status.as_str(), dep.reason.as_str()),
-        ("False", "NoReadyEndpoints")
-    );
-    assert_eq!(st.phase.map(|p| p.as_str()), Some("DependencyUnavailable"));
+        .expect("slice not ready");
+    for (change, reason) in [
+        ("not ready", "NoReadyEndpoints"),
+        ("deleted", "NoEndpointSlice"),
+    ] {
+        if change == "deleted" {
+            slices
+                .delete("postgres-1", &DeleteParams::default())
+                .await
+                .expect("slice deleted");
+        }
+        settle(&client, &ctx, ns).await;
+        let now = api.get("notes").await.expect("get");
+        reconcile(Arc::new(now), ctx.clone())
+            .await
+            .expect("reconcile with dependency down");
+        let st = api.get("notes").await.expect("get").status.expect("status");
+        let dep = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "DependencyAvailable")
+            .expect("dep");
+        assert_eq!(
+            (dep.status.as_str(), dep.reason.as_str()),
+            ("False", reason),
+            "slice {change}"
+        );
+        assert_eq!(st.phase.map(|p| p.as_str()), Some("DependencyUnavailable"));
+    }
 
     // A missing Secret becomes ConfigValid=False with the Secret's name, and no panic.
     secrets

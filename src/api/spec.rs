@@ -28,6 +28,7 @@ use super::status::McpServerStatus;
     printcolumn = r#"{"name":"Remediation","type":"string","jsonPath":".status.remediation.state"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[kube(validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63").message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters): it also names the Deployment, Service and PodDisruptionBudget"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.database) || !has(self.database.pool) || !has(self.database.maxConnections) || self.database.pool.max * self.replicas.max <= self.database.maxConnections").message("database.pool.max * replicas.max must be <= database.maxConnections: lower database.pool.max or replicas.max, or raise database.maxConnections"))]
 pub struct McpServerSpec {
@@ -197,18 +198,29 @@ pub struct DatabaseSpec {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 pub struct SecretKeyRef {
-    #[schemars(length(min = 1, max = 253))]
+    /// A Secret name (DNS subdomain): it becomes part of a request path, so nothing else passes.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 pub struct ServiceRef {
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Defaults to the McpServer's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
@@ -270,12 +282,28 @@ impl Default for PoolSpec {
 #[serde(rename_all = "camelCase")]
 pub struct EnvNames {
     #[serde(default = "env_url")]
+    #[schemars(
+        regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
+        length(min = 1, max = 253)
+    )]
     pub url: String,
     #[serde(default = "env_pool_min")]
+    #[schemars(
+        regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
+        length(min = 1, max = 253)
+    )]
     pub pool_min: String,
     #[serde(default = "env_pool_max")]
+    #[schemars(
+        regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
+        length(min = 1, max = 253)
+    )]
     pub pool_max: String,
     #[serde(default = "env_acquire")]
+    #[schemars(
+        regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"),
+        length(min = 1, max = 253)
+    )]
     pub acquire_timeout: String,
 }
 
