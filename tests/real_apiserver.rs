@@ -663,6 +663,10 @@ impl Drop for Running {
 }
 
 fn run_controller(client: &Client, ns: &str) -> Running {
+    run_controller_with(client, ns, Arc::new(Metrics::default()))
+}
+
+fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Running {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let recorder = Recorder::new(
         client.clone(),
@@ -674,7 +678,7 @@ fn run_controller(client: &Client, ns: &str) -> Running {
     tokio::spawn(mcp_operator::controller::run(
         client.clone(),
         recorder,
-        Arc::new(Metrics::default()),
+        metrics,
         Some(ns.to_string()),
         async move {
             let _ = rx.await;
@@ -740,7 +744,8 @@ async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
             "health": {"readiness": {"path": "/readyz", "periodSeconds": 2}}})),
     )
     .await;
-    let _running = run_controller(&client, ns);
+    let metrics = Arc::new(Metrics::default());
+    let _running = run_controller_with(&client, ns, metrics.clone());
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
@@ -874,6 +879,16 @@ async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
         })
         .unwrap_or_default();
     assert!(writes.is_empty(), "steady state wrote: {writes:?}");
+
+    // Deleted: its per-object series go with it.
+    assert!(metrics.encode().contains("name=\"notes\""));
+    api.delete("notes", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually("per-object series removed", || async {
+        !metrics.encode().contains("name=\"notes\"")
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -26,8 +26,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use rand::Rng;
 use std::sync::Arc;
@@ -128,9 +128,19 @@ pub async fn run(
         let mut s = std::pin::pin!(rs_stream);
         while s.next().await.is_some() {}
     });
-    let servers: Api<McpServer> = api(c, ns);
-    let controller = Controller::new(servers, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // Deletions of McpServers trigger too (the default trigger ignores them): the
+    // reconcile then finds no object and its per-object state is forgotten below.
+    let (store, server_writer) = reflector::store();
+    let servers = reflector::reflector(
+        server_writer,
+        watcher(
+            api::<McpServer>(c, ns),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
+    let controller = Controller::for_stream(servers, store.clone());
     let forget_ctx = ctx.clone();
     controller
         .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, false))

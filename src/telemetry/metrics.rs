@@ -155,3 +155,26 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forgotten_object_leaves_no_series() {
+        let m = Metrics::default();
+        let labels = |n: &str| ObjectLabels {
+            namespace: "a".into(),
+            name: n.into(),
+        };
+        m.dependency_up.get_or_create(&labels("gone")).set(0);
+        m.remediation_blocked.get_or_create(&labels("gone")).set(1);
+        m.dependency_up.get_or_create(&labels("kept")).set(1);
+        assert!(m.encode().contains("name=\"gone\""));
+        m.forget_object("a", "gone");
+        let text = m.encode();
+        assert!(!text.contains("name=\"gone\""), "{text}");
+        assert!(text.contains("name=\"kept\""), "{text}");
+        assert!(text.contains("mcp_operator_writes_skipped_total"), "{text}");
+    }
+}
