@@ -40,6 +40,8 @@ pub struct Remediation {
     pub action_labels: Vec<(String, String)>,
     pub blocked: bool,
     pub incident_resolved_seconds: Option<u64>,
+    /// Pods that never started, with the cause (pod, cause).
+    pub not_started: Vec<(String, String)>,
 }
 
 pub fn policy(mcp: &McpServer) -> Policy {
@@ -97,6 +99,55 @@ pub fn pod_obs(p: &Pod) -> PodObs {
         revision: observe::template_hash(p),
         deleting: observe::is_terminating(p),
     }
+}
+
+/// Waiting reasons of a container on its normal way up.
+const STARTING: &[&str] = &["ContainerCreating", "PodInitializing"];
+
+/// Has any container of the pod ever run? If not, why not, as the kubelet or the
+/// scheduler said it ("Unschedulable: 0/1 nodes are available: ...",
+/// "ImagePullBackOff: ...", "CreateContainerConfigError: secret \"x\" not found").
+pub fn start_state(p: &Pod) -> (bool, Option<String>) {
+    let st = p.status.as_ref();
+    let containers = st
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default();
+    let started = containers.iter().any(|c| {
+        c.restart_count > 0
+            || c.state
+                .as_ref()
+                .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+            || c.last_state
+                .as_ref()
+                .is_some_and(|s| s.terminated.is_some())
+    });
+    if started {
+        return (true, None);
+    }
+    let inits = st
+        .and_then(|s| s.init_container_statuses.as_deref())
+        .unwrap_or_default();
+    let waiting = inits.iter().chain(containers).find_map(|c| {
+        let w = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = w.reason.as_deref()?;
+        (!STARTING.contains(&reason)).then(|| match &w.message {
+            Some(m) if !m.is_empty() => format!("{reason}: {m}"),
+            _ => reason.to_string(),
+        })
+    });
+    let unscheduled = || {
+        st.and_then(|s| s.conditions.as_ref())?
+            .iter()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.reason.as_deref().unwrap_or("Unschedulable"),
+                    c.message.as_deref().unwrap_or("")
+                )
+            })
+    };
+    (false, waiting.or_else(unscheduled))
 }
 
 pub fn rollout_obs(replica_sets: &[ReplicaSet], deploy: Option<&Deployment>) -> RolloutObs {
@@ -319,6 +370,50 @@ mod tests {
             o.ready_transition.map(|t| t.0.as_second()),
             Some(1_767_225_660)
         );
+    }
+
+    #[test]
+    fn start_state_from_the_pod() {
+        let pod = |status: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status}))
+                .expect("pod")
+        };
+        let unschedulable = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."}]}),
+        );
+        let (started, cause) = start_state(&unschedulable);
+        assert!(!started);
+        assert_eq!(
+            cause.as_deref(),
+            Some("Unschedulable: 0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.")
+        );
+        let config = pod(
+            json!({"containerStatuses": [{"name": "mcp", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+            "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"notes-db\" not found"}}}]}),
+        );
+        assert_eq!(
+            start_state(&config),
+            (
+                false,
+                Some("CreateContainerConfigError: secret \"notes-db\" not found".into())
+            )
+        );
+        let creating = pod(
+            json!({"containerStatuses": [{"name": "mcp", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+            "state": {"waiting": {"reason": "ContainerCreating"}}}]}),
+        );
+        assert_eq!(start_state(&creating), (false, None));
+        let running = pod(
+            json!({"containerStatuses": [{"name": "mcp", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+            "state": {"running": {}}}]}),
+        );
+        assert_eq!(start_state(&running), (true, None));
+        let crashed = pod(
+            json!({"containerStatuses": [{"name": "mcp", "ready": false, "restartCount": 3, "image": "x", "imageID": "",
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
+        );
+        assert_eq!(start_state(&crashed), (true, None));
     }
 
     #[test]

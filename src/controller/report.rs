@@ -103,6 +103,7 @@ pub fn status(
             .unwrap_or(plan.desired_replicas),
         deployment: acted.deployment.as_ref().or(obs.deployment.as_ref()),
         rejected: &rejected,
+        not_started: &plan.remediation.not_started,
         conditions: &plan.conditions,
         endpoint: service::endpoint_url(mcp),
         pool: budget::compute(&mcp.spec).map(|b| b.status),

@@ -25,6 +25,8 @@ pub struct Inputs<'a> {
     /// The Deployment as it stands after this reconcile's writes.
     pub deployment: Option<&'a Deployment>,
     pub rejected: &'a [ChildRejected],
+    /// Pods that never started, with the cause (pod, cause): a restart cannot help them.
+    pub not_started: &'a [(String, String)],
     /// Conditions decided before acting.
     pub conditions: &'a [Desired],
     pub endpoint: Option<String>,
@@ -57,6 +59,29 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
         rollout_in_progress,
     });
     let all_ready = desired > 0 && ready >= desired && !rejected;
+    // The ReplicaSet cannot create pods at all (a missing ServiceAccount, a quota).
+    let replica_failure = d
+        .and_then(|d| d.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+        })
+        .map(|c| c.message.clone().unwrap_or_default());
+    let cannot_start = match (&replica_failure, i.not_started.first()) {
+        (Some(m), _) => Some((
+            "ReplicaFailure",
+            format!("the ReplicaSet cannot create pods: {m}"),
+        )),
+        (None, Some((pod, cause))) => Some((
+            "PodsNotStarted",
+            format!(
+                "{} pod(s) cannot start, a restart would not help; {pod}: {cause}",
+                i.not_started.len()
+            ),
+        )),
+        (None, None) => None,
+    };
 
     let mut conds: Vec<Desired> = i.conditions.to_vec();
     conds.push(if let Some(r) = i.rejected.first() {
@@ -83,6 +108,13 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
             false,
             "InvalidSpec",
             "the spec cannot be realised; see ConfigValid",
+        )
+    } else if let Some((reason, why)) = &cannot_start {
+        Desired::new(
+            condition::READY,
+            false,
+            *reason,
+            format!("{ready}/{desired} replicas ready; {why}"),
         )
     } else {
         Desired::new(
@@ -124,6 +156,10 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
             "DependencyUnavailable",
             i.dependency_message,
         ),
+        (None, false) if cannot_start.is_some() => {
+            let (reason, why) = cannot_start.clone().unwrap_or_default();
+            Desired::new(condition::DEGRADED, true, reason, why)
+        }
         (None, false) => Desired::new(
             condition::DEGRADED,
             true,
@@ -178,6 +214,7 @@ mod tests {
             desired_replicas: 3,
             deployment: d,
             rejected,
+            not_started: &[],
             conditions: &[],
             endpoint: None,
             pool: None,
@@ -238,6 +275,45 @@ mod tests {
         );
         assert!(r.message.contains("metadata.name"), "{}", r.message);
         assert_eq!(s.phase, Some(Phase::Invalid));
+    }
+
+    #[test]
+    fn pods_that_cannot_start_say_why() {
+        let prev = McpServerStatus::default();
+        let t = Time(Timestamp::from_second(1).expect("ts"));
+        let d = deployment(4, 4, 0, 3);
+        let stuck = [(
+            "notes-abc".to_string(),
+            "Unschedulable: 0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector".to_string(),
+        )];
+        let mut i = inputs(&prev, &t, Some(&d), &[]);
+        i.not_started = &stuck;
+        let s = compute(i);
+        let r = cond(&s, "Ready");
+        assert_eq!(r.reason, "PodsNotStarted");
+        assert!(
+            r.message.contains("notes-abc: Unschedulable"),
+            "{}",
+            r.message
+        );
+        assert_eq!(cond(&s, "Degraded").reason, "PodsNotStarted");
+
+        // No pod at all: the ReplicaSet's failure is the cause.
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "notes", "generation": 1},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                "message": "pods \"notes-1\" is forbidden: error looking up service account a/missing: serviceaccount \"missing\" not found"}]}
+        }))
+        .expect("deployment");
+        let s = compute(inputs(&prev, &t, Some(&d), &[]));
+        let r = cond(&s, "Ready");
+        assert_eq!(r.reason, "ReplicaFailure");
+        assert!(
+            r.message.contains("serviceaccount \"missing\" not found"),
+            "{}",
+            r.message
+        );
     }
 
     #[test]
