@@ -19,15 +19,24 @@ eval "$cp_env"
 export MCP_TEST_KUBECONFIG=$KUBECONFIG
 unset KUBECONFIG
 export MCP_REQUIRE_APISERVER=1 MCP_REQUIRE_PG=1
+cargo_log=$(mktemp)
+# Whatever fails, the throwaway control plane and the log go.
+cleanup() {
+  rm -f "$cargo_log"
+  e2e/cluster/local/control-plane.sh down >&2 || true
+}
+trap cleanup EXIT
 
 log "cargo test (workspace: operator + workload, with real API server and real Postgres)"
-cargo_log=$(mktemp)
-trap 'rm -f "$cargo_log"' EXIT
-cargo test --workspace --locked -j 2 2>&1 | tee "$cargo_log"
+cargo_rc=0
+cargo test --workspace --locked -j 2 2>&1 | tee "$cargo_log" || cargo_rc=$?
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$cargo_log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$cargo_log" | awk '{s+=$1} END {print s+0}')
-
 e2e/cluster/local/control-plane.sh down >&2 || true
+if ((cargo_rc != 0)); then
+  echo "cargo: ${passed} passed, ${failed} failed"
+  exit "$cargo_rc"
+fi
 
 if [[ "${SKIP_E2E:-0}" == "1" ]]; then
   log "SKIP_E2E=1: not running the e2e suite"
@@ -36,13 +45,23 @@ if [[ "${SKIP_E2E:-0}" == "1" ]]; then
 fi
 
 log "e2e suite on a real cluster"
-e2e/run-e2e.sh "$@"
-e2e_passed=0
+e2e_rc=0
+e2e/run-e2e.sh "$@" || e2e_rc=$?
+# The suite's own verdicts: every check of every run in its report.
+e2e_passed=0 e2e_failed=0
 report="${CARGO_TARGET_DIR:-target}/e2e/report.json"
 if [[ -f "$report" ]]; then
-  e2e_passed=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(1 for s in r["scenarios"] for run in s["runs"]))' "$report")
+  read -r e2e_passed e2e_failed < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+checks = [c for s in r.get("scenarios", []) for run in s.get("runs", []) for c in run.get("checks", [])]
+print(sum(1 for c in checks if c["ok"]), sum(1 for c in checks if not c["ok"]))' "$report")
 fi
-log "all tests passed in $((SECONDS - start)) s"
+if ((e2e_rc != 0 && e2e_failed == 0)); then
+  e2e_failed=1  # the suite failed before or outside its checks (setup)
+fi
+log "tests finished in $((SECONDS - start)) s"
 echo "cargo: ${passed} passed, ${failed} failed"
-echo "e2e: ${e2e_passed} passed, 0 failed"
-echo "total: $((passed + e2e_passed)) passed, ${failed} failed"
+echo "e2e checks: ${e2e_passed} passed, ${e2e_failed} failed"
+echo "total: $((passed + e2e_passed)) passed, $((failed + e2e_failed)) failed"
+exit "$e2e_rc"
