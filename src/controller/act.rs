@@ -123,6 +123,7 @@ pub async fn act(ctx: &Context, mcp: &McpServer, plan: &Plan) -> Result<Acted> {
     let written = report::write_status(ctx, mcp, &intent(&prev, plan), mcp.resource_version())
         .await
         .map_err(Error::Status)?;
+    ctx.metrics.status_written("intent");
     out.resource_version = written.resource_version();
 
     if let Some(replicas) = plan.deployment.hand_over_replicas {

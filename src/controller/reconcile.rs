@@ -78,6 +78,7 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
         report::write_status(ctx, mcp, &status, rv)
             .await
             .map_err(Error::Status)?;
+        ctx.metrics.status_written("report");
     }
     record_metrics(ctx, &ns, mcp, &observed, &plan);
     report::publish(ctx, mcp, events).await;

@@ -29,6 +29,12 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusWriteLabels {
+    /// `intent` (before acting) or `report` (after).
+    pub step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ObjectLabels {
     pub namespace: String,
     pub name: String,
@@ -45,6 +51,7 @@ pub struct Metrics {
     pub dependency_up: Family<ObjectLabels, Gauge>,
     pub writes_skipped: Counter,
     pub child_writes: Family<WriteLabels, Counter>,
+    pub status_writes: Family<StatusWriteLabels, Counter>,
     pub leader: Gauge,
 }
 
@@ -105,6 +112,12 @@ impl Default for Metrics {
             "Child applies by kind and reason (missing, changed, drifted, release_replicas)",
             child_writes.clone(),
         );
+        let status_writes = Family::<StatusWriteLabels, Counter>::default();
+        registry.register(
+            "status_writes",
+            "McpServer status writes by step (intent before acting, report after)",
+            status_writes.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -123,6 +136,7 @@ impl Default for Metrics {
             dependency_up,
             writes_skipped,
             child_writes,
+            status_writes,
         }
     }
 }
@@ -134,6 +148,12 @@ impl Metrics {
                 kind: kind.into(),
                 reason: reason.into(),
             })
+            .inc();
+    }
+
+    pub fn status_written(&self, step: &str) {
+        self.status_writes
+            .get_or_create(&StatusWriteLabels { step: step.into() })
             .inc();
     }
 
