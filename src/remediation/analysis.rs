@@ -37,6 +37,26 @@ pub(crate) struct Unready<'a> {
     pub failing: bool,
 }
 
+impl Unready<'_> {
+    /// May be evicted at all: it ran before (a pod that never started comes
+    /// back the same way) and its image can be pulled.
+    pub fn evictable(&self) -> bool {
+        self.pod.started && !self.image_failure
+    }
+
+    /// Why it has not started, for humans.
+    pub fn start_cause(&self) -> &str {
+        self.pod
+            .start_failure
+            .as_deref()
+            .or(self.pod.waiting_reason.as_deref())
+            .unwrap_or(NOT_STARTED_CAUSE)
+    }
+}
+
+/// Cause reported for a pod that has not started when the shell gave none.
+pub(crate) const NOT_STARTED_CAUSE: &str = "not started yet";
+
 /// Everything derived from pods and rollout.
 #[derive(Clone, Debug)]
 pub(crate) struct PodView<'a> {
@@ -163,8 +183,10 @@ pub(crate) fn failed_rollout(
                 "pod {} of revision {current} is failing ({})",
                 u.pod.name,
                 u.pod
-                    .waiting_reason
+                    .start_failure
                     .clone()
+                    .filter(|_| !u.pod.started)
+                    .or_else(|| u.pod.waiting_reason.clone())
                     .unwrap_or_else(|| format!("{} restarts", u.pod.restart_count)),
             ),
         ),

@@ -7,7 +7,7 @@ use super::decision::{Action, EventHint, EventType};
 use super::observation::Observation;
 use super::policy::Policy;
 use super::reason;
-use super::report::rfc;
+use super::report::{bounded_cause, rfc};
 use super::status::{OverrideRecord, RemediationState};
 use super::time::{dur, time, until, Secs};
 
@@ -79,7 +79,7 @@ pub(crate) fn manual_override(
                 f.from, f.to, f.detail
             ),
         })
-    } else if let Some(u) = ctx.pods.unready.iter().find(|u| !u.image_failure) {
+    } else if let Some(u) = ctx.pods.unready.iter().find(|u| u.evictable()) {
         if ctx.allowance == 0 {
             out.wait(
                 RemediationState::Waiting,
@@ -259,7 +259,7 @@ pub(crate) fn automatic(
         .pods
         .unready
         .iter()
-        .filter(|u| !u.image_failure)
+        .filter(|u| u.evictable())
         .partition(|u| u.eligible_at <= now);
     if !eligible.is_empty() {
         let what = format!("evicting {} unready pod(s)", eligible.len());
@@ -327,7 +327,12 @@ pub(crate) fn automatic(
         out.wake(first);
         return;
     }
-    if let Some(u) = ctx.pods.unready.iter().find(|u| u.image_failure) {
+    if let Some(u) = ctx
+        .pods
+        .unready
+        .iter()
+        .find(|u| u.image_failure && u.pod.started)
+    {
         out.wait(
             RemediationState::Waiting,
             reason::IMAGE_FAILURE,
@@ -335,6 +340,26 @@ pub(crate) fn automatic(
                 "pod {} cannot pull its image ({}); eviction would not help",
                 u.pod.name,
                 u.pod.waiting_reason.as_deref().unwrap_or("image error")
+            ),
+        );
+        return;
+    }
+    // Only pods that never ran are left: a replacement would be stuck the
+    // same way, so say why instead of evicting.
+    let not_started: Vec<&Unready<'_>> =
+        ctx.pods.unready.iter().filter(|u| !u.pod.started).collect();
+    if let Some(first) = not_started
+        .iter()
+        .min_by(|a, b| a.pod.name.cmp(&b.pod.name))
+    {
+        out.wait(
+            RemediationState::Waiting,
+            reason::PODS_NOT_STARTED,
+            format!(
+                "{} pod(s) never started; a restart cannot help, fix the cause: pod {}: {}",
+                not_started.len(),
+                first.pod.name,
+                bounded_cause(first.start_cause()),
             ),
         );
     }

@@ -12,6 +12,9 @@
 //! 3. A failed rollout: roll back (or hold when rollbacks are disabled).
 //! 4. Pods unready past their deadline: evict a few, bounded by the
 //!    disruption allowance, the remaining budget and the per-action cap.
+//!    Only pods that ran at some point: one that never started
+//!    (unschedulable, image or config error) would come back just as stuck,
+//!    so it is reported in [`Decision::not_started`] instead.
 
 use std::time::Duration;
 
@@ -26,7 +29,7 @@ use super::policy::Policy;
 use super::reason;
 use super::report::{
     action_event, blocked_events, consumed_tokens, dependency_condition, dependency_record,
-    last_good_revision, record, rfc,
+    last_good_revision, not_started, record, rfc,
 };
 use super::status::{
     ActionRecord, DependencyState, RemediationState, RemediationStatus, RollbackRecord,
@@ -269,5 +272,6 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         requeue_after,
         blocked,
         incident_resolved_seconds: inc.resolved_seconds,
+        not_started: not_started(&pods),
     }
 }

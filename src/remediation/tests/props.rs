@@ -8,7 +8,7 @@
 //!   token never grants twice;
 //! - nothing happens while the dependency is not up (with the pause set);
 //! - evictions never exceed the disruption allowance left after terminating
-//!   pods, and only target live, unready pods;
+//!   pods, and only target live, unready pods that started at some point;
 //! - automatic action batches are at least `cooldown` apart, and there are
 //!   none when remediation is disabled;
 //! - the requeue is never zero (no hot loop).
@@ -26,6 +26,7 @@ struct PodIn {
     reason: u8,
     deleting: bool,
     new_rev: bool,
+    started: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -47,13 +48,15 @@ fn pod_in() -> impl Strategy<Value = PodIn> {
         0u8..6,
         prop::bool::weighted(0.1),
         any::<bool>(),
+        prop::bool::weighted(0.7),
     )
-        .prop_map(|(ready, age, reason, deleting, new_rev)| PodIn {
+        .prop_map(|(ready, age, reason, deleting, new_rev, started)| PodIn {
             ready,
             age,
             reason,
             deleting,
             new_rev,
+            started,
         })
 }
 
@@ -139,6 +142,11 @@ fn apply(sim: &mut Sim, now: i64, s: &StepIn) {
             let mut pod = with_rev(base, if p.new_rev { "bad" } else { "good" });
             pod.waiting_reason = REASONS[usize::from(p.reason)].map(str::to_owned);
             pod.deleting = p.deleting;
+            // A ready pod has a running container.
+            pod.started = p.ready || p.started;
+            if !pod.started {
+                pod.start_failure = pod.waiting_reason.as_ref().map(|r| format!("{r}: detail"));
+            }
             pod
         })
         .collect();
@@ -188,7 +196,10 @@ proptest! {
             );
             for name in &evictions {
                 let pod = obs.pods.iter().find(|p| &p.name == name);
-                prop_assert!(pod.is_some_and(|p| !p.ready && !p.deleting), "bad target {name}");
+                prop_assert!(
+                    pod.is_some_and(|p| !p.ready && !p.deleting && p.started),
+                    "bad target {name}"
+                );
             }
             if let Some(r) = d.requeue_after {
                 prop_assert!(r.as_secs() > 0);
@@ -252,6 +263,29 @@ proptest! {
                 condition(&d, CONDITION_DEPENDENCY_AVAILABLE).status,
                 ConditionStatus::True
             );
+        }
+    }
+
+    /// No eviction, automatic or manual, ever names a pod that never
+    /// started, and every such live unready pod is reported (up to the cap).
+    #[test]
+    fn never_evicts_a_pod_that_never_started(
+        policy in policy_in(),
+        steps in prop::collection::vec(step_in(), 1..40),
+    ) {
+        let mut sim = Sim::with_policy(policy);
+        let mut now = 0i64;
+        for s in &steps {
+            now += s.dt;
+            apply(&mut sim, now, s);
+            let obs = sim.obs(now);
+            let d = sim.step(now);
+            for name in evicted(&d) {
+                let pod = obs.pods.iter().find(|p| p.name == name);
+                prop_assert!(pod.is_some_and(|p| p.started), "evicted {name}, never started");
+            }
+            let stuck = obs.pods.iter().filter(|p| !p.ready && !p.deleting && !p.started).count();
+            prop_assert_eq!(d.not_started.len(), stuck.min(NOT_STARTED_LIMIT));
         }
     }
 

@@ -587,6 +587,7 @@ fn pods_without_timestamps_are_never_evicted_on_a_guess() {
     let mut sim = Sim::new();
     sim.pods[0] = PodObs {
         name: "mystery".to_owned(),
+        started: true,
         ..PodObs::default()
     };
     for t in [0, 100, 1000] {
