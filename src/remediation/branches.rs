@@ -9,7 +9,7 @@ use super::policy::Policy;
 use super::reason;
 use super::report::{bounded_cause, rfc};
 use super::status::{OverrideRecord, RemediationState};
-use super::time::{dur, time, until, Secs};
+use super::time::{dur, time, Secs};
 
 /// Shared inputs of the branch functions.
 pub(crate) struct Ctx<'a> {
@@ -95,9 +95,9 @@ pub(crate) fn manual_override(
             pod: u.pod.name.clone(),
             reason: reason::MANUAL_OVERRIDE.to_owned(),
             message: format!(
-                "manual override {token:?} by {by}: evicting pod {} (unready for {}s)",
+                "manual override {token:?} by {by}: evicting pod {} (unready since {})",
                 u.pod.name,
-                until(u.since, ctx.now)
+                rfc(u.since)
             ),
         })
     } else {
@@ -286,9 +286,9 @@ pub(crate) fn automatic(
                 pod: u.pod.name.clone(),
                 reason: reason::UNREADY_TOO_LONG.to_owned(),
                 message: format!(
-                    "evicting pod {}: unready for {}s{}",
+                    "evicting pod {}: unready since {}{}",
                     u.pod.name,
-                    until(u.since, now),
+                    rfc(u.since),
                     if after_recovery {
                         ", still unready after the dependency came back"
                     } else {

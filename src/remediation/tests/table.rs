@@ -44,7 +44,7 @@ fn unhealthy_deadline_table() {
             assert_eq!(evicted(&d), vec!["p1"]);
             assert_eq!(d.actions[0].reason(), reason::UNREADY_TOO_LONG);
             assert_eq!(d.status.actions_in_window, 1);
-            assert_eq!(d.status.cooldown_remaining_seconds, 30);
+            assert_eq!(d.status.cooldown_until.as_ref().map(rel), Some(130));
             let last = d.status.last_action.as_ref().expect("last action");
             assert_eq!(last.kind, ActionKind::Evict);
             assert_eq!(last.pod.as_deref(), Some("p1"));
@@ -282,7 +282,7 @@ fn cooldown_spaces_actions() {
     let d = sim.step(110);
     assert!(d.actions.is_empty());
     assert_eq!(d.status.state, RemediationState::CoolingDown);
-    assert_eq!(d.status.cooldown_remaining_seconds, 20);
+    assert_eq!(d.status.cooldown_until.as_ref().map(rel), Some(130));
     assert_eq!(requeue(&d), Some(20));
     assert!(sim.step(129).actions.is_empty());
     assert_eq!(evicted(&sim.step(130)), vec!["p0"]);
@@ -296,9 +296,16 @@ fn cooling_down_without_work_then_idle() {
     sim.pods[1] = ready("p1b", 5);
     let d = sim.step(10);
     assert_eq!(d.status.state, RemediationState::CoolingDown);
+    assert_eq!(
+        d.status.next_action.as_deref(),
+        Some("watching the effect of the last action until 2023-11-14T22:13:50Z")
+    );
     assert_eq!(requeue(&d), Some(20));
+    // The next second says exactly the same: nothing to rewrite.
+    assert_eq!(sim.step(11).status, d.status);
     let d = sim.step(30);
     assert_eq!(d.status.state, RemediationState::Idle);
+    assert_eq!(d.status.cooldown_until, None);
     assert_eq!(requeue(&d), None);
 }
 
