@@ -97,7 +97,7 @@ pub(crate) fn manual_override(
             message: format!(
                 "manual override {token:?} by {by}: evicting pod {} (unready since {})",
                 u.pod.name,
-                rfc(u.since)
+                u.since.map_or_else(|| "an unknown time".to_owned(), rfc)
             ),
         })
     } else {
@@ -259,11 +259,13 @@ pub(crate) fn automatic(
         .pods
         .unready
         .iter()
-        .filter(|u| u.evictable())
-        .partition(|u| u.eligible_at <= now);
+        .filter(|u| u.evictable() && u.eligible_at.is_some())
+        .partition(|u| u.eligible_at.is_some_and(|e| e <= now));
     if !eligible.is_empty() {
-        let what = format!("evicting {} unready pod(s)", eligible.len());
-        if held_by_policy(out, &what) {
+        // No count here: it grows as more pods pass their deadline, which
+        // would change a held status between wakes.
+        let what = "evicting unready pods";
+        if held_by_policy(out, what) {
             return;
         }
         if ctx.allowance == 0 {
@@ -281,14 +283,14 @@ pub(crate) fn automatic(
             .min(usize::try_from(budget_left).unwrap_or(usize::MAX))
             .min(usize::try_from(policy.max_evictions_per_action).unwrap_or(usize::MAX));
         for u in eligible.iter().take(n) {
-            let after_recovery = ctx.grace_end.is_some_and(|g| g > u.since);
+            let after_recovery = ctx.grace_end.zip(u.since).is_some_and(|(g, s)| g > s);
             out.actions.push(Action::Evict {
                 pod: u.pod.name.clone(),
                 reason: reason::UNREADY_TOO_LONG.to_owned(),
                 message: format!(
                     "evicting pod {}: unready since {}{}",
                     u.pod.name,
-                    rfc(u.since),
+                    u.since.map_or_else(|| "an unknown time".to_owned(), rfc),
                     if after_recovery {
                         ", still unready after the dependency came back"
                     } else {
@@ -304,8 +306,9 @@ pub(crate) fn automatic(
         ));
         return;
     }
-    if let Some(first) = pending.iter().map(|u| u.eligible_at).min() {
-        let in_grace = ctx.grace_end.is_some_and(|g| g > now);
+    if let Some(first) = pending.iter().filter_map(|u| u.eligible_at).min() {
+        let grace_end = ctx.grace_end.filter(|g| *g > now);
+        let in_grace = grace_end.is_some();
         out.wait(
             RemediationState::Waiting,
             if in_grace {
@@ -325,6 +328,8 @@ pub(crate) fn automatic(
             ),
         );
         out.wake(first);
+        // The reason turns from GracePeriod to PodsUnready then.
+        out.wake_opt(grace_end);
         return;
     }
     if let Some(u) = ctx
@@ -340,6 +345,22 @@ pub(crate) fn automatic(
                 "pod {} cannot pull its image ({}); eviction would not help",
                 u.pod.name,
                 u.pod.waiting_reason.as_deref().unwrap_or("image error")
+            ),
+        );
+        return;
+    }
+    if let Some(u) = ctx
+        .pods
+        .unready
+        .iter()
+        .find(|u| u.evictable() && u.eligible_at.is_none())
+    {
+        out.wait(
+            RemediationState::Waiting,
+            reason::UNREADY,
+            format!(
+                "pod {} is unready and carries no timestamp; it is not judged automatically",
+                u.pod.name
             ),
         );
         return;

@@ -258,6 +258,17 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         },
     ];
 
+    // Time alone changes the status then too: wake, so it is written on
+    // time and not whenever a watch happens to fire.
+    out.wake_opt(inc.opens_at);
+    out.wake_opt(
+        status
+            .recent_actions
+            .iter()
+            .map(|a| secs(&a.time).saturating_add(window))
+            .filter(|t| *t > now)
+            .min(),
+    );
     let requeue_after = out
         .wake_at
         .filter(|t| *t > now)

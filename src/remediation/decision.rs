@@ -140,8 +140,11 @@ pub struct Decision {
     pub conditions: Vec<ConditionHint>,
     /// Events to publish.
     pub events: Vec<EventHint>,
-    /// When the next decision is due even if no watch fires (grace end,
-    /// unhealthy deadline, cooldown end, budget slot freeing). None: only
+    /// When the next decision is due even if no watch fires: the next
+    /// instant at which time alone changes the outcome (grace end, unhealthy
+    /// deadline, cooldown end, an action leaving the budget window, an
+    /// incident opening). Until then the same observation yields the same
+    /// status, so writing it does not re-trigger anything. None: only
     /// watches need to wake the controller (a shell that probes the
     /// dependency directly should also requeue at its probe interval).
     pub requeue_after: Option<Duration>,
