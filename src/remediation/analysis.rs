@@ -27,15 +27,38 @@ pub(crate) const CRASH_REASONS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub(crate) struct Unready<'a> {
     pub pod: &'a PodObs,
-    /// When it became unready (clamped to `now`).
-    pub since: Secs,
-    /// When it may be judged (evicted / counted as a failed rollout).
-    pub eligible_at: Secs,
+    /// When it became unready, as reported. Not clamped to `now`: a
+    /// future-dated pod (clock skew) keeps a fixed deadline instead of one
+    /// that moves with the clock. None without any timestamp.
+    pub since: Option<Secs>,
+    /// When it may be judged (evicted / counted as a failed rollout). None
+    /// without a timestamp: never judged on a guess.
+    pub eligible_at: Option<Secs>,
     /// Its image cannot be pulled: eviction is pointless.
     pub image_failure: bool,
     /// Crash-looping or failing to start.
     pub failing: bool,
 }
+
+impl Unready<'_> {
+    /// May be evicted at all: it ran before (a pod that never started comes
+    /// back the same way) and its image can be pulled.
+    pub fn evictable(&self) -> bool {
+        self.pod.started && !self.image_failure
+    }
+
+    /// Why it has not started, for humans.
+    pub fn start_cause(&self) -> &str {
+        self.pod
+            .start_failure
+            .as_deref()
+            .or(self.pod.waiting_reason.as_deref())
+            .unwrap_or(NOT_STARTED_CAUSE)
+    }
+}
+
+/// Cause reported for a pod that has not started when the shell gave none.
+pub(crate) const NOT_STARTED_CAUSE: &str = "not started yet";
 
 /// Everything derived from pods and rollout.
 #[derive(Clone, Debug)]
@@ -44,7 +67,7 @@ pub(crate) struct PodView<'a> {
     pub ready: u32,
     /// Terminating pods (in-flight disruptions).
     pub deleting: u32,
-    /// Non-terminating unready pods, longest unready first.
+    /// Non-terminating unready pods, longest unready first (undated last).
     pub unready: Vec<Unready<'a>>,
     /// Latest ready transition among ready pods.
     pub latest_ready_transition: Option<Secs>,
@@ -73,27 +96,31 @@ pub(crate) fn view<'a>(
             }
             continue;
         }
-        // Without any timestamp the pod counts as unready from now: it is
-        // never evicted on a guess (the shell always has creationTimestamp).
+        // The shell always has creationTimestamp; without any timestamp
+        // there is no deadline at all (one counted from `now` would move
+        // with every reconcile and never arrive).
         let since = pod
             .ready_transition
             .as_ref()
             .or(pod.created_at.as_ref())
-            .map_or(now, secs)
-            .min(now);
-        let start = grace_end.map_or(since, |g| since.max(g));
+            .map(secs);
+        let eligible_at = since.map(|since| {
+            grace_end
+                .map_or(since, |g| since.max(g))
+                .saturating_add(dur(policy.unhealthy_after_seconds))
+        });
         let reason = pod.waiting_reason.as_deref().unwrap_or("");
         unready.push(Unready {
             pod,
             since,
-            eligible_at: start.saturating_add(dur(policy.unhealthy_after_seconds)),
+            eligible_at,
             image_failure: IMAGE_FAILURE_REASONS.contains(&reason),
             failing: IMAGE_FAILURE_REASONS.contains(&reason)
                 || CRASH_REASONS.contains(&reason)
                 || pod.restart_count >= policy.crash_restart_threshold,
         });
     }
-    unready.sort_by(|a, b| a.since.cmp(&b.since).then(a.pod.name.cmp(&b.pod.name)));
+    unready.sort_by_key(|u| (u.since.unwrap_or(Secs::MAX), &u.pod.name));
     PodView {
         ready,
         deleting,
@@ -155,16 +182,19 @@ pub(crate) fn failed_rollout(
         .unready
         .iter()
         .filter(|u| u.failing && of_current(u.pod))
-        .min_by_key(|u| u.eligible_at);
+        .filter_map(|u| Some((u.eligible_at?, u)))
+        .min_by_key(|(at, _)| *at);
     let (eligible_at, detail) = match failing {
-        Some(u) => (
-            u.eligible_at,
+        Some((at, u)) => (
+            at,
             format!(
                 "pod {} of revision {current} is failing ({})",
                 u.pod.name,
                 u.pod
-                    .waiting_reason
+                    .start_failure
                     .clone()
+                    .filter(|_| !u.pod.started)
+                    .or_else(|| u.pod.waiting_reason.clone())
                     .unwrap_or_else(|| format!("{} restarts", u.pod.restart_count)),
             ),
         ),

@@ -7,9 +7,9 @@ use super::decision::{Action, EventHint, EventType};
 use super::observation::Observation;
 use super::policy::Policy;
 use super::reason;
-use super::report::rfc;
+use super::report::{bounded_cause, rfc};
 use super::status::{OverrideRecord, RemediationState};
-use super::time::{dur, time, until, Secs};
+use super::time::{dur, time, Secs};
 
 /// Shared inputs of the branch functions.
 pub(crate) struct Ctx<'a> {
@@ -79,7 +79,7 @@ pub(crate) fn manual_override(
                 f.from, f.to, f.detail
             ),
         })
-    } else if let Some(u) = ctx.pods.unready.iter().find(|u| !u.image_failure) {
+    } else if let Some(u) = ctx.pods.unready.iter().find(|u| u.evictable()) {
         if ctx.allowance == 0 {
             out.wait(
                 RemediationState::Waiting,
@@ -95,9 +95,9 @@ pub(crate) fn manual_override(
             pod: u.pod.name.clone(),
             reason: reason::MANUAL_OVERRIDE.to_owned(),
             message: format!(
-                "manual override {token:?} by {by}: evicting pod {} (unready for {}s)",
+                "manual override {token:?} by {by}: evicting pod {} (unready since {})",
                 u.pod.name,
-                until(u.since, ctx.now)
+                u.since.map_or_else(|| "an unknown time".to_owned(), rfc)
             ),
         })
     } else {
@@ -259,11 +259,13 @@ pub(crate) fn automatic(
         .pods
         .unready
         .iter()
-        .filter(|u| !u.image_failure)
-        .partition(|u| u.eligible_at <= now);
+        .filter(|u| u.evictable() && u.eligible_at.is_some())
+        .partition(|u| u.eligible_at.is_some_and(|e| e <= now));
     if !eligible.is_empty() {
-        let what = format!("evicting {} unready pod(s)", eligible.len());
-        if held_by_policy(out, &what) {
+        // No count here: it grows as more pods pass their deadline, which
+        // would change a held status between wakes.
+        let what = "evicting unready pods";
+        if held_by_policy(out, what) {
             return;
         }
         if ctx.allowance == 0 {
@@ -281,14 +283,14 @@ pub(crate) fn automatic(
             .min(usize::try_from(budget_left).unwrap_or(usize::MAX))
             .min(usize::try_from(policy.max_evictions_per_action).unwrap_or(usize::MAX));
         for u in eligible.iter().take(n) {
-            let after_recovery = ctx.grace_end.is_some_and(|g| g > u.since);
+            let after_recovery = ctx.grace_end.zip(u.since).is_some_and(|(g, s)| g > s);
             out.actions.push(Action::Evict {
                 pod: u.pod.name.clone(),
                 reason: reason::UNREADY_TOO_LONG.to_owned(),
                 message: format!(
-                    "evicting pod {}: unready for {}s{}",
+                    "evicting pod {}: unready since {}{}",
                     u.pod.name,
-                    until(u.since, now),
+                    u.since.map_or_else(|| "an unknown time".to_owned(), rfc),
                     if after_recovery {
                         ", still unready after the dependency came back"
                     } else {
@@ -304,8 +306,9 @@ pub(crate) fn automatic(
         ));
         return;
     }
-    if let Some(first) = pending.iter().map(|u| u.eligible_at).min() {
-        let in_grace = ctx.grace_end.is_some_and(|g| g > now);
+    if let Some(first) = pending.iter().filter_map(|u| u.eligible_at).min() {
+        let grace_end = ctx.grace_end.filter(|g| *g > now);
+        let in_grace = grace_end.is_some();
         out.wait(
             RemediationState::Waiting,
             if in_grace {
@@ -325,9 +328,16 @@ pub(crate) fn automatic(
             ),
         );
         out.wake(first);
+        // The reason turns from GracePeriod to PodsUnready then.
+        out.wake_opt(grace_end);
         return;
     }
-    if let Some(u) = ctx.pods.unready.iter().find(|u| u.image_failure) {
+    if let Some(u) = ctx
+        .pods
+        .unready
+        .iter()
+        .find(|u| u.image_failure && u.pod.started)
+    {
         out.wait(
             RemediationState::Waiting,
             reason::IMAGE_FAILURE,
@@ -335,6 +345,42 @@ pub(crate) fn automatic(
                 "pod {} cannot pull its image ({}); eviction would not help",
                 u.pod.name,
                 u.pod.waiting_reason.as_deref().unwrap_or("image error")
+            ),
+        );
+        return;
+    }
+    if let Some(u) = ctx
+        .pods
+        .unready
+        .iter()
+        .find(|u| u.evictable() && u.eligible_at.is_none())
+    {
+        out.wait(
+            RemediationState::Waiting,
+            reason::UNREADY,
+            format!(
+                "pod {} is unready and carries no timestamp; it is not judged automatically",
+                u.pod.name
+            ),
+        );
+        return;
+    }
+    // Only pods that never ran are left: a replacement would be stuck the
+    // same way, so say why instead of evicting.
+    let not_started: Vec<&Unready<'_>> =
+        ctx.pods.unready.iter().filter(|u| !u.pod.started).collect();
+    if let Some(first) = not_started
+        .iter()
+        .min_by(|a, b| a.pod.name.cmp(&b.pod.name))
+    {
+        out.wait(
+            RemediationState::Waiting,
+            reason::PODS_NOT_STARTED,
+            format!(
+                "{} pod(s) never started; a restart cannot help, fix the cause: pod {}: {}",
+                not_started.len(),
+                first.pod.name,
+                bounded_cause(first.start_cause()),
             ),
         );
     }

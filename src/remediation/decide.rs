@@ -12,6 +12,9 @@
 //! 3. A failed rollout: roll back (or hold when rollbacks are disabled).
 //! 4. Pods unready past their deadline: evict a few, bounded by the
 //!    disruption allowance, the remaining budget and the per-action cap.
+//!    Only pods that ran at some point: one that never started
+//!    (unschedulable, image or config error) would come back just as stuck,
+//!    so it is reported in [`Decision::not_started`] instead.
 
 use std::time::Duration;
 
@@ -26,7 +29,7 @@ use super::policy::Policy;
 use super::reason;
 use super::report::{
     action_event, blocked_events, consumed_tokens, dependency_condition, dependency_record,
-    last_good_revision, record, rfc,
+    last_good_revision, not_started, record, rfc,
 };
 use super::status::{
     ActionRecord, DependencyState, RemediationState, RemediationStatus, RollbackRecord,
@@ -67,8 +70,13 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         .collect();
     recent.sort_by_key(|a| secs(&a.time));
     let used = u32::try_from(recent.len()).unwrap_or(u32::MAX);
-    let last_action_at = prev.last_action.as_ref().map(|a| secs(&a.time).min(now));
-    let cooldown_end = last_action_at.map(|t| t.saturating_add(dur(policy.cooldown_seconds)));
+    // Not clamped to `now`: a future-dated action (clock skew) then cools
+    // until its own time plus the cooldown, and the end stays put instead of
+    // moving with the clock.
+    let cooldown_end = prev
+        .last_action
+        .as_ref()
+        .map(|a| secs(&a.time).saturating_add(dur(policy.cooldown_seconds)));
     let cooling = cooldown_end.is_some_and(|e| e > now);
     // When spent, a slot frees once enough of the oldest records leave the
     // window to bring the count below `max_actions` (overrides can push the
@@ -76,7 +84,9 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
     let budget_free_at = used
         .checked_sub(policy.max_actions)
         .and_then(|excess| recent.get(usize::try_from(excess).unwrap_or(usize::MAX)))
-        .map(|a| secs(&a.time).min(now).saturating_add(window));
+        // Unclamped: a future-dated record leaves the window at its own time
+        // plus the window (see the filter above), a fixed instant.
+        .map(|a| secs(&a.time).saturating_add(window));
     let allowance = obs.disruption_allowance.saturating_sub(pods.deleting);
 
     let ctx = Ctx {
@@ -148,28 +158,21 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         .last()
         .cloned()
         .or_else(|| prev.last_action.clone());
-    let cooldown_end = last_action.as_ref().map(|a| {
-        secs(&a.time)
-            .min(now)
-            .saturating_add(dur(policy.cooldown_seconds))
-    });
-    let cooldown_remaining = cooldown_end.map_or(0, |e| until(now, e));
-    if !out.actions.is_empty() {
-        if let Some(e) = cooldown_end {
-            out.wake(e);
-        }
-    }
+    let cooldown_until = last_action
+        .as_ref()
+        .map(|a| secs(&a.time).saturating_add(dur(policy.cooldown_seconds)))
+        .filter(|e| *e > now);
+    // Wake when it ends, whatever the state, so `cooldownUntil` is cleared
+    // on time rather than whenever a watch happens to fire.
+    out.wake_opt(cooldown_until);
     // Nothing wanted but an action was just taken: show the cooldown so
     // humans see the effect is being watched, then go idle.
-    if !out.decided && cooldown_remaining > 0 {
+    if let (false, Some(end)) = (out.decided, cooldown_until) {
         out.wait(
             RemediationState::CoolingDown,
             reason::COOLDOWN,
-            format!(
-                "watching the effect of the last action; cooldown ends in {cooldown_remaining}s"
-            ),
+            format!("watching the effect of the last action until {}", rfc(end)),
         );
-        out.wake_opt(cooldown_end);
     }
 
     let mut rollback = prev.rollback.clone();
@@ -206,7 +209,7 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         reason: status_reason.clone(),
         actions_in_window: u32::try_from(recent.len()).unwrap_or(u32::MAX),
         last_action,
-        cooldown_remaining_seconds: cooldown_remaining,
+        cooldown_until: cooldown_until.map(time),
         next_action: out.next.clone(),
         consumed_override_tokens: consumed_tokens(prev, out.override_record.is_some()),
         override_record: out
@@ -255,6 +258,17 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         },
     ];
 
+    // Time alone changes the status then too: wake, so it is written on
+    // time and not whenever a watch happens to fire.
+    out.wake_opt(inc.opens_at);
+    out.wake_opt(
+        status
+            .recent_actions
+            .iter()
+            .map(|a| secs(&a.time).saturating_add(window))
+            .filter(|t| *t > now)
+            .min(),
+    );
     let requeue_after = out
         .wake_at
         .filter(|t| *t > now)
@@ -269,5 +283,6 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
         requeue_after,
         blocked,
         incident_resolved_seconds: inc.resolved_seconds,
+        not_started: not_started(&pods),
     }
 }

@@ -112,6 +112,20 @@ pub struct EventHint {
     pub action: String,
 }
 
+/// At most this many pods are listed in [`Decision::not_started`].
+pub const NOT_STARTED_LIMIT: usize = 5;
+
+/// An unready pod that never started: the engine never evicts it (a new pod
+/// would hit the same wall) and reports why it is stuck instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotStarted {
+    /// Pod name.
+    pub pod: String,
+    /// [`PodObs::start_failure`](super::PodObs::start_failure), else its
+    /// waiting reason, else `"not started yet"`.
+    pub cause: String,
+}
+
 /// The engine's verdict for one observation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
@@ -126,8 +140,11 @@ pub struct Decision {
     pub conditions: Vec<ConditionHint>,
     /// Events to publish.
     pub events: Vec<EventHint>,
-    /// When the next decision is due even if no watch fires (grace end,
-    /// unhealthy deadline, cooldown end, budget slot freeing). None: only
+    /// When the next decision is due even if no watch fires: the next
+    /// instant at which time alone changes the outcome (grace end, unhealthy
+    /// deadline, cooldown end, an action leaving the budget window, an
+    /// incident opening). Until then the same observation yields the same
+    /// status, so writing it does not re-trigger anything. None: only
     /// watches need to wake the controller (a shell that probes the
     /// dependency directly should also requeue at its probe interval).
     pub requeue_after: Option<Duration>,
@@ -136,4 +153,7 @@ pub struct Decision {
     /// Set when this decision closed an incident: its duration, for the
     /// `mcp_operator_incident_duration_seconds` histogram.
     pub incident_resolved_seconds: Option<u64>,
+    /// Unready, non-terminating pods that never started, sorted by name, at
+    /// most [`NOT_STARTED_LIMIT`].
+    pub not_started: Vec<NotStarted>,
 }

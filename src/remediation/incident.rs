@@ -12,6 +12,9 @@ use super::time::{dur, secs, time, until, Secs};
 pub(crate) struct IncidentUpdate {
     pub incident: Option<LastIncident>,
     pub resolved_seconds: Option<u64>,
+    /// When an incident would open by time alone (a pod reaching
+    /// `unhealthy_after`), so the caller can wake then.
+    pub opens_at: Option<Secs>,
 }
 
 /// Open, extend or close the incident.
@@ -45,19 +48,30 @@ pub(crate) fn update(
     if dep == DependencyState::Down {
         signals.push(dep_since);
     }
+    // Undated pods (no timestamp) never count: they have no deadline.
+    let overdue_at =
+        |u: &super::analysis::Unready<'_>| u.since.map(|s| (s, s.saturating_add(unhealthy_after)));
     signals.extend(
         pods.unready
             .iter()
-            .filter(|u| u.since.saturating_add(unhealthy_after) <= now)
-            .map(|u| u.since),
+            .filter_map(overdue_at)
+            .filter(|(_, due)| *due <= now)
+            .map(|(since, _)| since),
     );
+    let next_due = pods
+        .unready
+        .iter()
+        .filter_map(overdue_at)
+        .map(|(_, due)| due)
+        .filter(|due| *due > now)
+        .min();
     if rollout_failed || actions > 0 {
         signals.push(now);
     }
     // Once there is trouble, back-date the start to the first pod that went
     // unready (typically seconds before the dependency was seen down).
     if !signals.is_empty() {
-        signals.extend(pods.unready.first().map(|u| u.since));
+        signals.extend(pods.unready.first().and_then(|u| u.since));
     }
     let trouble = signals.into_iter().min();
 
@@ -95,11 +109,13 @@ pub(crate) fn update(
                 return IncidentUpdate {
                     incident: Some(inc),
                     resolved_seconds: Some(duration),
+                    opens_at: None,
                 };
             }
             IncidentUpdate {
                 incident: Some(inc),
                 resolved_seconds: None,
+                opens_at: None,
             }
         }
         prev => match trouble {
@@ -129,11 +145,13 @@ pub(crate) fn update(
                         actions,
                     }),
                     resolved_seconds: None,
+                    opens_at: None,
                 }
             }
             _ => IncidentUpdate {
                 incident: prev,
                 resolved_seconds: None,
+                opens_at: next_due.filter(|_| !healthy),
             },
         },
     }

@@ -28,8 +28,8 @@ mod tests;
 
 pub use decide::{decide, ALLOWANCE_RETRY_SECONDS};
 pub use decision::{
-    Action, ConditionHint, ConditionStatus, Decision, EventHint, EventType,
-    CONDITION_DEPENDENCY_AVAILABLE, CONDITION_REMEDIATION_BLOCKED,
+    Action, ConditionHint, ConditionStatus, Decision, EventHint, EventType, NotStarted,
+    CONDITION_DEPENDENCY_AVAILABLE, CONDITION_REMEDIATION_BLOCKED, NOT_STARTED_LIMIT,
 };
 pub use observation::{DependencyObs, Observation, OverrideRequest, PodObs, RolloutObs};
 pub use policy::{

@@ -90,6 +90,18 @@ pub struct PodObs {
     pub revision: Option<String>,
     /// `metadata.deletionTimestamp` is set (terminating, e.g. just evicted).
     pub deleting: bool,
+    /// Some container of the pod has ever run: a container status has
+    /// `state.running`, `state.terminated` or `lastState.terminated` set, or
+    /// `restartCount > 0`. Only started pods are ever evicted: a pod that
+    /// never ran (unschedulable, image not pullable, missing Secret) comes
+    /// back the same way after a restart.
+    pub started: bool,
+    /// For a pod that has not started, why, for humans, e.g.
+    /// `Unschedulable: 0/3 nodes are available: ...`,
+    /// `ImagePullBackOff: Back-off pulling image "x"` or
+    /// `CreateContainerConfigError: secret "db" not found`. None when the
+    /// shell knows no cause (the pod may just be starting).
+    pub start_failure: Option<String>,
 }
 
 /// Deployment rollout facts.

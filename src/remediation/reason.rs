@@ -11,6 +11,9 @@ pub const DEPENDENCY_READY: &str = "DependencyReady";
 pub const GRACE_PERIOD: &str = "GracePeriod";
 /// Pods unready but not for long enough yet.
 pub const UNREADY: &str = "PodsUnready";
+/// The only unready pods never started (unschedulable, image or config
+/// errors): a restart cannot help, nothing is evicted.
+pub const PODS_NOT_STARTED: &str = "PodsNotStarted";
 /// Pod unready past the deadline (eviction reason).
 pub const UNREADY_TOO_LONG: &str = "UnreadyTooLong";
 /// Churn budget spent.

@@ -3,7 +3,8 @@
 
 use super::analysis::PodView;
 use super::decision::{
-    Action, ConditionHint, ConditionStatus, EventHint, EventType, CONDITION_DEPENDENCY_AVAILABLE,
+    Action, ConditionHint, ConditionStatus, EventHint, EventType, NotStarted,
+    CONDITION_DEPENDENCY_AVAILABLE, NOT_STARTED_LIMIT,
 };
 use super::observation::Observation;
 use super::reason;
@@ -197,6 +198,34 @@ pub(crate) fn action_event(a: &Action, manual: bool) -> EventHint {
             action: "Rollback".to_owned(),
         },
     }
+}
+
+/// Longest cause text reported per pod: scheduler messages grow with the
+/// node count and end up in status and condition messages.
+const CAUSE_MAX_CHARS: usize = 256;
+
+/// A start cause cut to [`CAUSE_MAX_CHARS`].
+pub(crate) fn bounded_cause(cause: &str) -> String {
+    match cause.char_indices().nth(CAUSE_MAX_CHARS) {
+        Some((i, _)) => format!("{}...", &cause[..i]),
+        None => cause.to_owned(),
+    }
+}
+
+/// Unready pods that never started, by name, at most [`NOT_STARTED_LIMIT`].
+pub(crate) fn not_started(pods: &PodView<'_>) -> Vec<NotStarted> {
+    let mut out: Vec<NotStarted> = pods
+        .unready
+        .iter()
+        .filter(|u| !u.pod.started)
+        .map(|u| NotStarted {
+            pod: u.pod.name.clone(),
+            cause: bounded_cause(u.start_cause()),
+        })
+        .collect();
+    out.sort_by(|a, b| a.pod.cmp(&b.pod));
+    out.truncate(NOT_STARTED_LIMIT);
+    out
 }
 
 /// RFC 3339 for messages.

@@ -196,8 +196,12 @@ pub struct RemediationStatus {
     /// The most recent action.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_action: Option<ActionRecord>,
-    /// Seconds until another automatic action may be taken (0: none pending).
-    pub cooldown_remaining_seconds: u64,
+    /// When the cooldown after the last action ends (absent when none is
+    /// running). Absolute rather than a countdown so the status stays the
+    /// same from one reconcile to the next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "date_time_schema")]
+    pub cooldown_until: Option<Time>,
     /// What the engine will do next and when, for humans.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_action: Option<String>,

@@ -1,6 +1,7 @@
 //! Tests: a fake-clock simulator feeding each decision's status back as the
 //! next observation's memory (through JSON, as the API server would).
 
+mod not_started;
 mod props;
 mod rollout;
 mod serde_shape;
@@ -31,7 +32,17 @@ pub(super) fn ready(name: &str, since: i64) -> PodObs {
         ready_transition: Some(at(since)),
         created_at: Some(at(since - 5)),
         revision: Some("good".to_owned()),
+        started: true,
         ..PodObs::default()
+    }
+}
+
+/// Unready since `since`, no container ever ran.
+pub(super) fn never_started(name: &str, since: i64, cause: Option<&str>) -> PodObs {
+    PodObs {
+        started: false,
+        start_failure: cause.map(str::to_owned),
+        ..unready(name, since)
     }
 }
 

@@ -15,7 +15,7 @@ fn status_serializes_camel_case_and_skips_empty() {
         "state",
         "actionsInWindow",
         "lastAction",
-        "cooldownRemainingSeconds",
+        "cooldownUntil",
         "nextAction",
         "override",
         "recentActions",
@@ -29,6 +29,8 @@ fn status_serializes_camel_case_and_skips_empty() {
     assert_eq!(v["lastAction"]["kind"], "Evict");
     assert_eq!(v["lastAction"]["time"], "2023-11-14T22:13:20Z");
     assert_eq!(v["lastAction"]["manual"], true);
+    assert_eq!(v["cooldownUntil"], "2023-11-14T22:13:50Z", "absolute");
+    assert!(!o.contains_key("cooldownRemainingSeconds"));
     assert_eq!(v["override"]["token"], "t");
     let inc = serde_json::to_value(d.incident.as_ref().expect("i")).expect("json");
     assert!(inc.get("startedAt").is_some());
@@ -44,6 +46,11 @@ fn empty_or_partial_status_deserializes_to_defaults() {
             .expect("partial");
     assert_eq!(s.state, RemediationState::Blocked);
     assert_eq!(s.recent_actions.len(), 1);
+    // A status written before cooldownUntil existed still reads.
+    let s: RemediationStatus =
+        serde_json::from_str(r#"{"state":"CoolingDown","cooldownRemainingSeconds":12}"#)
+            .expect("old shape");
+    assert_eq!(s.cooldown_until, None);
     let i: LastIncident = serde_json::from_str(r#"{"actions":3}"#).expect("incident");
     assert_eq!(i.actions, 3);
     assert!(!i.is_open());
@@ -55,6 +62,7 @@ fn schema_marks_times_as_date_time_and_nothing_required() {
     let text = serde_json::to_string(&schema).expect("schema");
     assert!(text.contains("date-time"), "{text}");
     assert!(text.contains("\"override\""));
+    assert!(text.contains("cooldownUntil"), "{text}");
     assert!(!text.contains("\"required\""), "{text}");
     let schema = schemars::schema_for!(LastIncident);
     let text = serde_json::to_string(&schema).expect("schema");

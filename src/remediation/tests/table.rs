@@ -44,7 +44,7 @@ fn unhealthy_deadline_table() {
             assert_eq!(evicted(&d), vec!["p1"]);
             assert_eq!(d.actions[0].reason(), reason::UNREADY_TOO_LONG);
             assert_eq!(d.status.actions_in_window, 1);
-            assert_eq!(d.status.cooldown_remaining_seconds, 30);
+            assert_eq!(d.status.cooldown_until.as_ref().map(rel), Some(130));
             let last = d.status.last_action.as_ref().expect("last action");
             assert_eq!(last.kind, ActionKind::Evict);
             assert_eq!(last.pod.as_deref(), Some("p1"));
@@ -122,7 +122,10 @@ fn grace_window_after_recovery() {
     assert!(event_reasons(&d).contains(&"DependencyRecovered"));
     assert!(d.actions.is_empty());
     assert_eq!(d.status.reason.as_deref(), Some(reason::GRACE_PERIOD));
-    assert_eq!(requeue(&d), Some(40));
+    assert_eq!(requeue(&d), Some(20), "the reason changes when grace ends");
+    let d = sim.step(220);
+    assert_eq!(d.status.reason.as_deref(), Some(reason::UNREADY));
+    assert_eq!(requeue(&d), Some(20));
     let d = sim.step(225);
     assert!(d.actions.is_empty());
     assert_eq!(d.status.reason.as_deref(), Some(reason::UNREADY));
@@ -282,7 +285,7 @@ fn cooldown_spaces_actions() {
     let d = sim.step(110);
     assert!(d.actions.is_empty());
     assert_eq!(d.status.state, RemediationState::CoolingDown);
-    assert_eq!(d.status.cooldown_remaining_seconds, 20);
+    assert_eq!(d.status.cooldown_until.as_ref().map(rel), Some(130));
     assert_eq!(requeue(&d), Some(20));
     assert!(sim.step(129).actions.is_empty());
     assert_eq!(evicted(&sim.step(130)), vec!["p0"]);
@@ -296,9 +299,23 @@ fn cooling_down_without_work_then_idle() {
     sim.pods[1] = ready("p1b", 5);
     let d = sim.step(10);
     assert_eq!(d.status.state, RemediationState::CoolingDown);
+    assert_eq!(
+        d.status.next_action.as_deref(),
+        Some("watching the effect of the last action until 2023-11-14T22:13:50Z")
+    );
     assert_eq!(requeue(&d), Some(20));
+    // The next second says exactly the same: nothing to rewrite.
+    assert_eq!(sim.step(11).status, d.status);
     let d = sim.step(30);
     assert_eq!(d.status.state, RemediationState::Idle);
+    assert_eq!(d.status.cooldown_until, None);
+    assert_eq!(
+        requeue(&d),
+        Some(570),
+        "once more when the action leaves the budget window"
+    );
+    let d = sim.step(600);
+    assert_eq!(d.status.actions_in_window, 0);
     assert_eq!(requeue(&d), None);
 }
 
@@ -587,11 +604,33 @@ fn pods_without_timestamps_are_never_evicted_on_a_guess() {
     let mut sim = Sim::new();
     sim.pods[0] = PodObs {
         name: "mystery".to_owned(),
+        started: true,
         ..PodObs::default()
     };
-    for t in [0, 100, 1000] {
-        assert!(sim.step(t).actions.is_empty());
+    let first = sim.step(0);
+    assert_eq!(first.status.reason.as_deref(), Some(reason::UNREADY));
+    assert_eq!(
+        requeue(&first),
+        None,
+        "no deadline that moves with the clock"
+    );
+    for t in [100, 1000] {
+        let d = sim.step(t);
+        assert!(d.actions.is_empty());
+        assert_eq!(d.status, first.status);
     }
+}
+
+#[test]
+fn future_dated_pod_keeps_a_fixed_deadline() {
+    let mut sim = Sim::new();
+    // Clock skew: the pod turned unready "at 50" on a clock that reads 0.
+    sim.pods[0] = unready("p0", 50);
+    let d = sim.step(0);
+    assert_eq!(requeue(&d), Some(70));
+    assert_eq!(sim.step(1).status, d.status);
+    assert!(sim.step(69).actions.is_empty());
+    assert_eq!(evicted(&sim.step(70)), vec!["p0"]);
 }
 
 #[test]
@@ -628,7 +667,7 @@ fn disabled_reports_but_only_overrides_act() {
         .next_action
         .as_deref()
         .unwrap_or("")
-        .contains("evicting 1"));
+        .contains("evicting unready pods skipped"));
     sim.set_token("once", "me");
     assert_eq!(evicted(&sim.step(1)), vec!["p0"]);
 }
@@ -643,7 +682,19 @@ fn budget_slot_accounts_for_override_records() {
     sim.pods = vec![ready("a", -1000), unready("next", 100)];
     let d = sim.step(200);
     assert_eq!(d.status.state, RemediationState::Blocked);
-    assert_eq!(requeue(&d), Some(630 - 200));
+    assert!(d
+        .status
+        .next_action
+        .as_deref()
+        .unwrap_or("")
+        .contains("next slot at 2023-11-14T22:23:50Z"));
+    // The record at 0 leaves the window at 600 (one fewer in the status),
+    // the one at 30 frees the slot at 630.
+    assert_eq!(requeue(&d), Some(600 - 200));
+    let d = sim.step(600);
+    assert_eq!(d.status.state, RemediationState::Blocked);
+    assert_eq!(d.status.actions_in_window, 5);
+    assert_eq!(requeue(&d), Some(30));
     assert!(sim.step(629).actions.is_empty());
     assert_eq!(sim.step(630).actions.len(), 1);
 }
