@@ -89,7 +89,10 @@ pub fn pod_obs(p: &Pod) -> PodObs {
                 )
             })
     });
+    let (started, start_failure) = start_state(p);
     PodObs {
+        started,
+        start_failure,
         name: p.name_any(),
         ready: observe::pod_ready(p),
         ready_transition: ready_cond.and_then(|c| c.last_transition_time.clone()),
@@ -309,6 +312,11 @@ pub fn decide(
             c.message.clone(),
         ));
     }
+    out.not_started = decision
+        .not_started
+        .iter()
+        .map(|n| (n.pod.clone(), n.cause.clone()))
+        .collect();
     out.status = Some(decision.status);
     out.incident = decision.incident;
     out
