@@ -1,4 +1,6 @@
 //! The `McpServer` API (mcp.operator.dev/v1alpha1).
+#[cfg(test)]
+mod fixtures;
 mod spec;
 mod status;
 

@@ -50,6 +50,8 @@ pub struct Plan {
     pub remediation: Remediation,
     /// The rollback hold in force after this reconcile.
     pub rollback_hold: Option<RollbackHold>,
+    /// The hold's target revision has no ReplicaSet any more.
+    pub rollback_target_missing: bool,
     /// Conditions known before acting (config, connection budget, disruption
     /// budget, remediation, dependency).
     pub conditions: Vec<Desired>,
@@ -109,6 +111,14 @@ fn deployment_change(
     obs: &Observed,
     hold: Option<&RollbackHold>,
 ) -> Result<DeploymentChange> {
+    // The good revision's ReplicaSet is gone: applying the spec would roll the bad
+    // template out again, so the Deployment stays as it is (and status says why).
+    if hold.is_some_and(|h| observe::template_of(&obs.replica_sets, &h.revision).is_none()) {
+        return Ok(DeploymentChange {
+            change: Change::Keep,
+            hand_over_replicas: None,
+        });
+    }
     let autoscaled = hpa::build(mcp).is_some();
     let live = obs.deployment.as_ref();
     let mut change = change(live, desired_deployment(mcp, obs, hold))?;
@@ -252,7 +262,11 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
             Change::Keep,
         )
     };
+    let rollback_target_missing = rollback_hold
+        .as_ref()
+        .is_some_and(|h| observe::template_of(&obs.replica_sets, &h.revision).is_none());
     Ok(Plan {
+        rollback_target_missing,
         config_valid,
         desired_replicas,
         deployment,
@@ -263,4 +277,115 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
         rollback_hold,
         conditions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::dependency::DependencyState;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+
+    fn up() -> Observed {
+        Observed {
+            dependency: DependencyState {
+                up: Some(true),
+                reason: "EndpointsReady",
+                message: String::new(),
+            },
+            ..Default::default()
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// What the API server would hold after our apply of `d`: it, owned by us.
+    fn as_applied(d: &Deployment) -> Deployment {
+        fn fields(v: &serde_json::Value) -> serde_json::Value {
+            match v {
+                serde_json::Value::Object(m) => serde_json::Value::Object(
+                    m.iter()
+                        .map(|(k, v)| (format!("f:{k}"), fields(v)))
+                        .collect(),
+                ),
+                _ => serde_json::json!({}),
+            }
+        }
+        let mut live = d.clone();
+        let v = serde_json::to_value(d).unwrap_or_default();
+        live.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(apply::FIELD_MANAGER.into()),
+            operation: Some("Apply".into()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(fields(&v))),
+            ..Default::default()
+        }]);
+        live
+    }
+
+    #[test]
+    fn a_steady_pool_writes_nothing() {
+        let mcp = McpServer::test();
+        let first = decide(&mcp, &up(), now()).expect("plan");
+        let Change::Apply(d, WriteReason::Missing) = &first.deployment.change else {
+            panic!("a missing Deployment is created");
+        };
+        let mut obs = up();
+        obs.deployment = Some(as_applied(d));
+        let second = decide(&mcp, &obs, now()).expect("plan");
+        assert_eq!(second.deployment.change, Change::Keep);
+        assert_eq!(second.deployment.hand_over_replicas, None);
+    }
+
+    #[test]
+    fn a_new_autoscaled_pool_starts_at_min_then_hands_replicas_over() {
+        let mcp = McpServer::test().replicas(4, 8);
+        let plan = decide(&mcp, &up(), now()).expect("plan");
+        let Change::Apply(d, WriteReason::Missing) = &plan.deployment.change else {
+            panic!("created");
+        };
+        assert_eq!(
+            d.spec.as_ref().and_then(|s| s.replicas),
+            Some(4),
+            "not the API default of 1"
+        );
+        // Next round: we own spec.replicas, so it is handed over at its live value first.
+        let mut obs = up();
+        obs.deployment = Some(as_applied(d));
+        let plan = decide(&mcp, &obs, now()).expect("plan");
+        assert_eq!(plan.deployment.hand_over_replicas, Some(4));
+        let Change::Apply(d, WriteReason::ReleaseReplicas) = &plan.deployment.change else {
+            panic!("released: {:?}", plan.deployment.change);
+        };
+        assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), None);
+    }
+
+    #[test]
+    fn a_hold_whose_target_is_gone_keeps_the_deployment_and_says_so() {
+        let mcp = McpServer::test().generation(2).rolled_back_to("good-hash");
+        let plan = decide(&mcp, &up(), now()).expect("plan");
+        assert!(plan.rollback_target_missing);
+        assert_eq!(plan.deployment.change, Change::Keep);
+        assert!(plan.rollback_hold.is_some());
+        // An unrelated spec edit (new generation) ends the hold.
+        let mcp = McpServer::test()
+            .generation(3)
+            .rolled_back_to("good-hash")
+            .generation(4);
+        let plan = decide(&mcp, &up(), now()).expect("plan");
+        assert!(plan.rollback_hold.is_none() && !plan.rollback_target_missing);
+    }
+
+    #[test]
+    fn an_invalid_spec_touches_no_child() {
+        let mut obs = up();
+        obs.problems.push(crate::controller::references::Problem {
+            reason: "SecretNotFound",
+            message: "Secret team-a/notes-db does not exist".into(),
+        });
+        let plan = decide(&McpServer::test(), &obs, now()).expect("plan");
+        assert!(!plan.config_valid);
+        assert!(!plan.acts());
+    }
 }

@@ -110,6 +110,7 @@ pub fn status(
         remediation: plan.remediation.status.clone(),
         incident: plan.remediation.incident.clone(),
         rollback_hold: plan.rollback_hold.clone(),
+        rollback_target_missing: plan.rollback_target_missing,
     })
 }
 

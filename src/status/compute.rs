@@ -34,6 +34,8 @@ pub struct Inputs<'a> {
     pub remediation: Option<RemediationStatus>,
     pub incident: Option<LastIncident>,
     pub rollback_hold: Option<RollbackHold>,
+    /// The hold's target revision has no ReplicaSet any more.
+    pub rollback_target_missing: bool,
 }
 
 pub fn compute(i: Inputs<'_>) -> McpServerStatus {
@@ -140,6 +142,15 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
         )
     });
     conds.push(match (&i.rollback_hold, all_ready) {
+        (Some(h), _) if i.rollback_target_missing => Desired::new(
+            condition::DEGRADED,
+            true,
+            "RollbackTargetMissing",
+            format!(
+                "generation {} failed and should run revision {}, but that revision's ReplicaSet is gone; the Deployment is left as it is: change the spec to roll out a fixed version",
+                h.generation, h.revision
+            ),
+        ),
         (Some(h), _) => Desired::new(
             condition::DEGRADED,
             true,
@@ -221,6 +232,7 @@ mod tests {
             remediation: None,
             incident: None,
             rollback_hold: None,
+            rollback_target_missing: false,
         }
     }
 
