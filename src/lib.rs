@@ -3,6 +3,7 @@ pub mod api;
 pub mod builders;
 pub mod controller;
 pub mod leader;
+pub mod rbac;
 pub mod redact;
 pub mod remediation;
 pub mod status;

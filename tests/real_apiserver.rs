@@ -48,7 +48,12 @@ async fn client() -> Option<(Client, Log)> {
     let rec = log.clone();
     let layer = tower::util::MapRequestLayer::new(move |req: Request<Body>| {
         if let Ok(mut l) = rec.lock() {
-            l.push((req.method().clone(), req.uri().path().to_string()));
+            let uri = req.uri();
+            let pq = uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| uri.path().to_string());
+            l.push((req.method().clone(), pq));
         }
         req
     });
@@ -667,6 +672,13 @@ fn run_controller(client: &Client, ns: &str) -> Running {
 }
 
 fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Running {
+    // The controller's warnings (failed reconciles) in the test output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("TEST_LOG").unwrap_or_else(|_| "mcp_operator=warn".into()),
+        ))
+        .with_test_writer()
+        .try_init();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let recorder = Recorder::new(
         client.clone(),
@@ -685,6 +697,19 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         },
     ));
     Running(Some(tx))
+}
+
+fn assert_calls_granted(calls: &[(Method, String)]) {
+    assert!(!calls.is_empty(), "no calls recorded");
+    for (m, pq) in calls {
+        let (path, query) = pq.split_once('?').unwrap_or((pq.as_str(), ""));
+        let (g, r, v) = mcp_operator::rbac::request_rule(m.as_str(), path, query)
+            .unwrap_or_else(|| panic!("unmapped request {m} {pq}"));
+        assert!(
+            mcp_operator::rbac::allows(mcp_operator::rbac::RULES, &g, &r, &v),
+            "{m} {pq} needs {v} on {g}/{r}, which the chart does not grant"
+        );
+    }
 }
 
 /// Poll `f` until it holds (10 s at most: drift must be undone on the watch
@@ -745,7 +770,11 @@ async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
     )
     .await;
     let metrics = Arc::new(Metrics::default());
-    let _running = run_controller_with(&client, ns, metrics.clone());
+    // The controller's own client, so its requests alone are counted.
+    let Some((ctl_client, ctl_log)) = self::client().await else {
+        return;
+    };
+    let _running = run_controller_with(&ctl_client, ns, metrics.clone());
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
@@ -865,11 +894,12 @@ async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
 
     // Steady again: no mutating request at all for a while (Events aside).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    if let Ok(mut l) = log.lock() {
+    let before: Vec<(Method, String)> = ctl_log.lock().map(|l| l.clone()).unwrap_or_default();
+    if let Ok(mut l) = ctl_log.lock() {
         l.clear();
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let writes: Vec<(Method, String)> = log
+    let writes: Vec<(Method, String)> = ctl_log
         .lock()
         .map(|l| {
             l.iter()
@@ -879,6 +909,11 @@ async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
         })
         .unwrap_or_default();
     assert!(writes.is_empty(), "steady state wrote: {writes:?}");
+    let _ = &log;
+
+    // Every call the controller made (create, drift reverts, steady state) is one
+    // the chart grants: src/rbac.rs, which a unit test holds equal to the chart.
+    assert_calls_granted(&before);
 
     // Deleted: its per-object series go with it.
     assert!(metrics.encode().contains("name=\"notes\""));
@@ -906,7 +941,10 @@ async fn switching_to_an_hpa_never_lowers_replicas() {
             "database": {"urlSecretRef": {"name": "notes-db", "key": "url"}, "service": {"name": "postgres", "port": 5432}}})),
     )
     .await;
-    let _running = run_controller(&client, ns);
+    let Some((ctl_client, ctl_log)) = self::client().await else {
+        return;
+    };
+    let _running = run_controller(&ctl_client, ns);
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
     eventually("a 5-replica Deployment", || async {
         deploys
@@ -963,6 +1001,8 @@ async fn switching_to_an_hpa_never_lowers_replicas() {
         seen.iter().all(|r| *r == Some(5)),
         "spec.replicas left 5 during the switch: {seen:?}"
     );
+    let calls: Vec<(Method, String)> = ctl_log.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_calls_granted(&calls);
 }
 
 #[tokio::test]
@@ -1009,18 +1049,21 @@ async fn a_child_the_api_server_rejects_becomes_a_condition() {
         .expect("get")
         .is_some());
     eventually("the other McpServer reconciles", || async {
-        Api::<Deployment>::namespaced(client.clone(), ns)
+        let deployed = Api::<Deployment>::namespaced(client.clone(), ns)
             .get_opt("good")
             .await
+            .map_err(|e| eprintln!("get deployment: {e}"))
             .ok()
             .flatten()
-            .is_some()
-            && api
-                .get("good")
-                .await
-                .ok()
-                .and_then(|m| m.status)
-                .is_some_and(|s| s.observed_generation.is_some())
+            .is_some();
+        let reported = api
+            .get("good")
+            .await
+            .map_err(|e| eprintln!("get McpServer: {e}"))
+            .ok()
+            .and_then(|m| m.status)
+            .is_some_and(|s| s.observed_generation.is_some());
+        deployed && reported
     })
     .await;
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), ns)

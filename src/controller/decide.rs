@@ -222,12 +222,12 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
     let remediation = remediate::decide(mcp, obs, now, desired_replicas, config_valid);
     conditions.extend(remediation.conditions.iter().cloned());
     // After remediation's hint: this one names the concrete cause.
-    if let Some(up) = obs.dependency.up {
+    if let Some(d) = &obs.dependency {
         conditions.push(Desired::new(
             condition::DEPENDENCY_AVAILABLE,
-            up,
-            obs.dependency.reason,
-            obs.dependency.message.clone(),
+            d.is_up(),
+            d.reason.clone().unwrap_or_default(),
+            d.message.clone().unwrap_or_default(),
         ));
     }
 
@@ -282,16 +282,15 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::dependency::DependencyState;
+    use crate::remediation::DependencyObs;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 
     fn up() -> Observed {
         Observed {
-            dependency: DependencyState {
-                up: Some(true),
-                reason: "EndpointsReady",
-                message: String::new(),
-            },
+            dependency: Some(DependencyObs::up_because(
+                "EndpointsReady",
+                "1 ready endpoint",
+            )),
             ..Default::default()
         }
     }

@@ -1,29 +1,12 @@
 //! Is the database reachable? Ready endpoints of its Service, or a direct TCP probe.
 use crate::api::McpServer;
+use crate::remediation::DependencyObs;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DependencyState {
-    /// None when no dependency is declared.
-    pub up: Option<bool>,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl Default for DependencyState {
-    fn default() -> Self {
-        Self {
-            up: None,
-            reason: "NotObserved",
-            message: String::new(),
-        }
-    }
-}
 
 /// Count ready endpoints; a missing `ready` condition counts as ready (API semantics).
 pub fn ready_endpoints(slices: &[EndpointSlice], port: Option<i32>) -> usize {
@@ -41,19 +24,15 @@ pub fn ready_endpoints(slices: &[EndpointSlice], port: Option<i32>) -> usize {
         .count()
 }
 
-/// The dependency's state from the cached EndpointSlices of its Service, or a direct
+/// The dependency's state (None: none declared or watched) from the cached EndpointSlices of its Service, or a direct
 /// TCP probe (bounded by its timeout) when `database.probe` is set.
 pub async fn observe(
     ns: &str,
     mcp: &McpServer,
     all_slices: &[Arc<EndpointSlice>],
-) -> DependencyState {
+) -> Option<DependencyObs> {
     let Some(db) = &mcp.spec.database else {
-        return DependencyState {
-            up: None,
-            reason: "NoDependency",
-            message: "no database declared".into(),
-        };
+        return None;
     };
     if let Some(svc) = &db.service {
         let svc_ns = svc.namespace.as_deref().unwrap_or(ns);
@@ -68,32 +47,29 @@ pub async fn observe(
         if slices.is_empty() {
             // The EndpointSlice controller gives every Service with a selector at least
             // one slice, so none means no such Service (or one without a selector).
-            return DependencyState {
-                up: Some(false),
-                reason: "NoEndpointSlice",
-                message: format!(
+            return Some(DependencyObs::down(format!(
                     "Service {svc_ns}/{} has no EndpointSlice: it does not exist or has no selector; create it or fix database.service",
                     svc.name
-                ),
-            };
+                )).because("NoEndpointSlice"));
         }
         let ready = ready_endpoints(&slices, svc.port);
         if ready == 0 {
-            return DependencyState {
-                up: Some(false),
-                reason: "NoReadyEndpoints",
-                message: format!("Service {svc_ns}/{} has no ready endpoints", svc.name),
-            };
+            return Some(
+                DependencyObs::down(format!(
+                    "Service {svc_ns}/{} has no ready endpoints",
+                    svc.name
+                ))
+                .because("NoReadyEndpoints"),
+            );
         }
         if db.probe.is_none() {
-            return DependencyState {
-                up: Some(true),
-                reason: "EndpointsReady",
-                message: format!(
+            return Some(DependencyObs::up_because(
+                "EndpointsReady",
+                format!(
                     "Service {svc_ns}/{} has {ready} ready endpoint(s)",
                     svc.name
                 ),
-            };
+            ));
         }
     }
     if let Some(p) = &db.probe {
@@ -104,24 +80,21 @@ pub async fn observe(
             Ok(Ok(_))
         );
         return if ok {
-            DependencyState {
-                up: Some(true),
-                reason: "ProbeSucceeded",
-                message: format!("TCP connect to {addr} succeeded"),
-            }
+            Some(DependencyObs::up_because(
+                "ProbeSucceeded",
+                format!("TCP connect to {addr} succeeded"),
+            ))
         } else {
-            DependencyState {
-                up: Some(false),
-                reason: "ProbeFailed",
-                message: format!("TCP connect to {addr} failed within {}ms", p.timeout_ms),
-            }
+            Some(
+                DependencyObs::down(format!(
+                    "TCP connect to {addr} failed within {}ms",
+                    p.timeout_ms
+                ))
+                .because("ProbeFailed"),
+            )
         };
     }
-    DependencyState {
-        up: None,
-        reason: "NotWatched",
-        message: "database.service and database.probe unset".into(),
-    }
+    None
 }
 
 #[cfg(test)]

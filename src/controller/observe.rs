@@ -1,11 +1,12 @@
 //! Observe: the one read step of a reconcile, and helpers over what it read.
 use super::context::Context;
-use super::dependency::{self, DependencyState};
+use super::dependency;
 use super::error::Result;
 use super::references::{self, Problem};
 use super::stores::Stores;
 use crate::api::McpServer;
 use crate::builders::labels;
+use crate::remediation::DependencyObs;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
@@ -25,7 +26,8 @@ pub struct Observed {
     pub hpa: Option<HorizontalPodAutoscaler>,
     pub pods: Vec<Pod>,
     pub replica_sets: Vec<ReplicaSet>,
-    pub dependency: DependencyState,
+    /// None when no dependency is declared (or watched).
+    pub dependency: Option<DependencyObs>,
     /// Spec references that cannot be resolved.
     pub problems: Vec<Problem>,
 }

@@ -117,11 +117,11 @@ fn record_metrics(
         namespace: ns.to_string(),
         name: mcp.name_any(),
     };
-    if let Some(up) = obs.dependency.up {
+    if let Some(d) = &obs.dependency {
         ctx.metrics
             .dependency_up
             .get_or_create(&labels)
-            .set(i64::from(up));
+            .set(i64::from(d.is_up()));
     }
     ctx.metrics
         .remediation_blocked

@@ -240,10 +240,8 @@ pub fn decide(
             ..Default::default()
         };
     }
-    let dependency = match obs.dependency.up {
-        Some(true) | None => DependencyObs::up(),
-        Some(false) => DependencyObs::down(obs.dependency.message.clone()),
-    };
+    // No dependency declared: nothing to hold for.
+    let dependency = obs.dependency.clone().unwrap_or_else(DependencyObs::up);
     let observation = Observation {
         now: Time(now),
         dependency,

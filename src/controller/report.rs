@@ -93,8 +93,12 @@ pub fn status(
         generation: mcp.metadata.generation,
         now: &Time(now),
         config_valid: plan.config_valid,
-        dependency_up: obs.dependency.up,
-        dependency_message: &obs.dependency.message,
+        dependency_up: obs.dependency.as_ref().map(|d| d.is_up()),
+        dependency_message: obs
+            .dependency
+            .as_ref()
+            .and_then(|d| d.message.as_deref())
+            .unwrap_or_default(),
         desired_replicas: acted
             .deployment
             .as_ref()

@@ -1,7 +1,7 @@
 //! Reflector caches of everything a reconcile reads. A reconcile makes no GET or
 //! LIST of its own for children, pods, ReplicaSets or the database's endpoints.
 use crate::builders::labels;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -69,19 +69,37 @@ pub fn new() -> (Stores, Writers) {
 }
 
 impl Stores {
+    /// Has every cache had its first full list?
+    pub fn is_ready(&self) -> bool {
+        fn ready<K: Resource<DynamicType = ()> + Clone>(s: &Store<K>) -> bool {
+            s.wait_until_ready()
+                .now_or_never()
+                .is_some_and(|r| r.is_ok())
+        }
+        ready(&self.deployments)
+            && ready(&self.services)
+            && ready(&self.pdbs)
+            && ready(&self.hpas)
+            && ready(&self.pods)
+            && ready(&self.replica_sets)
+            && ready(&self.endpoint_slices)
+    }
+
     /// Wait (bounded) until every cache has its first full list, so a reconcile never
-    /// mistakes "not listed yet" for "absent".
+    /// mistakes "not listed yet" for "absent". Polled: `Store::wait_until_ready`
+    /// wakes only one of several concurrent waiters (seen with two reconciles at
+    /// start-up: the second slept until its timeout).
     pub async fn ready(&self, within: Duration) -> bool {
-        let all = async {
-            self.deployments.wait_until_ready().await.is_ok()
-                && self.services.wait_until_ready().await.is_ok()
-                && self.pdbs.wait_until_ready().await.is_ok()
-                && self.hpas.wait_until_ready().await.is_ok()
-                && self.pods.wait_until_ready().await.is_ok()
-                && self.replica_sets.wait_until_ready().await.is_ok()
-                && self.endpoint_slices.wait_until_ready().await.is_ok()
-        };
-        tokio::time::timeout(within, all).await.unwrap_or(false)
+        let start = tokio::time::Instant::now();
+        loop {
+            if self.is_ready() {
+                return true;
+            }
+            if start.elapsed() >= within {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A child of `kind` K with this name in `ns`.

@@ -71,9 +71,9 @@ impl ConditionStatus {
 }
 
 /// Condition type owned by the engine: the dependency's availability.
-pub const CONDITION_DEPENDENCY_AVAILABLE: &str = "DependencyAvailable";
+pub const CONDITION_DEPENDENCY_AVAILABLE: &str = crate::api::condition::DEPENDENCY_AVAILABLE;
 /// Condition type owned by the engine: remediation wants to act and may not.
-pub const CONDITION_REMEDIATION_BLOCKED: &str = "RemediationBlocked";
+pub const CONDITION_REMEDIATION_BLOCKED: &str = crate::api::condition::REMEDIATION_BLOCKED;
 
 /// A condition the shell should set (it owns `lastTransitionTime` and
 /// `observedGeneration`).

@@ -45,6 +45,9 @@ pub struct DependencyObs {
     /// Human detail for the condition message, e.g.
     /// "Service db/postgres has 0 ready endpoints".
     pub message: Option<String>,
+    /// CamelCase cause for the `DependencyAvailable` condition, e.g.
+    /// `NoReadyEndpoints`, `ProbeFailed`.
+    pub reason: Option<String>,
 }
 
 impl DependencyObs {
@@ -54,6 +57,7 @@ impl DependencyObs {
             state: DependencyState::Up,
             since: None,
             message: None,
+            reason: None,
         }
     }
 
@@ -63,7 +67,28 @@ impl DependencyObs {
             state: DependencyState::Down,
             since: None,
             message: Some(message.into()),
+            reason: None,
         }
+    }
+
+    /// Dependency up, with the shell's reason and detail.
+    pub fn up_because(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            reason: Some(reason.into()),
+            ..Self::up()
+        }
+    }
+
+    /// With the shell's reason for the condition.
+    pub fn because(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Up (None when no dependency is watched).
+    pub fn is_up(&self) -> bool {
+        self.state == DependencyState::Up
     }
 }
 

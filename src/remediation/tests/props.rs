@@ -133,6 +133,7 @@ fn apply(sim: &mut Sim, now: i64, s: &StepIn) {
         0..=5 => DependencyObs::up(),
         6..=8 => DependencyObs::down("x"),
         _ => DependencyObs {
+            reason: None,
             state: DependencyState::Unknown,
             since: None,
             message: None,

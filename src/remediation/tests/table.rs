@@ -83,6 +83,7 @@ fn unknown_dependency_holds_too() {
     let mut sim = Sim::new();
     sim.pods[0] = unready("p0", -1000);
     sim.dep = DependencyObs {
+        reason: None,
         state: DependencyState::Unknown,
         since: None,
         message: None,
@@ -194,6 +195,7 @@ fn dependency_flapping_restarts_grace_and_never_acts_while_down() {
 fn shell_reported_dependency_since_is_used_and_clamped() {
     let mut sim = Sim::new();
     sim.dep = DependencyObs {
+        reason: None,
         state: DependencyState::Down,
         since: Some(at(-30)),
         message: None,
@@ -202,6 +204,7 @@ fn shell_reported_dependency_since_is_used_and_clamped() {
     assert_eq!(rel(&d.status.dependency.as_ref().expect("dep").since), -30);
     // A future `since` is clamped to now.
     sim.dep = DependencyObs {
+        reason: None,
         state: DependencyState::Up,
         since: Some(at(1000)),
         message: None,
