@@ -594,9 +594,54 @@ def s7(ctx):
                         restarts == 0 and replaced == 0 and all(p["ready"] for p in op_after.values()),
                         f"restarts={restarts} replaced={replaced}"))
     ctx.kube.run(["delete", "mcps", name, "-n", NS, "--ignore-not-found", "--wait=false"])
+    checks += cannot_start_checks(ctx, details)
     checks += gc_checks(ctx)
     run = {"tag": "S7", "operator_restarts": restarts, "rejections": details, "checks": checks}
     return [finish(run)], []
+
+
+# McpServer -> (Ready reason, words of the cause that must reach its message)
+CANNOT_START = {
+    "stuck-unschedulable": ("PodsNotStarted", ["Unschedulable", "node affinity/selector"]),
+    "stuck-image": ("PodsNotStarted", ["no-such-tag"]),
+    "stuck-serviceaccount": ("ReplicaFailure", ["no-such-sa"]),
+}
+
+
+def cannot_start_checks(ctx: Ctx, details: dict) -> list[dict]:
+    """Pods that never start are reported with their cause and never evicted."""
+    names = list(CANNOT_START)
+    for n in names:
+        ctx.kube.run(["delete", "mcps", n, "-n", NS, "--ignore-not-found"])
+    t0 = now_ms()
+    ctx.kube.apply(MANIFESTS / "bad" / "cannot-start.yaml")
+    checks = []
+    for n, (reason, words) in CANNOT_START.items():
+        def ready_cond(n=n):
+            st = (ctx.mcps(n) or {}).get("status") or {}
+            c = {x["type"]: x for x in st.get("conditions", [])}.get("Ready") or {}
+            return c if c.get("reason") == reason and all(w in (c.get("message") or "") for w in words) else None
+        try:
+            c = ctx.kube.wait_for(f"{n} Ready reason {reason}", ready_cond, 90, 1)
+            details[n] = c.get("message")
+            checks.append(check(f"{n}: Ready=False reason {reason}, the cause in the message", True,
+                                (c.get("message") or "")[:200]))
+        except TimeoutError:
+            st = (ctx.mcps(n) or {}).get("status") or {}
+            c = {x["type"]: x for x in st.get("conditions", [])}.get("Ready")
+            checks.append(check(f"{n}: Ready=False reason {reason}, the cause in the message", False, json.dumps(c)[:400]))
+    # Long past unhealthyAfterSeconds (3 s): a restart would have happened by now.
+    time.sleep(20)
+    for n in names:
+        rem = ((ctx.mcps(n) or {}).get("status") or {}).get("remediation") or {}
+        evicted = [e for e in ctx.events_for(n, t0 - 1000) if e.get("reason") == "PodEvicted"]
+        checks.append(check(f"{n}: never evicted (no action, no PodEvicted Event) 20 s past unhealthyAfterSeconds",
+                            not rem.get("recentActions") and not rem.get("lastAction") and not evicted,
+                            f"state={rem.get('state')} reason={rem.get('reason')} actions={rem.get('recentActions')} "
+                            f"events={len(evicted)}"))
+    for n in names:
+        ctx.kube.run(["delete", "mcps", n, "-n", NS, "--ignore-not-found", "--wait=false"])
+    return checks
 
 
 GC_KINDS = ("deployment", "service", "poddisruptionbudget")

@@ -310,9 +310,17 @@ pub fn decide(
             c.message.clone(),
         ));
     }
+    // Only pods with a known cause: a pod still being created is not "stuck".
+    let failing: Vec<String> = observation
+        .pods
+        .iter()
+        .filter(|p| !p.started && p.start_failure.is_some())
+        .map(|p| p.name.clone())
+        .collect();
     out.not_started = decision
         .not_started
         .iter()
+        .filter(|n| failing.contains(&n.pod))
         .map(|n| (n.pod.clone(), n.cause.clone()))
         .collect();
     out.status = Some(decision.status);
