@@ -69,10 +69,6 @@ async fn a_stale_object_writes_nothing() {
 
 fn seed(api: &FakeApi) {
     api.insert(
-        &format!("/api/v1/namespaces/{NS}/secrets/notes-db"),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "notes-db", "namespace": NS}, "data": {"url": "cG9zdGdyZXM6Ly94"}}),
-    );
-    api.insert(
         &format!("/api/v1/namespaces/{NS}/services/postgres"),
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgres", "namespace": NS}, "spec": {}}),
     );
@@ -161,21 +157,14 @@ async fn create_then_noop_then_update() {
         .iter()
         .any(|c| c["type"] == "DependencyAvailable" && c["status"] == "True")));
 
-    // 2. Nothing changed: the reconcile reads (only the Secret: the rest is cached)
-    // and writes nothing.
+    // 2. Nothing changed: the reconcile reads from its caches and sends nothing.
     api.clear_requests();
     let obj = current(&api, &base);
     reconcile(obj, ctx(&api)).await.expect("second reconcile");
     assert!(
-        api.writes().is_empty(),
-        "no-op reconcile wrote: {:?}",
-        paths(&api.writes())
-    );
-    let reads = paths(&api.requests());
-    assert_eq!(
-        reads,
-        [format!("GET /api/v1/namespaces/{NS}/secrets/notes-db")],
-        "reads of a no-op reconcile"
+        api.requests().is_empty(),
+        "no-op reconcile sent requests: {:?}",
+        paths(&api.requests())
     );
 
     // 3. A new image: the intent, then only the Deployment (the status may follow).
@@ -208,17 +197,24 @@ async fn create_then_noop_then_update() {
 async fn missing_secret_is_a_condition_not_an_error() {
     let api = FakeApi::default();
     seed(&api);
-    if let Ok(mut s) = api.0.lock() {
-        s.objects
-            .remove(&format!("/api/v1/namespaces/{NS}/secrets/notes-db"));
-    }
+    // The kubelet's report on a pod whose Secret is missing; the operator itself
+    // never reads Secrets.
+    api.insert(
+        &format!("/api/v1/namespaces/{NS}/pods/notes-abc"),
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "notes-abc", "namespace": NS, "labels": {
+                   "app.kubernetes.io/name": "mcp-server", "app.kubernetes.io/instance": "notes",
+                   "mcp.operator.dev/server": "notes", "app.kubernetes.io/managed-by": "mcp-operator"}},
+               "spec": {"containers": [{"name": "mcp", "image": "notes:1"}]},
+               "status": {"containerStatuses": [{"name": "mcp", "ready": false, "restartCount": 0, "image": "notes:1", "imageID": "",
+                   "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"notes-db\" not found"}}}]}}),
+    );
     let action = reconcile(current(&api, &server_json("notes:1")), ctx(&api))
         .await
         .expect("reconcile succeeds");
-    let w = paths(&api.writes());
     assert!(
-        !w.iter().any(|p| p.contains("/deployments/")),
-        "no Deployment for an unrealisable spec: {w:?}"
+        !api.requests().iter().any(|r| r.path.contains("/secrets/")),
+        "a Secret was read"
     );
     let status = api
         .get(&format!(
@@ -236,7 +232,7 @@ async fn missing_secret_is_a_condition_not_an_error() {
     assert!(cond["message"]
         .as_str()
         .is_some_and(|m| m.contains("notes-db")));
-    // Re-checked on a timer (secrets are not watched), not hot-looped.
+    // Re-checked on a timer besides the pod events, never hot-looped.
     assert_eq!(
         action,
         kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(20))

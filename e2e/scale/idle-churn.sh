@@ -13,6 +13,8 @@ cd "$(dirname "$0")/../.."
 N=${1:-300}
 REMEDIATION=${2:-true}
 IDLE_S=${IDLE_S:-60}
+# Env: IDLE_S (60) measured seconds, SETTLE_S (150) wait after convergence,
+# IDLE_HTTP_PORT (18089) the operator's metrics port.
 PORT=${IDLE_HTTP_PORT:-18089}
 NS=idle-churn
 log() { printf '[%(%H:%M:%S)T] idle-churn: %s\n' -1 "$*" >&2; }
@@ -81,8 +83,11 @@ for _ in $(seq 600); do
   [[ "$(converged)" == "$N" ]] && break
   sleep 1
 done
-log "$(converged)/$N converged; settling 30 s"
-sleep 30
+# Settle past the Deployments' progress deadline (120 s): its condition change
+# is a real event, not idle churn.
+SETTLE_S=${SETTLE_S:-150}
+log "$(converged)/$N converged; settling $SETTLE_S s"
+sleep "$SETTLE_S"
 
 sample() {
   local m cpu

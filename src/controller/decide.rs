@@ -237,7 +237,8 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
             .clone()
             .filter(|h| Some(h.generation) == generation)
     });
-    let (deployment, service, pdb, hpa) = if config_valid {
+    let blocked = obs.problems.iter().any(|p| p.blocks_children);
+    let (deployment, service, pdb, hpa) = if !blocked {
         (
             deployment_change(mcp, obs, rollback_hold.as_ref())?,
             change(obs.service.as_ref(), service::build(mcp))?,
@@ -251,7 +252,7 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
             },
         )
     } else {
-        // An unrealisable spec leaves existing children alone.
+        // A reference the operator cannot follow leaves existing children alone.
         (
             DeploymentChange {
                 change: Change::Keep,
@@ -380,8 +381,9 @@ mod tests {
     fn an_invalid_spec_touches_no_child() {
         let mut obs = up();
         obs.problems.push(crate::controller::references::Problem {
-            reason: "SecretNotFound",
-            message: "Secret team-a/notes-db does not exist".into(),
+            reason: "CrossNamespaceDependency",
+            message: "database.service is in namespace db".into(),
+            blocks_children: true,
         });
         let plan = decide(&McpServer::test(), &obs, now()).expect("plan");
         assert!(!plan.config_valid);

@@ -16,8 +16,8 @@ use kube::ResourceExt;
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
-/// Everything one reconcile reads, taken from the caches (plus the Secret check and
-/// an external TCP probe, when declared).
+/// Everything one reconcile reads, taken from the caches (plus an external TCP
+/// probe, when declared).
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
     pub deployment: Option<Deployment>,
@@ -36,8 +36,9 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
     let s = &ctx.stores;
     let name = mcp.name_any();
     let selector = labels::selector(mcp);
-    let mut problems = references::check(&ctx.client, ns, mcp).await?;
-    problems.extend(references::check_scope(ctx.scope.as_deref(), ns, mcp));
+    let pods = Stores::selected(&s.pods, ns, &selector);
+    let mut problems = references::check_scope(ctx.scope.as_deref(), ns, mcp);
+    problems.extend(references::from_pods(ns, mcp, &pods));
     let slices = s.endpoint_slices.state();
     let dependency = dependency::observe(ns, mcp, &slices).await;
     Ok(Observed {
@@ -45,7 +46,7 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
         service: Stores::child(&s.services, ns, &name),
         pdb: Stores::child(&s.pdbs, ns, &name),
         hpa: Stores::child(&s.hpas, ns, &name),
-        pods: Stores::selected(&s.pods, ns, &selector),
+        pods,
         replica_sets: Stores::selected(&s.replica_sets, ns, &selector),
         dependency,
         problems,
