@@ -1202,3 +1202,54 @@ async fn a_stale_copy_neither_reapplies_an_old_spec_nor_writes_status() {
     );
     assert_eq!(api.get("notes").await.expect("get").status, status_before);
 }
+
+#[tokio::test]
+async fn a_database_outside_the_cluster_is_probed_apart_from_the_reconcile() {
+    let Some((client, _)) = client().await else {
+        return;
+    };
+    install_crd(&client).await;
+    let ns = "probed";
+    namespace(&client, ns).await;
+    // The "database": a real listener on loopback.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let port = listener.local_addr().expect("addr").port();
+    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
+    recreate(
+        &api,
+        server(
+            "ext",
+            json!({"image": "mcp-workload:dev", "replicas": {"min": 2, "max": 2},
+            "database": {"urlSecretRef": {"name": "ext-db", "key": "url"},
+                         "probe": {"host": "127.0.0.1", "port": port, "timeoutMs": 300}}}),
+        ),
+    )
+    .await;
+    let _running = run_controller(&client, ns);
+    let dep = |want: &'static str| {
+        let api = api.clone();
+        move || {
+            let api = api.clone();
+            async move {
+                api.get("ext")
+                    .await
+                    .ok()
+                    .and_then(|m| m.status)
+                    .is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "DependencyAvailable" && c.reason == want)
+                    })
+            }
+        }
+    };
+    eventually("ProbeSucceeded", dep("ProbeSucceeded")).await;
+    drop(listener);
+    // No watch event announces this: the prober's changed verdict wakes the reconcile.
+    let t = eventually("ProbeFailed after the listener closed", dep("ProbeFailed")).await;
+    eprintln!("probe failure reported in {:.1}s", t.as_secs_f64());
+    let st = api.get("ext").await.expect("get").status.expect("status");
+    assert_eq!(st.phase.map(|p| p.as_str()), Some("DependencyUnavailable"));
+}

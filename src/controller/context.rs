@@ -1,4 +1,5 @@
 //! Shared state handed to every reconcile.
+use super::prober::Verdicts;
 use super::stores::Stores;
 use crate::telemetry::metrics::Metrics;
 use kube::runtime::events::Recorder;
@@ -14,6 +15,8 @@ pub struct Context {
     pub stores: Stores,
     /// The namespace this controller is confined to (None: the whole cluster).
     pub scope: Option<String>,
+    /// Last TCP probe verdicts of databases outside the cluster.
+    pub verdicts: Verdicts,
     /// Consecutive failures per object, for the error policy's backoff.
     pub failures: Mutex<HashMap<String, u32>>,
 }
@@ -32,6 +35,7 @@ impl Context {
             metrics,
             stores,
             scope,
+            verdicts: Verdicts::default(),
             failures: Mutex::default(),
         }
     }

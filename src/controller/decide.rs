@@ -223,9 +223,14 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
     conditions.extend(remediation.conditions.iter().cloned());
     // After remediation's hint: this one names the concrete cause.
     if let Some(d) = &obs.dependency {
-        conditions.push(Desired::new(
+        let status = match d.known_up() {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "Unknown",
+        };
+        conditions.push(Desired::with_status(
             condition::DEPENDENCY_AVAILABLE,
-            d.is_up(),
+            status,
             d.reason.clone().unwrap_or_default(),
             d.message.clone().unwrap_or_default(),
         ));

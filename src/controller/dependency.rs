@@ -1,10 +1,10 @@
 //! Is the database reachable? Ready endpoints of its Service, or a direct TCP probe.
+use super::prober::{self, Verdicts};
 use crate::api::McpServer;
 use crate::remediation::DependencyObs;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -26,10 +26,11 @@ pub fn ready_endpoints(slices: &[EndpointSlice], port: Option<i32>) -> usize {
 
 /// The dependency's state (None: none declared or watched) from the cached EndpointSlices of its Service, or a direct
 /// TCP probe (bounded by its timeout) when `database.probe` is set.
-pub async fn observe(
+pub fn observe(
     ns: &str,
     mcp: &McpServer,
     all_slices: &[Arc<EndpointSlice>],
+    verdicts: &Verdicts,
 ) -> Option<DependencyObs> {
     let Some(db) = &mcp.spec.database else {
         return None;
@@ -72,27 +73,8 @@ pub async fn observe(
             ));
         }
     }
-    if let Some(p) = &db.probe {
-        let addr = format!("{}:{}", p.host, p.port);
-        let timeout = Duration::from_millis(u64::try_from(p.timeout_ms).unwrap_or(500));
-        let ok = matches!(
-            tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr)).await,
-            Ok(Ok(_))
-        );
-        return if ok {
-            Some(DependencyObs::up_because(
-                "ProbeSucceeded",
-                format!("TCP connect to {addr} succeeded"),
-            ))
-        } else {
-            Some(
-                DependencyObs::down(format!(
-                    "TCP connect to {addr} failed within {}ms",
-                    p.timeout_ms
-                ))
-                .because("ProbeFailed"),
-            )
-        };
+    if let Some(t) = prober::target(mcp) {
+        return Some(prober::observe(&t, verdicts.get(&t)));
     }
     None
 }

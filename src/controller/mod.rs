@@ -7,6 +7,7 @@ pub mod dependency;
 pub mod drift;
 pub mod error;
 pub mod observe;
+pub mod prober;
 pub mod reconcile;
 pub mod references;
 pub mod remediate;
@@ -124,7 +125,7 @@ pub async fn run(
         w.replica_sets,
         true,
     );
-    tokio::spawn(async move {
+    let rs_task = tokio::spawn(async move {
         let mut s = std::pin::pin!(rs_stream);
         while s.next().await.is_some() {}
     });
@@ -140,7 +141,16 @@ pub async fn run(
         .default_backoff(),
     )
     .touched_objects();
-    let controller = Controller::for_stream(servers, store.clone());
+    // Databases outside the cluster are probed apart from the reconcile; a changed
+    // verdict wakes the McpServers that use them.
+    let (wake_tx, wake_rx) = tokio::sync::mpsc::channel(1024);
+    let prober_task = tokio::spawn(prober::run(store.clone(), ctx.verdicts.clone(), wake_tx));
+    let woken =
+        futures::stream::unfold(
+            wake_rx,
+            |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+        );
+    let controller = Controller::for_stream(servers, store.clone()).reconcile_on(woken);
     let forget_ctx = ctx.clone();
     controller
         .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, false))
@@ -171,6 +181,8 @@ pub async fn run(
             }
         })
         .await;
+    prober_task.abort();
+    rs_task.abort();
 }
 
 #[cfg(test)]

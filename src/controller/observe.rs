@@ -16,8 +16,8 @@ use kube::ResourceExt;
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 
-/// Everything one reconcile reads, taken from the caches (plus an external TCP
-/// probe, when declared).
+/// Everything one reconcile reads, all from the caches (and the prober's last
+/// verdict for a database outside the cluster).
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
     pub deployment: Option<Deployment>,
@@ -40,7 +40,7 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
     let mut problems = references::check_scope(ctx.scope.as_deref(), ns, mcp);
     problems.extend(references::from_pods(ns, mcp, &pods));
     let slices = s.endpoint_slices.state();
-    let dependency = dependency::observe(ns, mcp, &slices).await;
+    let dependency = dependency::observe(ns, mcp, &slices, &ctx.verdicts);
     Ok(Observed {
         deployment: Stores::child(&s.deployments, ns, &name),
         service: Stores::child(&s.services, ns, &name),

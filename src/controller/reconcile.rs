@@ -19,8 +19,6 @@ const INVALID_RECHECK: Duration = Duration::from_secs(20);
 /// event); look again now and then for rejections that were not the spec's fault
 /// (quota, an admission webhook).
 const REJECTED_RECHECK: Duration = Duration::from_secs(60);
-/// How often a database outside the cluster is probed.
-const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a reconcile waits for the caches' first list before giving up this round.
 const CACHE_WAIT: Duration = Duration::from_secs(10);
 
@@ -83,17 +81,7 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     record_metrics(ctx, &ns, mcp, &observed, &plan);
     report::publish(ctx, mcp, events).await;
 
-    // A direct TCP probe has no watch to wake us: poll it at a modest interval.
-    let probe_poll = mcp
-        .spec
-        .database
-        .as_ref()
-        .and_then(|d| d.probe.as_ref())
-        .map(|_| PROBE_INTERVAL);
     let mut requeue = plan.remediation.requeue_after.unwrap_or(RESYNC).min(RESYNC);
-    if let Some(p) = probe_poll {
-        requeue = requeue.min(p);
-    }
     if !plan.config_valid {
         requeue = requeue.min(INVALID_RECHECK);
     }
@@ -117,11 +105,11 @@ fn record_metrics(
         namespace: ns.to_string(),
         name: mcp.name_any(),
     };
-    if let Some(d) = &obs.dependency {
+    if let Some(up) = obs.dependency.as_ref().and_then(|d| d.known_up()) {
         ctx.metrics
             .dependency_up
             .get_or_create(&labels)
-            .set(i64::from(d.is_up()));
+            .set(i64::from(up));
     }
     ctx.metrics
         .remediation_blocked

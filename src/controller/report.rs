@@ -93,7 +93,7 @@ pub fn status(
         generation: mcp.metadata.generation,
         now: &Time(now),
         config_valid: plan.config_valid,
-        dependency_up: obs.dependency.as_ref().map(|d| d.is_up()),
+        dependency_up: obs.dependency.as_ref().and_then(|d| d.known_up()),
         dependency_message: obs
             .dependency
             .as_ref()

@@ -86,9 +86,18 @@ impl DependencyObs {
         self
     }
 
-    /// Up (None when no dependency is watched).
+    /// Up.
     pub fn is_up(&self) -> bool {
         self.state == DependencyState::Up
+    }
+
+    /// Up or down; None while it cannot be told.
+    pub fn known_up(&self) -> Option<bool> {
+        match self.state {
+            DependencyState::Up => Some(true),
+            DependencyState::Down => Some(false),
+            DependencyState::Unknown => None,
+        }
     }
 }
 
