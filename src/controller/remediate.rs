@@ -153,7 +153,11 @@ pub fn start_state(p: &Pod) -> (bool, Option<String>) {
     (false, waiting.or_else(unscheduled))
 }
 
-pub fn rollout_obs(replica_sets: &[ReplicaSet], deploy: Option<&Deployment>) -> RolloutObs {
+pub fn rollout_obs(
+    replica_sets: &[ReplicaSet],
+    deploy: Option<&Deployment>,
+    generation: Option<i64>,
+) -> RolloutObs {
     let current = observe::current_replica_set(replica_sets);
     let current_rev = current.map(observe::revision_number);
     // The newest older ReplicaSet that still has available pods: what we would roll back to.
@@ -181,6 +185,7 @@ pub fn rollout_obs(replica_sets: &[ReplicaSet], deploy: Option<&Deployment>) -> 
         current_revision: current.and_then(observe::template_hash),
         previous_good_revision: previous_good,
         progress_deadline_exceeded: deadline,
+        generation,
     }
 }
 
@@ -246,7 +251,11 @@ pub fn decide(
         now: Time(now),
         dependency,
         pods: obs.pods.iter().map(pod_obs).collect(),
-        rollout: rollout_obs(&obs.replica_sets, obs.deployment.as_ref()),
+        rollout: rollout_obs(
+            &obs.replica_sets,
+            obs.deployment.as_ref(),
+            mcp.metadata.generation,
+        ),
         desired_replicas: u32::try_from(desired_replicas).unwrap_or(0),
         disruption_allowance: disruption_allowance(mcp, desired_replicas),
         override_request: override_request(mcp),
@@ -347,7 +356,7 @@ mod tests {
     #[test]
     fn rollout_picks_newest_and_previous_available() {
         let replica_sets = vec![rs("old", "1", 0), rs("good", "2", 3), rs("bad", "3", 0)];
-        let r = rollout_obs(&replica_sets, None);
+        let r = rollout_obs(&replica_sets, None, Some(2));
         assert_eq!(r.current_revision.as_deref(), Some("bad"));
         assert_eq!(r.previous_good_revision.as_deref(), Some("good"));
         assert!(!r.progress_deadline_exceeded);

@@ -195,12 +195,9 @@ pub(crate) fn automatic(
     };
 
     if let Some(f) = ctx.failed {
-        let already = ctx
-            .obs
-            .previous
-            .rollback
-            .as_ref()
-            .is_some_and(|r| r.from_revision == f.from);
+        let already = ctx.obs.previous.rollback.as_ref().is_some_and(|r| {
+            r.from_revision == f.from && r.generation == ctx.obs.rollout.generation
+        });
         if already {
             out.wait(
                 RemediationState::Waiting,

@@ -187,6 +187,7 @@ pub fn decide(policy: &Policy, obs: &Observation) -> Decision {
                 from_revision: from_revision.clone(),
                 to_revision: to_revision.clone(),
                 time: time(now),
+                generation: obs.rollout.generation,
             });
         }
     }

@@ -150,6 +150,10 @@ pub struct RolloutObs {
     /// The Deployment's `Progressing` condition has reason
     /// `ProgressDeadlineExceeded`.
     pub progress_deadline_exceeded: bool,
+    /// The McpServer generation being rolled out: a rollback is remembered per
+    /// (bad revision, generation), so a later spec edit that renders the same
+    /// bad template is judged (and rolled back) again.
+    pub generation: Option<i64>,
 }
 
 /// The manual override annotation.

@@ -169,6 +169,9 @@ pub struct RollbackRecord {
     /// When it was decided.
     #[schemars(schema_with = "date_time_schema")]
     pub time: Time,
+    /// The McpServer generation whose rollout failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 impl Default for RollbackRecord {
@@ -177,6 +180,7 @@ impl Default for RollbackRecord {
             from_revision: String::new(),
             to_revision: String::new(),
             time: epoch(),
+            generation: None,
         }
     }
 }

@@ -203,3 +203,28 @@ fn last_good_revision_is_learned_only_from_a_complete_healthy_state() {
         Some("v2")
     );
 }
+
+#[test]
+fn the_same_bad_template_under_a_new_generation_is_rolled_back_again() {
+    let mut sim = bad_rollout(Policy::default());
+    sim.rollout.generation = Some(2);
+    assert!(
+        rollback_of(&sim.step(20)).is_some(),
+        "generation 2 rolled back"
+    );
+    assert_eq!(
+        sim.status.rollback.as_ref().and_then(|r| r.generation),
+        Some(2)
+    );
+    // Same generation, still failing: waits, never repeats.
+    assert!(rollback_of(&sim.step(40)).is_none());
+    // An unrelated spec edit (replicas, a remediation setting) ends the hold, so the
+    // spec's template (the same bad revision) is back: judged and rolled back again.
+    sim.rollout.generation = Some(3);
+    let d = sim.step(60);
+    assert_eq!(rollback_of(&d), Some(("bad".to_owned(), "good".to_owned())));
+    assert_eq!(
+        d.status.rollback.as_ref().and_then(|r| r.generation),
+        Some(3)
+    );
+}
