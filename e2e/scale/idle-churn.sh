@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 N=${1:-300}
 REMEDIATION=${2:-true}
 IDLE_S=${IDLE_S:-60}
-# Env: IDLE_S (60) measured seconds, SETTLE_S (150) wait after convergence,
+# Env: IDLE_S (60) measured seconds, SETTLE_S (240) wait after convergence,
 # IDLE_HTTP_PORT (18089) the operator's metrics port.
 PORT=${IDLE_HTTP_PORT:-18089}
 NS=idle-churn
@@ -23,7 +23,7 @@ eval "$(e2e/cluster/local/control-plane.sh up --with-controllers)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mcp-operator/target}
 bin="$CARGO_TARGET_DIR/release/mcp-operator"
 [[ -x "$bin" ]] || cargo build --release --locked -p mcp-operator
-kubectl apply --server-side -f crds/ >/dev/null
+kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/mcpservers.mcp.operator.dev --timeout=60s >/dev/null
 
 kubectl delete ns "$NS" --wait=true --ignore-not-found >/dev/null
@@ -83,9 +83,9 @@ for _ in $(seq 600); do
   [[ "$(converged)" == "$N" ]] && break
   sleep 1
 done
-# Settle past the Deployments' progress deadline (120 s): its condition change
-# is a real event, not idle churn.
-SETTLE_S=${SETTLE_S:-150}
+# Settle well past the Deployments' progress deadline (120 s, and the
+# controller-manager works through 300 of them): a real event, not idle churn.
+SETTLE_S=${SETTLE_S:-240}
 log "$(converged)/$N converged; settling $SETTLE_S s"
 sleep "$SETTLE_S"
 

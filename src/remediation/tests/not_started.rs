@@ -179,3 +179,17 @@ fn not_started_report_is_bounded_and_sorted() {
     assert!(d.not_started[0].cause.len() < 300, "causes are bounded");
     assert_eq!(d.not_started[1].cause, "not started yet");
 }
+
+#[test]
+fn never_started_pods_schedule_no_wake() {
+    // Nothing about them changes with time alone: only a pod event (scheduled,
+    // image pulled) or the resync may wake the controller.
+    let mut sim = Sim::new();
+    sim.pods = vec![
+        never_started("p1", -500, None),
+        never_started("p0", -500, None),
+    ];
+    for t in [0, 30, 100, 1000] {
+        assert_eq!(sim.step(t).requeue_after, None, "t={t}");
+    }
+}
