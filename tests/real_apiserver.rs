@@ -719,6 +719,16 @@ async fn database(client: &Client, ns: &str) {
         .expect("slice applied");
 }
 
+/// The CRD installed, `ns` with a database in it, and the McpServer API there
+/// (linkerd's `with_temp_ns`, kept: a failed test leaves its namespace to look at).
+async fn db_namespace(ns: &str) -> Option<(Client, Log, Api<McpServer>)> {
+    let (client, log) = client().await?;
+    install_crd(&client).await;
+    database(&client, ns).await;
+    let api = Api::namespaced(client.clone(), ns);
+    Some((client, log, api))
+}
+
 fn db_spec() -> serde_json::Value {
     json!({"urlSecretRef": {"name": "notes-db", "key": "url"}, "service": {"name": "postgres", "port": 5432},
            "maxConnections": 80, "pool": {"min": 1, "max": 10}})
@@ -823,13 +833,10 @@ fn container_env(d: &Deployment, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
-    let Some((client, log)) = client().await else {
+    let ns = "drift";
+    let Some((client, log, api)) = db_namespace(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "drift";
-    database(&client, ns).await;
-    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
     recreate(
         &api,
         server("notes", json!({"image": "mcp-workload:dev", "replicas": {"min": 3, "max": 3}, "database": db_spec(),
@@ -995,13 +1002,10 @@ async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
 
 #[tokio::test]
 async fn switching_to_an_hpa_never_lowers_replicas() {
-    let Some((client, _)) = client().await else {
+    let ns = "hpa-switch";
+    let Some((client, _, api)) = db_namespace(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "hpa-switch";
-    database(&client, ns).await;
-    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
     recreate(
         &api,
         server("notes", json!({"image": "mcp-workload:dev", "replicas": {"min": 5, "max": 5},
@@ -1074,13 +1078,10 @@ async fn switching_to_an_hpa_never_lowers_replicas() {
 
 #[tokio::test]
 async fn a_child_the_api_server_rejects_becomes_a_condition() {
-    let Some((client, _)) = client().await else {
+    let ns = "rejected";
+    let Some((client, _, api)) = db_namespace(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "rejected";
-    database(&client, ns).await;
-    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
     // Limits below requests: the schema allows it, the Deployment's validation does not.
     recreate(
         &api,
@@ -1149,13 +1150,10 @@ async fn a_child_the_api_server_rejects_becomes_a_condition() {
 
 #[tokio::test]
 async fn a_stale_copy_neither_reapplies_an_old_spec_nor_writes_status() {
-    let Some((client, _)) = client().await else {
+    let ns = "stale";
+    let Some((client, _, api)) = db_namespace(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "stale";
-    database(&client, ns).await;
-    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
     recreate(
         &api,
         server(
