@@ -754,6 +754,53 @@ def s8(ctx):
     return [finish(run)], []
 
 
+# -- S9: fixed replicas -> HPA -------------------------------------------------------
+def s9(ctx):
+    """Raising replicas.max on a Ready fixed pool turns an HPA on. Server-side apply
+    would drop spec.replicas (to the default of 1) when the operator stops setting
+    it; the operator hands the field over first, so capacity never dips."""
+    ctx.wait_mcps_ready(NOTES)
+    state = {}
+
+    def disrupt(t0):
+        ctx.kube.run(["patch", "mcps", NOTES, "-n", NS, "--type", "merge", "-p",
+                      json.dumps({"spec": {"replicas": {"min": DESIRED, "max": DESIRED + 2}}})])
+
+        def handed_over():
+            hpa = ctx.kube.get("hpa", NOTES, "-n", NS)
+            dep = ctx.kube.get("deployment", NOTES, "-n", NS) or {}
+            managers = [m.get("manager") for m in dep.get("metadata", {}).get("managedFields", [])
+                        if "f:replicas" in json.dumps((m.get("fieldsV1") or {}).get("f:spec", {}))]
+            return (hpa, dep, managers) if hpa and "mcp-operator" not in managers else None
+        try:
+            hpa, dep, managers = ctx.kube.wait_for("HPA on, replicas handed over", handed_over, 60, 1)
+            state.update(hpa_min=(hpa.get("spec") or {}).get("minReplicas"),
+                         spec_replicas=(dep.get("spec") or {}).get("replicas"), managers=managers)
+        except TimeoutError as e:
+            state["error"] = str(e)
+        return {"marks": [("HPA on", now_ms(), "other")], "disruption_end_ms": now_ms()}
+
+    run = measured_run(ctx, "S9", NOTES, disrupt, warmup_s=ctx.opts.warmup_s, window_s=15, pg_down=False)
+    run["checks"] += [
+        check("HPA created with minReplicas = replicas.min, spec.replicas handed over",
+              state.get("hpa_min") == DESIRED and not state.get("error"), state),
+        check(f"Deployment still asks for {DESIRED} replicas", state.get("spec_replicas") == DESIRED, state),
+        check(f"{DESIRED} ready replicas throughout (watched)", run["min_ready_replicas"] >= DESIRED,
+              run["min_ready_replicas"]),
+        check("no call failed", run["errors"] == 0, f"errors={run['errors']} kinds={run['error_kinds']}"),
+        check("no acknowledged write lost", run["lost_acked_writes"] == 0, run["lost_acked_writes"]),
+    ]
+    run["hpa_switch"] = state
+    # back to the fixed pool: the HPA goes, the operator owns spec.replicas again
+    ctx.kube.apply(MANIFESTS / "mcpserver.yaml")
+    try:
+        ctx.kube.wait_for("HPA removed", lambda: ctx.kube.get("hpa", NOTES, "-n", NS) is None, 60, 1)
+        ctx.wait_mcps_ready(NOTES, 120)
+    except TimeoutError as e:
+        run["checks"].append(check("fixed pool restored (HPA removed, Ready)", False, e))
+    return [finish(run)], []
+
+
 SCENARIOS = {
     "S1": ("delete the Postgres pod (grace 0)", s1),
     "S2": ("kill -9 postgres in its container", s2),
@@ -763,6 +810,7 @@ SCENARIOS = {
     "S6": ("operator killed mid-outage", s6),
     "S7": ("bad McpServer specs", s7),
     "S8": ("bad rollout rolled back", s8),
+    "S9": ("fixed replicas switched to an HPA", s9),
 }
 
 
