@@ -768,10 +768,11 @@ def s9(ctx):
 
         def handed_over():
             hpa = ctx.kube.get("hpa", NOTES, "-n", NS)
-            dep = ctx.kube.get("deployment", NOTES, "-n", NS) or {}
+            dep = ctx.kube.get("deployment", NOTES, "-n", NS, "--show-managed-fields") or {}
             managers = [m.get("manager") for m in dep.get("metadata", {}).get("managedFields", [])
-                        if "f:replicas" in json.dumps((m.get("fieldsV1") or {}).get("f:spec", {}))]
-            return (hpa, dep, managers) if hpa and "mcp-operator" not in managers else None
+                        if "f:replicas" in ((m.get("fieldsV1") or {}).get("f:spec") or {})]
+            # someone owns spec.replicas (the handover manager, or the HPA controller), not us
+            return (hpa, dep, managers) if hpa and managers and "mcp-operator" not in managers else None
         try:
             hpa, dep, managers = ctx.kube.wait_for("HPA on, replicas handed over", handed_over, 60, 1)
             state.update(hpa_min=(hpa.get("spec") or {}).get("minReplicas"),
