@@ -7,7 +7,7 @@
 #   e2e/scale/idle-churn.sh [N] [remediation: true|false]     (defaults 300 true)
 #
 # Prints one JSON line. Uses the operator's release binary (built if missing) and
-# the throwaway control plane of e2e/cluster/local/control-plane.sh (left up).
+# a throwaway control plane from e2e/cluster/local/control-plane.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-300}
@@ -19,6 +19,11 @@ PORT=${IDLE_HTTP_PORT:-18089}
 NS=idle-churn
 log() { printf '[%(%H:%M:%S)T] idle-churn: %s\n' -1 "$*" >&2; }
 
+# A control plane of its own (state dir and ports), so the integration tests'
+# one can come and go meanwhile; torn down at the end unless IDLE_KEEP=1.
+export CP_DIR=${CP_DIR:-$HOME/.cache/mcp-operator/idle-control-plane}
+export CP_APISERVER_PORT=${CP_APISERVER_PORT:-17443} CP_ETCD_PORT=${CP_ETCD_PORT:-13379}
+export CP_CONTROLLER_MANAGER_PORT=${CP_CONTROLLER_MANAGER_PORT:-20258}
 eval "$(e2e/cluster/local/control-plane.sh up --with-controllers)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mcp-operator/target}
 bin="$CARGO_TARGET_DIR/release/mcp-operator"
@@ -52,7 +57,11 @@ YAML
 log "starting the operator"
 HTTP_ADDR=127.0.0.1:$PORT LOG_LEVEL=warn WATCH_NAMESPACES=$NS "$bin" >"/tmp/idle-churn-operator.log" 2>&1 &
 op=$!
-trap 'kill "$op" 2>/dev/null || true' EXIT
+cleanup() {
+  kill "$op" 2>/dev/null || true
+  [[ "${IDLE_KEEP:-0}" == 1 ]] || e2e/cluster/local/control-plane.sh down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 
 log "creating $N McpServers (remediation.enabled=$REMEDIATION)"
@@ -116,4 +125,3 @@ print(json.dumps({'n': $N, 'remediation': '$REMEDIATION' == 'true', 'idle_second
   'child_writes_per_min': round(($c1 - $c0) * scale, 1),
   'status_writes_per_min': round(($s1 - $s0) * scale, 1),
   'reconcile_errors_per_min': round(($e1 - $e0) * scale, 1)}))"
-kubectl delete ns "$NS" --wait=false >/dev/null
