@@ -2,10 +2,9 @@
 //! and the policy-driven (automatic) path.
 
 use super::analysis::{FailedRollout, PodView, Unready};
-use super::decide::ALLOWANCE_RETRY_SECONDS;
 use super::decision::{Action, EventHint, EventType};
 use super::observation::Observation;
-use super::policy::Policy;
+use super::policy::{Policy, ALLOWANCE_RETRY_SECONDS};
 use super::reason;
 use super::report::{bounded_cause, rfc};
 use super::status::{OverrideRecord, RemediationState};

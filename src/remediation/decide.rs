@@ -36,10 +36,6 @@ use super::status::{
 };
 use super::time::{dur, secs, time, until};
 
-/// Retry delay when the only obstacle is the disruption allowance, which
-/// changes with pod readiness the controller may not be watching.
-pub const ALLOWANCE_RETRY_SECONDS: u64 = 15;
-
 /// Defensive cap on persisted action records (overrides are not budgeted).
 const RECENT_ACTIONS_CAP: usize = 2 * super::policy::MAX_ACTIONS_CAP as usize;
 

@@ -26,16 +26,16 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use decide::{decide, ALLOWANCE_RETRY_SECONDS};
+pub use decide::decide;
 pub use decision::{
     Action, ConditionHint, ConditionStatus, Decision, EventHint, EventType, NotStarted,
     CONDITION_DEPENDENCY_AVAILABLE, CONDITION_REMEDIATION_BLOCKED, NOT_STARTED_LIMIT,
 };
 pub use observation::{DependencyObs, Observation, OverrideRequest, PodObs, RolloutObs};
 pub use policy::{
-    Policy, DEFAULT_COOLDOWN_SECONDS, DEFAULT_CRASH_RESTART_THRESHOLD, DEFAULT_MAX_ACTIONS,
-    DEFAULT_MAX_EVICTIONS_PER_ACTION, DEFAULT_UNHEALTHY_AFTER_SECONDS, DEFAULT_WINDOW_SECONDS,
-    MAX_ACTIONS_CAP,
+    Policy, ALLOWANCE_RETRY_SECONDS, DEFAULT_COOLDOWN_SECONDS, DEFAULT_CRASH_RESTART_THRESHOLD,
+    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_EVICTIONS_PER_ACTION, DEFAULT_UNHEALTHY_AFTER_SECONDS,
+    DEFAULT_WINDOW_SECONDS, MAX_ACTIONS_CAP,
 };
 pub use status::{
     ActionKind, ActionRecord, DependencyRecord, DependencyState, LastIncident, OverrideRecord,

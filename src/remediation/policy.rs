@@ -109,3 +109,7 @@ impl Policy {
         }
     }
 }
+
+/// Retry delay when the only obstacle is the disruption allowance, which
+/// changes with pod readiness the controller may not be watching.
+pub const ALLOWANCE_RETRY_SECONDS: u64 = 15;
