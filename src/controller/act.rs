@@ -11,6 +11,7 @@ use super::error::{Error, Result};
 use super::remediate::Eviction;
 use super::report::{self, PendingEvent};
 use crate::api::{McpServer, McpServerStatus};
+use crate::status::compute::ChildRejected;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, EvictParams, Patch, PatchParams};
@@ -19,23 +20,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
 
-/// A child the API server refused (4xx other than conflict/throttling): a spec
-/// problem to report, not an error to retry hot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub kind: &'static str,
-    pub code: u16,
-    pub message: String,
-}
-
 #[derive(Default)]
 pub struct Acted {
     /// The Deployment as the API server returned it, when written.
     pub deployment: Option<Deployment>,
-    pub rejections: Vec<Rejection>,
+    /// Children the API server refused (4xx other than conflict/throttling): a
+    /// spec problem to report, not an error to retry hot.
+    pub rejections: Vec<ChildRejected>,
     pub events: Vec<PendingEvent>,
-    /// `resourceVersion` of the McpServer after the intent write.
-    pub resource_version: Option<String>,
+    /// The status as the intent write stored it, and the McpServer's
+    /// `resourceVersion` after that write.
+    pub intent: Option<(McpServerStatus, Option<String>)>,
     /// Evictions that did not happen now (PDB said not yet, or pod gone).
     pub deferred: usize,
 }
@@ -51,13 +46,8 @@ pub fn intent(prev: &McpServerStatus, plan: &Plan) -> McpServerStatus {
     }
 }
 
-fn rejected(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429 => {
-            Some(s.code)
-        }
-        _ => None,
-    }
+fn rejected(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
 }
 
 async fn write<K>(
@@ -89,17 +79,14 @@ where
             ctx.metrics.child_writes(kind, why.as_label());
             match apply::apply(&api, name, obj).await {
                 Ok(o) => Ok(Some(o)),
-                Err(e) => match rejected(&e) {
-                    Some(code) => {
-                        out.rejections.push(Rejection {
-                            kind,
-                            code,
-                            message: crate::redact::redact(&api_message(&e)),
-                        });
-                        Ok(None)
-                    }
-                    None => Err(Error::apply(kind, e)),
-                },
+                Err(e) if rejected(&e) => {
+                    out.rejections.push(ChildRejected {
+                        kind,
+                        message: crate::redact::redact(&api_message(&e)),
+                    });
+                    Ok(None)
+                }
+                Err(e) => Err(Error::apply(kind, e)),
             }
         }
     }
@@ -120,11 +107,12 @@ pub async fn act(ctx: &Context, mcp: &McpServer, plan: &Plan) -> Result<Acted> {
         return Ok(out);
     }
     let prev = mcp.status.clone().unwrap_or_default();
-    let written = report::write_status(ctx, mcp, &intent(&prev, plan), mcp.resource_version())
+    let status = intent(&prev, plan);
+    let written = report::write_status(ctx, mcp, &status, mcp.resource_version())
         .await
         .map_err(Error::Status)?;
     ctx.metrics.status_written("intent");
-    out.resource_version = written.resource_version();
+    out.intent = Some((status, written.resource_version()));
 
     if let Some(replicas) = plan.deployment.hand_over_replicas {
         let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);

@@ -4,7 +4,7 @@ use super::apply::{self, WriteReason};
 use super::error::Result;
 use super::observe::{self, Observed};
 use super::remediate::{self, Remediation};
-use crate::api::{condition, McpServer, RollbackHold};
+use crate::api::{condition, McpServer, PoolStatus, RollbackHold};
 use crate::builders::{budget, deployment, hpa, pdb, service};
 use crate::status::conditions::Desired;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -52,6 +52,8 @@ pub struct Plan {
     pub rollback_hold: Option<RollbackHold>,
     /// The hold's target revision has no ReplicaSet any more.
     pub rollback_target_missing: bool,
+    /// The connection budget as realised (`status.pool`).
+    pub pool: Option<PoolStatus>,
     /// Conditions known before acting (config, connection budget, disruption
     /// budget, remediation, dependency).
     pub conditions: Vec<Desired>,
@@ -92,65 +94,40 @@ fn delete_if_ours<K: Resource>(mcp: &McpServer, live: Option<&K>) -> Change<K> {
     }
 }
 
-/// The Deployment wanted: the spec's, or the rolled-back template while a hold is in force.
-fn desired_deployment(mcp: &McpServer, obs: &Observed, hold: Option<&RollbackHold>) -> Deployment {
-    let mut d = deployment::build(mcp);
-    if let Some(h) = hold {
-        if let (Some(tpl), Some(spec)) = (
-            observe::template_of(&obs.replica_sets, &h.revision),
-            d.spec.as_mut(),
-        ) {
-            spec.template = tpl;
-        }
-    }
-    d
-}
-
+/// The Deployment's change. `desired` is the spec's Deployment, or the rolled-back
+/// one while a hold is in force. An autoscaled pool is created at `replicas.min`
+/// (not the API default of 1), and while we still own `spec.replicas` it is first
+/// handed over at its live value, then released by applying without it.
 fn deployment_change(
     mcp: &McpServer,
-    obs: &Observed,
-    hold: Option<&RollbackHold>,
+    live: Option<&Deployment>,
+    desired: Deployment,
 ) -> Result<DeploymentChange> {
-    // The good revision's ReplicaSet is gone: applying the spec would roll the bad
-    // template out again, so the Deployment stays as it is (and status says why).
-    if hold.is_some_and(|h| observe::template_of(&obs.replica_sets, &h.revision).is_none()) {
-        return Ok(DeploymentChange {
-            change: Change::Keep,
-            hand_over_replicas: None,
-        });
-    }
-    let autoscaled = hpa::build(mcp).is_some();
-    let live = obs.deployment.as_ref();
-    let mut change = change(live, desired_deployment(mcp, obs, hold))?;
+    // The hash covers what we apply for good: never the creation-time replicas.
+    let (mut stamped, hash) = apply::stamped(desired)?;
+    let mut why = apply::write_needed(live, &stamped, &hash)?;
     let mut hand_over_replicas = None;
-    if autoscaled {
-        match (&mut change, live) {
-            // A new autoscaled pool starts at replicas.min, not the API default of 1;
-            // the next reconcile hands the field over.
-            (Change::Apply(d, WriteReason::Missing), None) => {
-                if let Some(spec) = d.spec.as_mut() {
+    if hpa::build(mcp).is_some() {
+        match live {
+            None => {
+                if let Some(spec) = stamped.spec.as_mut() {
                     spec.replicas = Some(mcp.spec.replicas.min);
                 }
             }
-            // We still own spec.replicas (fixed pool before, or just created): hand it
-            // over at its live value, then apply without it.
-            (_, Some(l)) if apply::owns(l, &["spec", "replicas"]) => {
+            Some(l) if apply::owns(l, &["spec", "replicas"]) => {
                 hand_over_replicas = Some(
                     l.spec
                         .as_ref()
                         .and_then(|s| s.replicas)
                         .unwrap_or(mcp.spec.replicas.min),
                 );
-                if let Change::Keep = change {
-                    let (stamped, _) = apply::stamped(desired_deployment(mcp, obs, hold))?;
-                    change = Change::Apply(stamped, WriteReason::ReleaseReplicas);
-                }
+                why = why.or(Some(WriteReason::ReleaseReplicas));
             }
-            _ => {}
+            Some(_) => {}
         }
     }
     Ok(DeploymentChange {
-        change,
+        change: why.map_or(Change::Keep, |w| Change::Apply(stamped, w)),
         hand_over_replicas,
     })
 }
@@ -179,7 +156,8 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
                 .join("; "),
         ),
     });
-    if let Some(b) = budget::compute(&mcp.spec) {
+    let budget = budget::compute(&mcp.spec);
+    if let Some(b) = &budget {
         conditions.push(match &b.clamped {
             Some(c) => Desired::new(
                 condition::POOL_BUDGET_EXCEEDED,
@@ -242,10 +220,29 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
             .clone()
             .filter(|h| Some(h.generation) == generation)
     });
+    // The Deployment wanted: the spec's, or the good revision's template while a
+    // hold is in force. None when that revision's ReplicaSet is gone: applying the
+    // spec would roll the bad template out again, so the Deployment stays as it is.
+    let mut wanted = Some(deployment::build(mcp));
+    if let Some(h) = &rollback_hold {
+        let template = observe::template_of(&obs.replica_sets, &h.revision);
+        match (template, wanted.as_mut().and_then(|d| d.spec.as_mut())) {
+            (Some(tpl), Some(spec)) => spec.template = tpl,
+            (None, _) => wanted = None,
+            (Some(_), None) => {}
+        }
+    }
+    let rollback_target_missing = rollback_hold.is_some() && wanted.is_none();
     let blocked = obs.problems.iter().any(|p| p.blocks_children);
     let (deployment, service, pdb, hpa) = if !blocked {
         (
-            deployment_change(mcp, obs, rollback_hold.as_ref())?,
+            match wanted {
+                Some(d) => deployment_change(mcp, obs.deployment.as_ref(), d)?,
+                None => DeploymentChange {
+                    change: Change::Keep,
+                    hand_over_replicas: None,
+                },
+            },
             change(obs.service.as_ref(), service::build(mcp))?,
             match pdb::build(mcp) {
                 Some(p) => change(obs.pdb.as_ref(), p)?,
@@ -268,10 +265,8 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
             Change::Keep,
         )
     };
-    let rollback_target_missing = rollback_hold
-        .as_ref()
-        .is_some_and(|h| observe::template_of(&obs.replica_sets, &h.revision).is_none());
     Ok(Plan {
+        pool: budget.map(|b| b.status),
         rollback_target_missing,
         config_valid,
         desired_replicas,

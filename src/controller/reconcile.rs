@@ -63,16 +63,12 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     events.extend(acted.events.iter().cloned());
     events.extend(report::transition_events(&prev, &status));
     // After an intent write the McpServer's status is the intent, not `prev`.
-    let written = if acted.resource_version.is_some() {
-        Some(crate::controller::act::intent(&prev, &plan))
-    } else {
-        None
+    let (stored, rv) = match &acted.intent {
+        Some((written, rv)) => (written, rv.clone()),
+        None => (&prev, None),
     };
-    if status != *written.as_ref().unwrap_or(&prev) {
-        let rv = acted
-            .resource_version
-            .clone()
-            .or_else(|| mcp.resource_version());
+    if status != *stored {
+        let rv = rv.or_else(|| mcp.resource_version());
         report::write_status(ctx, mcp, &status, rv)
             .await
             .map_err(Error::Status)?;

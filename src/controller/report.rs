@@ -4,8 +4,8 @@ use super::context::Context;
 use super::decide::Plan;
 use super::observe::Observed;
 use crate::api::{condition, McpServer, McpServerStatus};
-use crate::builders::{budget, service};
-use crate::status::compute::{self, ChildRejected};
+use crate::builders::service;
+use crate::status::compute;
 use crate::status::conditions;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -80,14 +80,6 @@ pub fn status(
     now: Timestamp,
 ) -> McpServerStatus {
     let prev = mcp.status.clone().unwrap_or_default();
-    let rejected: Vec<ChildRejected> = acted
-        .rejections
-        .iter()
-        .map(|r| ChildRejected {
-            kind: r.kind,
-            message: r.message.clone(),
-        })
-        .collect();
     compute::compute(compute::Inputs {
         previous: &prev,
         generation: mcp.metadata.generation,
@@ -106,11 +98,11 @@ pub fn status(
             .and_then(|s| s.replicas)
             .unwrap_or(plan.desired_replicas),
         deployment: acted.deployment.as_ref().or(obs.deployment.as_ref()),
-        rejected: &rejected,
+        rejected: &acted.rejections,
         not_started: &plan.remediation.not_started,
         conditions: &plan.conditions,
         endpoint: service::endpoint_url(mcp),
-        pool: budget::compute(&mcp.spec).map(|b| b.status),
+        pool: plan.pool.clone(),
         remediation: plan.remediation.status.clone(),
         incident: plan.remediation.incident.clone(),
         rollback_hold: plan.rollback_hold.clone(),
