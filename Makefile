@@ -1,6 +1,6 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
 SHELL := /usr/bin/env bash
-.PHONY: demo test unit lint crds helm-lint e2e cluster-up cluster-down build
+.PHONY: demo test soak unit lint crds helm-lint e2e cluster-up cluster-down build
 
 ## Run the demo: a cluster (KUBECONFIG, or the local one), the operator, Postgres killed once (S1), the report.
 demo:
@@ -9,6 +9,10 @@ demo:
 ## Run every test: fmt/clippy-clean code, unit, API-server and Postgres integration tests, the e2e suite.
 test:
 	hack/test-all.sh
+
+## Not in CI: S1 and S2 alternately 100 times; first-success p50/p95/p99/max, lost writes, restarts.
+soak:
+	e2e/run-e2e.sh --scenarios SOAK
 
 unit:
 	cargo test --workspace --locked --lib
@@ -25,7 +29,7 @@ helm-lint:
 	hack/check-install.sh
 
 build:
-	cargo build --release --locked -p mcp-operator -p mcp-workload
+	cargo build --release --locked -p mcp-operator -p mcp-workload -p mcp-e2e
 
 cluster-up:
 	e2e/cluster/local/up.sh

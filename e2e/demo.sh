@@ -4,7 +4,9 @@
 # Postgres once (S1) while a client writes, and print the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-kubectl_bin=${KUBECTL:-$(command -v kubectl || echo "$HOME/.cache/mcp-operator/k8s/1.34.4/bin/kubectl")}
+# shellcheck source=cluster/local/versions.sh
+. e2e/cluster/local/versions.sh
+kubectl_bin=${KUBECTL:-$(command -v kubectl || echo "$K8S_BIN/kubectl")}
 if [[ -n "${KUBECONFIG:-}" ]] && "$kubectl_bin" --request-timeout=5s get --raw /readyz >/dev/null 2>&1; then
   echo "demo: using the cluster in KUBECONFIG=$KUBECONFIG" >&2
   export E2E_USE_KUBECONFIG=1

@@ -3,14 +3,15 @@
 # beyond the Go module proxy) and prints the path of the binary on stdout.
 #
 # Idempotent: the binary is cached per version under
-#   ${MCP_TOOLS_DIR:-$HOME/.cache/mcp-operator/tools}/helm-<version>/helm
+#   ${MCP_TOOLS_DIR:-$MCP_CACHE/tools}/helm-<version>/helm (MCP_CACHE: ~/.cache/mcp-operator)
 #
 # Usage: hack/install-helm.sh            # prints /path/to/helm
 #        HELM_VERSION=v3.x.y hack/install-helm.sh
 set -euo pipefail
 
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
-TOOLS_DIR="${MCP_TOOLS_DIR:-${HOME}/.cache/mcp-operator/tools}"
+MCP_CACHE="${MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-operator}"
+TOOLS_DIR="${MCP_TOOLS_DIR:-$MCP_CACHE/tools}"
 BIN_DIR="${TOOLS_DIR}/helm-${HELM_VERSION}"
 HELM_BIN="${BIN_DIR}/helm"
 # Written after a build with the version stamps below; a helm binary without it

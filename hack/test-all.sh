@@ -7,10 +7,13 @@
 # Set SKIP_E2E=1 to stop after step 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=../e2e/cluster/local/versions.sh
+. e2e/cluster/local/versions.sh
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$MCP_CACHE/target}
 log() { printf '[%(%H:%M:%S)T] test-all: %s\n' -1 "$*" >&2; }
 start=$SECONDS
 
-log "building Kubernetes binaries (cached under ~/.cache/mcp-operator)"
+log "building Kubernetes binaries (cached under $MCP_CACHE)"
 e2e/cluster/local/build.sh
 
 log "starting etcd + kube-apiserver for integration tests"
@@ -20,9 +23,10 @@ export MCP_TEST_KUBECONFIG=$KUBECONFIG
 unset KUBECONFIG
 export MCP_REQUIRE_APISERVER=1 MCP_REQUIRE_PG=1
 cargo_log=$(mktemp)
-# Whatever fails, the throwaway control plane and the log go.
+suite_log=$(mktemp)
+# Whatever fails, the throwaway control plane and the logs go.
 cleanup() {
-  rm -f "$cargo_log"
+  rm -f "$cargo_log" "$suite_log"
   e2e/cluster/local/control-plane.sh down >&2 || true
 }
 trap cleanup EXIT
@@ -46,16 +50,12 @@ fi
 
 log "e2e suite on a real cluster"
 e2e_rc=0
-e2e/run-e2e.sh "$@" || e2e_rc=$?
-# The suite's own verdicts: every check of every run in its report.
+e2e/run-e2e.sh "$@" | tee "$suite_log" || e2e_rc=${PIPESTATUS[0]}
+# The suite's own verdicts: it prints "e2e checks: N passed, M failed" (every
+# check and threshold of every run) once its report is written.
 e2e_passed=0 e2e_failed=0
-report="${CARGO_TARGET_DIR:-target}/e2e/report.json"
-if [[ -f "$report" ]]; then
-  read -r e2e_passed e2e_failed < <(python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))
-checks = [c for s in r.get("scenarios", []) for run in s.get("runs", []) for c in run.get("checks", [])]
-print(sum(1 for c in checks if c["ok"]), sum(1 for c in checks if not c["ok"]))' "$report")
+if line=$(grep -E '^e2e checks: [0-9]+ passed, [0-9]+ failed' "$suite_log" | tail -1); then
+  read -r e2e_passed e2e_failed < <(sed -E 's/^e2e checks: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/' <<<"$line")
 fi
 if ((e2e_rc != 0 && e2e_failed == 0)); then
   e2e_failed=1  # the suite failed before or outside its checks (setup)

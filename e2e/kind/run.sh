@@ -15,7 +15,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CLUSTER="${KIND_CLUSTER:-mcp-e2e}"
 DOCKER="${DOCKER:-docker}"
-KUBECONFIG_FILE="${XDG_CACHE_HOME:-$HOME/.cache}/mcp-operator/kind/$CLUSTER.kubeconfig"
+MCP_CACHE="${MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-operator}"
+KUBECONFIG_FILE="$MCP_CACHE/kind/$CLUSTER.kubeconfig"
 
 log() { printf '[%s] kind: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

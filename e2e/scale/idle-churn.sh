@@ -21,11 +21,12 @@ log() { printf '[%(%H:%M:%S)T] idle-churn: %s\n' -1 "$*" >&2; }
 
 # A control plane of its own (state dir and ports), so the integration tests'
 # one can come and go meanwhile; torn down at the end unless IDLE_KEEP=1.
-export CP_DIR=${CP_DIR:-$HOME/.cache/mcp-operator/idle-control-plane}
+MCP_CACHE=${MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-operator}
+export CP_DIR=${CP_DIR:-$MCP_CACHE/idle-control-plane}
 export CP_APISERVER_PORT=${CP_APISERVER_PORT:-17443} CP_ETCD_PORT=${CP_ETCD_PORT:-13379}
 export CP_CONTROLLER_MANAGER_PORT=${CP_CONTROLLER_MANAGER_PORT:-20258}
 eval "$(e2e/cluster/local/control-plane.sh up --with-controllers)"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mcp-operator/target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$MCP_CACHE/target}
 bin="$CARGO_TARGET_DIR/release/mcp-operator"
 [[ -x "$bin" ]] || cargo build --release --locked -p mcp-operator
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null

@@ -1,27 +1,50 @@
-//! The load/verify client: real MCP sessions (rmcp streamable-HTTP client)
-//! driving `put_note` at a rate and concurrency, then reading every
-//! acknowledged key back.
+//! The load/verify client: an **open-loop** load of `put_note` calls through a
+//! pool of real MCP sessions (rmcp streamable-HTTP client), then a read-back of
+//! every acknowledged key.
 //!
-//! Sessions are disposable: any transport failure, session loss (a Service
-//! that switched pods answers 404 for an unknown session) or timeout drops the
-//! session and the next call initializes a new one. `retry_after_ms` in an MCP
-//! error's data is honoured before the worker's next call.
+//! * Schedule: call `k` is sent at `start + k / rate` in its own task, whether
+//!   or not earlier calls finished or succeeded (see [`crate::openloop`]). No
+//!   backoff, no `retry_after_ms` delays: the schedule never moves. At most
+//!   `max_in_flight` calls run at once; a slot that comes due at the cap is
+//!   recorded as a failed call of kind `not_sent_in_flight_cap`.
+//! * Sessions: a [`SessionPool`] of `concurrency` MCP sessions; calls are
+//!   assigned round-robin and a session carries several calls at once.
+//! * Session loss is explicit: rmcp's transparent re-initialization is off
+//!   (`reinit_on_expired_session(false)`), so an HTTP 404 for the session
+//!   surfaces as `StreamableHttpError::SessionExpired`. The pool counts the
+//!   loss once per lost session, re-initializes that slot once (concurrent
+//!   calls on the same dead session share the new one) and retries the call
+//!   once on it, as the MCP spec tells a client to do.
+//! * Other transport failures (connect refused, timeout, 5xx, closed stream)
+//!   are errors; the slot's session is dropped and the next call on the slot
+//!   connects again (one connect at a time per slot).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
 use rmcp::service::{RoleClient, RunningService, ServiceError};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClientTransportConfig, StreamableHttpError,
+};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
 use serde::Serialize;
 use serde_json::{json, Value};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
+use crate::openloop::{self, Attempt};
 use crate::report::{self, Bucket, CallEvent, Outage};
+
+/// Error kind of a call whose session the server did not know (HTTP 404).
+pub const SESSION_LOST: &str = "session_lost";
+
+/// rmcp's default limit of concurrent POSTs per session.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
 
 /// Current unix time in ms.
 pub fn now_ms() -> u64 {
@@ -34,11 +57,30 @@ pub fn now_ms() -> u64 {
 /// An MCP client session.
 pub type McpSession = RunningService<RoleClient, ClientConfig>;
 
+/// The transport configuration every session of this client uses: rmcp's
+/// transparent re-initialization on HTTP 404 is **off**, so a lost session is
+/// seen (and counted) by the caller.
+pub fn transport_config(
+    url: &str,
+    max_concurrent_requests: usize,
+) -> StreamableHttpClientTransportConfig {
+    StreamableHttpClientTransportConfig::with_uri(url)
+        .reinit_on_expired_session(false)
+        .max_concurrent_requests(max_concurrent_requests)
+}
+
 /// Open an MCP session (initialize handshake included).
 pub async fn connect(url: &str, timeout: Duration) -> Result<McpSession, String> {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url),
-    );
+    connect_with(url, timeout, DEFAULT_MAX_CONCURRENT_REQUESTS).await
+}
+
+async fn connect_with(
+    url: &str,
+    timeout: Duration,
+    max_concurrent_requests: usize,
+) -> Result<McpSession, String> {
+    let transport =
+        StreamableHttpClientTransport::from_config(transport_config(url, max_concurrent_requests));
     match tokio::time::timeout(timeout, ClientConfig::default().serve(transport)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(e.to_string()),
@@ -71,6 +113,43 @@ impl Outcome {
             Outcome::Err { kind, .. } => Some(kind),
         }
     }
+
+    fn transport(kind: &str, message: String) -> Self {
+        Outcome::Err {
+            kind: kind.to_string(),
+            message,
+            retry_after_ms: None,
+            data: None,
+            reset: true,
+        }
+    }
+}
+
+/// The streamable-HTTP transport error behind a failed request, if any
+/// (found by type along the error's source chain).
+pub fn http_transport_error(e: &ServiceError) -> Option<&StreamableHttpError<reqwest::Error>> {
+    let ServiceError::TransportSend(t) = e else {
+        return None;
+    };
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(t.error.as_ref());
+    while let Some(c) = cur {
+        if let Some(h) = c.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            return Some(h);
+        }
+        cur = c.source();
+    }
+    None
+}
+
+/// The request failed because the server does not know the session: rmcp's
+/// `StreamableHttpError::SessionExpired` (an HTTP 404 to a request that
+/// carried an `Mcp-Session-Id`), which reaches the caller only with
+/// `reinit_on_expired_session(false)`.
+pub fn is_session_expired(e: &ServiceError) -> bool {
+    matches!(
+        http_transport_error(e),
+        Some(StreamableHttpError::SessionExpired)
+    )
 }
 
 /// Classify an rmcp service error.
@@ -106,48 +185,72 @@ pub fn classify(e: &ServiceError) -> Outcome {
             }
         }
         ServiceError::TransportSend(t) => {
-            let msg = format!("{t}");
-            let lower = msg.to_lowercase();
-            let kind = if lower.contains("session") || lower.contains("404") {
-                "session_lost"
-            } else if lower.contains("connect") || lower.contains("refused") {
-                "connect"
-            } else {
-                "transport"
+            let kind = match http_transport_error(e) {
+                Some(StreamableHttpError::SessionExpired) => SESSION_LOST.to_string(),
+                Some(StreamableHttpError::Client(c)) if c.is_connect() => "connect".to_string(),
+                Some(StreamableHttpError::Client(c)) if c.is_timeout() => "timeout".to_string(),
+                Some(StreamableHttpError::HttpStatus(s)) => format!("http_{}", s.status),
+                _ => "transport".to_string(),
             };
-            Outcome::Err {
-                kind: kind.to_string(),
-                message: msg,
-                retry_after_ms: None,
-                data: None,
-                reset: true,
-            }
+            Outcome::transport(&kind, t.to_string())
         }
-        ServiceError::TransportClosed => Outcome::Err {
-            kind: "transport_closed".to_string(),
-            message: e.to_string(),
-            retry_after_ms: None,
-            data: None,
-            reset: true,
-        },
-        ServiceError::Timeout { .. } => Outcome::Err {
-            kind: "timeout".to_string(),
-            message: e.to_string(),
-            retry_after_ms: None,
-            data: None,
-            reset: true,
-        },
-        other => Outcome::Err {
-            kind: "other".to_string(),
-            message: other.to_string(),
-            retry_after_ms: None,
-            data: None,
-            reset: true,
-        },
+        ServiceError::TransportClosed => Outcome::transport("transport_closed", e.to_string()),
+        ServiceError::Timeout { .. } => Outcome::transport("timeout", e.to_string()),
+        other => Outcome::transport("other", other.to_string()),
     }
 }
 
-/// A lazily (re)connecting session.
+fn tool_params(tool: &str, args: Value) -> CallToolRequestParams {
+    match args {
+        Value::Object(map) => CallToolRequestParams::new(tool.to_string()).with_arguments(map),
+        _ => CallToolRequestParams::new(tool.to_string()),
+    }
+}
+
+fn tool_result(r: CallToolResult) -> Outcome {
+    let value = r.structured_content.clone().or_else(|| {
+        r.content
+            .iter()
+            .find_map(|c| c.as_text().and_then(|t| serde_json::from_str(&t.text).ok()))
+    });
+    if r.is_error == Some(true) {
+        Outcome::Err {
+            kind: "tool_error".to_string(),
+            message: value.as_ref().map(Value::to_string).unwrap_or_default(),
+            retry_after_ms: None,
+            data: value,
+            reset: false,
+        }
+    } else {
+        Outcome::Ok(value.unwrap_or(Value::Null))
+    }
+}
+
+fn timeout_outcome(budget: Duration, what: &str) -> Outcome {
+    Outcome::transport(
+        "timeout",
+        format!("{what}: no answer within {} ms", budget.as_millis()),
+    )
+}
+
+/// One `tools/call` on `session` until `deadline`; the flag is "the session
+/// was lost" (typed, see [`is_session_expired`]).
+async fn call_once(
+    session: &McpSession,
+    params: CallToolRequestParams,
+    deadline: Instant,
+    budget: Duration,
+) -> (Outcome, bool) {
+    match tokio::time::timeout_at(deadline, session.call_tool(params)).await {
+        Err(_) => (timeout_outcome(budget, "call"), false),
+        Ok(Err(e)) => (classify(&e), is_session_expired(&e)),
+        Ok(Ok(r)) => (tool_result(r), false),
+    }
+}
+
+/// A lazily (re)connecting single session for sequential use (the verify
+/// phase, tests). Any transport failure, a lost session or a timeout drops it
+/// and the next call initializes a new one.
 pub struct Session {
     url: String,
     inner: Option<McpSession>,
@@ -190,59 +293,20 @@ impl Session {
                     self.opened += 1;
                     self.inner = Some(s);
                 }
-                Err(message) => {
-                    return Outcome::Err {
-                        kind: "connect".to_string(),
-                        message,
-                        retry_after_ms: None,
-                        data: None,
-                        reset: true,
-                    }
-                }
+                Err(message) => return Outcome::transport("connect", message),
             }
         }
         let Some(session) = self.inner.as_ref() else {
-            return Outcome::Err {
-                kind: "connect".to_string(),
-                message: "no session".to_string(),
-                retry_after_ms: None,
-                data: None,
-                reset: true,
-            };
+            return Outcome::transport("connect", "no session".to_string());
         };
-        let params = match args {
-            Value::Object(map) => CallToolRequestParams::new(tool.to_string()).with_arguments(map),
-            _ => CallToolRequestParams::new(tool.to_string()),
-        };
-        let outcome = match tokio::time::timeout(self.call_timeout, session.call_tool(params)).await
-        {
-            Err(_) => Outcome::Err {
-                kind: "timeout".to_string(),
-                message: format!("no answer within {} ms", self.call_timeout.as_millis()),
-                retry_after_ms: None,
-                data: None,
-                reset: true,
-            },
-            Ok(Err(e)) => classify(&e),
-            Ok(Ok(r)) => {
-                let value = r.structured_content.clone().or_else(|| {
-                    r.content
-                        .iter()
-                        .find_map(|c| c.as_text().and_then(|t| serde_json::from_str(&t.text).ok()))
-                });
-                if r.is_error == Some(true) {
-                    Outcome::Err {
-                        kind: "tool_error".to_string(),
-                        message: value.as_ref().map(Value::to_string).unwrap_or_default(),
-                        retry_after_ms: None,
-                        data: value,
-                        reset: false,
-                    }
-                } else {
-                    Outcome::Ok(value.unwrap_or(Value::Null))
-                }
-            }
-        };
+        let deadline = Instant::now() + self.call_timeout;
+        let (outcome, _) = call_once(
+            session,
+            tool_params(tool, args),
+            deadline,
+            self.call_timeout,
+        )
+        .await;
         if let Outcome::Err { reset: true, .. } = outcome {
             self.reset();
         }
@@ -250,20 +314,286 @@ impl Session {
     }
 }
 
+#[derive(Default)]
+struct SlotState {
+    session: Option<Arc<McpSession>>,
+    /// Incremented each time a session is installed (0: never connected).
+    generation: u64,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Held across a connect: at most one connect in flight per slot, and
+    /// calls arriving meanwhile wait for it (within their own deadline).
+    state: tokio::sync::Mutex<SlotState>,
+    /// Highest session generation counted as lost.
+    lost_generation: AtomicU64,
+}
+
+/// What a pooled call came to.
+#[derive(Debug, Clone)]
+pub struct PoolOutcome {
+    pub outcome: Outcome,
+    /// The call met a session loss (and was retried once on a new session).
+    pub session_lost: bool,
+}
+
+/// A fixed number of MCP sessions to one URL, shared by concurrent calls.
+///
+/// Each slot holds at most one live session, connected lazily and replaced:
+/// * on a session loss (HTTP 404, [`is_session_expired`]): counted once per
+///   lost session, re-initialized once (concurrent calls that hit the same
+///   dead session use the replacement), and the call retried once on it;
+/// * on any other transport failure or a timeout: dropped; the next call on
+///   the slot connects again. Calls still running on a dropped session finish
+///   on it.
+pub struct SessionPool {
+    url: String,
+    max_concurrent_requests: usize,
+    slots: Vec<Arc<Slot>>,
+    opened: AtomicU64,
+    losses: AtomicU64,
+}
+
+impl SessionPool {
+    /// `size` slots (at least 1); each session allows up to
+    /// `max_concurrent_requests` POSTs at once (rmcp queues beyond that).
+    pub fn new(url: &str, size: usize, max_concurrent_requests: usize) -> Self {
+        Self {
+            url: url.to_string(),
+            max_concurrent_requests: max_concurrent_requests.max(1),
+            slots: (0..size.max(1))
+                .map(|_| Arc::new(Slot::default()))
+                .collect(),
+            opened: AtomicU64::new(0),
+            losses: AtomicU64::new(0),
+        }
+    }
+
+    /// Number of slots.
+    pub fn size(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Initialize handshakes that succeeded (first connects, reconnects and
+    /// re-initializations after a loss).
+    pub fn sessions_opened(&self) -> u64 {
+        self.opened.load(Ordering::SeqCst)
+    }
+
+    /// Sessions the server disowned (HTTP 404), each counted once.
+    pub fn session_losses(&self) -> u64 {
+        self.losses.load(Ordering::SeqCst)
+    }
+
+    /// Call `tool` on slot `idx % size` within `timeout` (connect, a
+    /// re-initialization and the retry included).
+    pub async fn call(
+        &self,
+        idx: usize,
+        tool: &str,
+        args: Value,
+        timeout: Duration,
+    ) -> PoolOutcome {
+        let deadline = Instant::now() + timeout;
+        let slot = &self.slots[idx % self.slots.len()];
+        let params = tool_params(tool, args);
+        let (session, generation) = match self.acquire(slot, deadline, timeout).await {
+            Ok(s) => s,
+            Err(outcome) => {
+                return PoolOutcome {
+                    outcome,
+                    session_lost: false,
+                }
+            }
+        };
+        let (outcome, expired) = call_once(&session, params.clone(), deadline, timeout).await;
+        drop(session);
+        if !expired {
+            if let Outcome::Err { reset: true, .. } = outcome {
+                invalidate(slot, generation);
+            }
+            return PoolOutcome {
+                outcome,
+                session_lost: false,
+            };
+        }
+        // Lost session: re-initialize (once per lost session) and retry once.
+        let (session, generation) = match self.reinit(slot, generation, deadline, timeout).await {
+            Ok(s) => s,
+            Err(outcome) => {
+                return PoolOutcome {
+                    outcome,
+                    session_lost: true,
+                }
+            }
+        };
+        let (outcome, expired) = call_once(&session, params, deadline, timeout).await;
+        drop(session);
+        if expired {
+            self.count_loss(slot, generation);
+            invalidate(slot, generation);
+        } else if let Outcome::Err { reset: true, .. } = outcome {
+            invalidate(slot, generation);
+        }
+        PoolOutcome {
+            outcome,
+            session_lost: true,
+        }
+    }
+
+    async fn lock<'a>(
+        &self,
+        slot: &'a Slot,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<tokio::sync::MutexGuard<'a, SlotState>, Outcome> {
+        tokio::time::timeout_at(deadline, slot.state.lock())
+            .await
+            .map_err(|_| timeout_outcome(budget, "waiting for the session to connect"))
+    }
+
+    async fn acquire(
+        &self,
+        slot: &Slot,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<(Arc<McpSession>, u64), Outcome> {
+        let mut g = self.lock(slot, deadline, budget).await?;
+        if let Some(s) = &g.session {
+            return Ok((s.clone(), g.generation));
+        }
+        self.connect_locked(&mut g, deadline, budget).await
+    }
+
+    fn count_loss(&self, slot: &Slot, generation: u64) {
+        if slot.lost_generation.fetch_max(generation, Ordering::SeqCst) < generation {
+            self.losses.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    async fn reinit(
+        &self,
+        slot: &Slot,
+        lost: u64,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<(Arc<McpSession>, u64), Outcome> {
+        self.count_loss(slot, lost);
+        let mut g = self.lock(slot, deadline, budget).await?;
+        if g.generation == lost {
+            g.session = None;
+        }
+        if let Some(s) = &g.session {
+            // Another call already re-initialized this slot.
+            return Ok((s.clone(), g.generation));
+        }
+        self.connect_locked(&mut g, deadline, budget).await
+    }
+
+    async fn connect_locked(
+        &self,
+        g: &mut SlotState,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Result<(Arc<McpSession>, u64), Outcome> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timeout_outcome(budget, "connect"));
+        }
+        match connect_with(&self.url, remaining, self.max_concurrent_requests).await {
+            Ok(s) => {
+                let s = Arc::new(s);
+                g.session = Some(s.clone());
+                g.generation += 1;
+                self.opened.fetch_add(1, Ordering::SeqCst);
+                Ok((s, g.generation))
+            }
+            Err(message) => Err(Outcome::transport("connect", message)),
+        }
+    }
+
+    /// Close every session (those still shared are dropped, which closes them
+    /// in the background).
+    pub async fn close(&self) {
+        let closing = self.slots.iter().map(|slot| async move {
+            let s = slot.state.lock().await.session.take();
+            if let Some(s) = s.and_then(|s| Arc::try_unwrap(s).ok()) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), s.cancel()).await;
+            }
+        });
+        futures::future::join_all(closing).await;
+    }
+}
+
+/// Drop the slot's session if it still is `generation`. Never waits: if the
+/// slot is busy (a connect in flight replaces the session anyway) a task does it.
+fn invalidate(slot: &Arc<Slot>, generation: u64) {
+    if let Ok(mut g) = slot.state.try_lock() {
+        if g.generation == generation {
+            g.session = None;
+        }
+        return;
+    }
+    let slot = slot.clone();
+    tokio::spawn(async move {
+        let mut g = slot.state.lock().await;
+        if g.generation == generation {
+            g.session = None;
+        }
+    });
+}
+
 /// Load options (the CLI flags).
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub url: String,
-    /// Calls per second across all workers.
+    /// Offered rate, calls/s (open loop: call `k` is sent at `start + k / rate`).
     pub rate: f64,
+    /// Number of MCP sessions in the pool; calls are assigned round-robin.
     pub concurrency: usize,
+    /// How long calls are offered.
     pub duration: Duration,
     pub key_prefix: String,
+    /// Per call: connect/re-initialize, the call and its one retry after a
+    /// session loss, all within this.
     pub call_timeout: Duration,
     pub verify_timeout: Duration,
     pub bucket_ms: u64,
     pub mark_file: Option<PathBuf>,
     pub since_ms: Option<u64>,
+    /// Most calls in flight at once; a slot due at the cap is not sent and is
+    /// recorded as an error `not_sent_in_flight_cap`. `None`:
+    /// `ceil(rate × call_timeout)`, at least 1.
+    pub max_in_flight: Option<usize>,
+}
+
+impl LoadOptions {
+    /// The CLI defaults: 50 calls/s, 4 sessions, 30 s, key prefix
+    /// `lc-<unix-ms>`, call timeout 10 s, verify timeout 60 s, 1 s buckets.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            rate: 50.0,
+            concurrency: 4,
+            duration: Duration::from_secs(30),
+            key_prefix: format!("lc-{}", now_ms()),
+            call_timeout: Duration::from_secs(10),
+            verify_timeout: Duration::from_secs(60),
+            bucket_ms: 1000,
+            mark_file: None,
+            since_ms: None,
+            max_in_flight: None,
+        }
+    }
+
+    /// The in-flight cap in effect.
+    pub fn effective_max_in_flight(&self) -> usize {
+        match self.max_in_flight {
+            Some(n) => n.clamp(1, openloop::MAX_IN_FLIGHT_LIMIT),
+            None => openloop::default_max_in_flight(self.rate, self.call_timeout),
+        }
+    }
 }
 
 /// An acknowledged write.
@@ -272,33 +602,6 @@ pub struct Ack {
     pub key: String,
     pub value: String,
     pub acked_unix_ms: u64,
-}
-
-#[derive(Default)]
-struct Log {
-    events: Vec<CallEvent>,
-    acks: Vec<Ack>,
-    latencies_ms: Vec<f64>,
-    sessions: u64,
-    samples: BTreeMap<String, String>,
-}
-
-struct Schedule {
-    next: Mutex<Instant>,
-    interval: Duration,
-    end: Instant,
-}
-
-impl Schedule {
-    fn take(&self) -> Option<Instant> {
-        let mut g = self.next.lock().ok()?;
-        let slot = (*g).max(Instant::now());
-        if slot >= self.end {
-            return None;
-        }
-        *g = slot + self.interval;
-        Some(slot)
-    }
 }
 
 /// A mark (an instant of interest, e.g. "Postgres accepting again") and the
@@ -324,17 +627,33 @@ pub struct LoadReport {
     pub url: String,
     pub key_prefix: String,
     pub started_unix_ms: u64,
+    /// When the last call finished (the verify phase comes after).
     pub ended_unix_ms: u64,
     pub duration_s: f64,
+    /// Offered rate, calls/s.
     pub rate: f64,
+    /// MCP sessions in the pool.
     pub concurrency: usize,
+    /// In-flight cap in effect.
+    pub max_in_flight: usize,
+    /// Schedule slots that came due (sent or not).
+    pub offered: u64,
+    /// Calls completed, failures included (slots not sent at the in-flight
+    /// cap count as failed calls); equals `offered` at the end of a run.
     pub calls: u64,
     pub acknowledged: u64,
     pub errors_total: u64,
     pub errors: BTreeMap<String, u64>,
     /// One example message per error kind.
     pub error_samples: BTreeMap<String, String>,
+    /// Initialize handshakes during the load (first connects, reconnects,
+    /// re-initializations after a session loss).
     pub sessions_opened: u64,
+    /// Sessions the server disowned (HTTP 404 for the session), each counted
+    /// once however many calls hit it; each was re-initialized.
+    pub session_losses: u64,
+    /// Calls that met a session loss (retried once; failed or not).
+    pub session_lost_calls: u64,
     pub longest_outage_s: f64,
     pub outages: Vec<Outage>,
     /// First mark (from --mark-file or --since), unix ms.
@@ -346,6 +665,7 @@ pub struct LoadReport {
     pub unverified_acked_writes: u64,
     pub lost_keys: Vec<String>,
     pub verify_duration_s: f64,
+    /// Successful calls, from the scheduled send time to the answer.
     pub latency_ms: Latency,
     pub timeline_bucket_ms: u64,
     pub timeline: Vec<Bucket>,
@@ -362,74 +682,38 @@ pub fn read_marks(path: &std::path::Path) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-async fn load_worker(
-    id: usize,
-    opts: Arc<LoadOptions>,
-    schedule: Arc<Schedule>,
-    log: Arc<Mutex<Log>>,
-) {
-    let mut session = Session::new(&opts.url, opts.call_timeout);
-    let mut backoff = Backoff::new(Duration::from_millis(25), Duration::from_millis(500));
-    let mut not_before: Option<Instant> = None;
-    let mut n = 0u64;
-    while let Some(slot) = schedule.take() {
-        let at = not_before.take().map_or(slot, |nb| nb.max(slot));
-        if at >= schedule.end {
-            break;
-        }
-        tokio::time::sleep_until(at.into()).await;
-        n += 1;
-        let key = format!("{}-{id}-{n}", opts.key_prefix);
-        let value = format!("v:{key}:{}", now_ms());
-        let start_ms = now_ms();
-        let t0 = Instant::now();
-        let outcome = session
-            .call("put_note", json!({"key": key, "value": value}))
-            .await;
-        let end_ms = now_ms();
-        let latency = t0.elapsed().as_secs_f64() * 1000.0;
-        let Ok(mut g) = log.lock() else { return };
-        match outcome {
-            Outcome::Ok(_) => {
-                backoff.reset();
-                g.events.push(CallEvent {
-                    start_ms,
-                    end_ms,
-                    ok: true,
-                    kind: None,
-                });
-                g.latencies_ms.push(latency);
-                g.acks.push(Ack {
+async fn put_note(
+    pool: Arc<SessionPool>,
+    idx: usize,
+    key: String,
+    value: String,
+    timeout: Duration,
+    acks: Arc<Mutex<Vec<Ack>>>,
+) -> Attempt {
+    let args = json!({"key": key, "value": value});
+    let r = pool.call(idx, "put_note", args, timeout).await;
+    match r.outcome {
+        Outcome::Ok(_) => {
+            if let Ok(mut a) = acks.lock() {
+                a.push(Ack {
                     key,
                     value,
-                    acked_unix_ms: end_ms,
+                    acked_unix_ms: now_ms(),
                 });
             }
-            Outcome::Err {
-                kind,
-                message,
-                retry_after_ms,
-                ..
-            } => {
-                g.samples.entry(kind.clone()).or_insert(message);
-                g.events.push(CallEvent {
-                    start_ms,
-                    end_ms,
-                    ok: false,
-                    kind: Some(kind),
-                });
-                let wait = match retry_after_ms {
-                    Some(ms) => Duration::from_millis(ms.min(5000)),
-                    None => backoff.next_delay(),
-                };
-                not_before = Some(Instant::now() + wait);
+            Attempt {
+                ok: true,
+                kind: None,
+                message: None,
+                session_lost: r.session_lost,
             }
         }
-    }
-    let opened = session.opened;
-    session.close().await;
-    if let Ok(mut g) = log.lock() {
-        g.sessions += opened;
+        Outcome::Err { kind, message, .. } => Attempt {
+            ok: false,
+            kind: Some(kind),
+            message: Some(message),
+            session_lost: r.session_lost,
+        },
     }
 }
 
@@ -442,7 +726,7 @@ enum Verdict {
 async fn verify_worker(
     opts: Arc<LoadOptions>,
     queue: Arc<Mutex<Vec<Ack>>>,
-    deadline: Instant,
+    deadline: std::time::Instant,
     results: Arc<Mutex<(u64, u64, Vec<String>)>>,
 ) {
     let mut session = Session::new(&opts.url, opts.call_timeout);
@@ -463,7 +747,7 @@ async fn verify_worker(
                     break;
                 }
                 Outcome::Err { retry_after_ms, .. } => {
-                    if Instant::now() >= deadline {
+                    if std::time::Instant::now() >= deadline {
                         break;
                     }
                     let wait = Duration::from_millis(retry_after_ms.unwrap_or(200).clamp(50, 2000));
@@ -487,47 +771,10 @@ async fn verify_worker(
     session.close().await;
 }
 
-/// Run the load, verify, and build the report.
-pub async fn run(opts: LoadOptions) -> LoadReport {
-    let opts = Arc::new(opts);
-    let started_ms = now_ms();
-    let start = Instant::now();
-    let interval = if opts.rate > 0.0 {
-        Duration::from_secs_f64(1.0 / opts.rate)
-    } else {
-        Duration::ZERO
-    };
-    let schedule = Arc::new(Schedule {
-        next: Mutex::new(start),
-        interval,
-        end: start + opts.duration,
-    });
-    let log = Arc::new(Mutex::new(Log::default()));
-    let workers: Vec<_> = (0..opts.concurrency.max(1))
-        .map(|i| tokio::spawn(load_worker(i, opts.clone(), schedule.clone(), log.clone())))
-        .collect();
-    for w in workers {
-        let _ = w.await;
-    }
-    let ended_ms = now_ms();
-    let log = match Arc::try_unwrap(log) {
-        Ok(m) => m.into_inner().unwrap_or_default(),
-        Err(arc) => arc
-            .lock()
-            .map(|g| Log {
-                events: g.events.clone(),
-                acks: g.acks.clone(),
-                latencies_ms: g.latencies_ms.clone(),
-                sessions: g.sessions,
-                samples: g.samples.clone(),
-            })
-            .unwrap_or_default(),
-    };
-
-    // Verify every acknowledged write.
-    let verify_started = Instant::now();
-    let deadline = verify_started + opts.verify_timeout;
-    let queue = Arc::new(Mutex::new(log.acks.clone()));
+/// Read every acknowledged write back: (lost, unverified, up to 50 lost keys).
+async fn verify(opts: &Arc<LoadOptions>, acks: Vec<Ack>) -> (u64, u64, Vec<String>) {
+    let deadline = std::time::Instant::now() + opts.verify_timeout;
+    let queue = Arc::new(Mutex::new(acks));
     let results = Arc::new(Mutex::new((0u64, 0u64, Vec::new())));
     let verifiers: Vec<_> = (0..opts.concurrency.clamp(1, 16))
         .map(|_| {
@@ -542,20 +789,74 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     for v in verifiers {
         let _ = v.await;
     }
-    let (lost, unverified, lost_keys) =
-        results
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or((0, 0, Vec::new()));
+    results
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or((0, 0, Vec::new()))
+}
+
+/// Run the load, verify, and build the report.
+pub async fn run(opts: LoadOptions) -> LoadReport {
+    run_with_events(opts).await.0
+}
+
+/// [`run`], also returning the raw per-call log (one [`CallEvent`] per offered
+/// slot, ordered by slot) for callers that compute their own measures.
+pub async fn run_with_events(opts: LoadOptions) -> (LoadReport, Vec<CallEvent>) {
+    run_until(opts, CancellationToken::new()).await
+}
+
+/// [`run_with_events`] that stops offering calls when `stop` is cancelled
+/// (or at `opts.duration`, whichever comes first). Calls already sent finish,
+/// then every acknowledged write is verified as usual.
+pub async fn run_until(opts: LoadOptions, stop: CancellationToken) -> (LoadReport, Vec<CallEvent>) {
+    let opts = Arc::new(opts);
+    let max_in_flight = opts.effective_max_in_flight();
+    let pool = Arc::new(SessionPool::new(
+        &opts.url,
+        opts.concurrency.max(1),
+        max_in_flight.max(DEFAULT_MAX_CONCURRENT_REQUESTS),
+    ));
+    let sessions = pool.size() as u64;
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let started_ms = now_ms();
+    let d = openloop::dispatch(
+        opts.rate,
+        opts.duration,
+        max_in_flight,
+        &stop,
+        started_ms,
+        |k| {
+            let idx = usize::try_from(k % sessions).unwrap_or(0);
+            let key = format!("{}-{idx}-{k}", opts.key_prefix);
+            let value = format!("v:{key}:{}", now_ms());
+            put_note(
+                pool.clone(),
+                idx,
+                key,
+                value,
+                opts.call_timeout,
+                acks.clone(),
+            )
+        },
+    )
+    .await;
+    pool.close().await;
+    let acks = acks.lock().map(|a| a.clone()).unwrap_or_default();
+
+    let verify_started = std::time::Instant::now();
+    let (lost, unverified, lost_keys) = verify(&opts, acks.clone()).await;
     let verify_duration_s = verify_started.elapsed().as_secs_f64();
 
+    let events = d.events;
+    let (started_ms, ended_ms) = (d.started_unix_ms, d.ended_unix_ms);
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    for e in log.events.iter().filter(|e| !e.ok) {
+    for e in events.iter().filter(|e| !e.ok) {
         *errors
             .entry(e.kind.clone().unwrap_or_else(|| "unknown".into()))
             .or_default() += 1;
     }
-    let outages = report::outages(&log.events, started_ms, ended_ms);
+    let outages = report::outages(&events, started_ms, ended_ms);
     let mut marks: Vec<u64> = opts.since_ms.into_iter().collect();
     if let Some(p) = &opts.mark_file {
         marks.extend(read_marks(p));
@@ -564,25 +865,29 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         .into_iter()
         .map(|m| MarkResult {
             mark_unix_ms: m,
-            first_success_after_s: report::first_success_after(&log.events, m),
+            first_success_after_s: report::first_success_after(&events, m),
         })
         .collect();
-    let mut lat = log.latencies_ms.clone();
+    let mut lat = d.latencies_ms;
     lat.sort_by(f64::total_cmp);
-    LoadReport {
+    let report = LoadReport {
         url: crate::redact::redact_credentials(&opts.url),
         key_prefix: opts.key_prefix.clone(),
         started_unix_ms: started_ms,
         ended_unix_ms: ended_ms,
-        duration_s: (ended_ms - started_ms) as f64 / 1000.0,
+        duration_s: ended_ms.saturating_sub(started_ms) as f64 / 1000.0,
         rate: opts.rate,
         concurrency: opts.concurrency,
-        calls: log.events.len() as u64,
-        acknowledged: log.acks.len() as u64,
+        max_in_flight,
+        offered: d.offered,
+        calls: events.len() as u64,
+        acknowledged: acks.len() as u64,
         errors_total: errors.values().sum(),
         errors,
-        error_samples: log.samples,
-        sessions_opened: log.sessions,
+        error_samples: d.samples,
+        sessions_opened: pool.sessions_opened(),
+        session_losses: pool.session_losses(),
+        session_lost_calls: events.iter().filter(|e| e.session_lost).count() as u64,
         longest_outage_s: report::longest_outage_s(&outages),
         outages,
         mark_unix_ms: marks.first().map(|m| m.mark_unix_ms),
@@ -599,6 +904,90 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
             max: lat.last().copied().unwrap_or(0.0),
         },
         timeline_bucket_ms: opts.bucket_ms,
-        timeline: report::timeline(&log.events, started_ms, ended_ms, opts.bucket_ms),
+        timeline: report::timeline(&events, started_ms, ended_ms, opts.bucket_ms),
+    };
+    (report, events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::transport::DynamicTransportError;
+
+    fn transport_err(e: StreamableHttpError<reqwest::Error>) -> ServiceError {
+        ServiceError::TransportSend(DynamicTransportError::from_parts(
+            "test",
+            std::any::TypeId::of::<()>(),
+            Box::new(e),
+        ))
+    }
+
+    #[test]
+    fn session_expired_is_recognised_by_type() {
+        let e = transport_err(StreamableHttpError::SessionExpired);
+        assert!(is_session_expired(&e));
+        let o = classify(&e);
+        assert_eq!(o.kind(), Some(SESSION_LOST));
+        assert!(matches!(o, Outcome::Err { reset: true, .. }));
+    }
+
+    #[test]
+    fn other_transport_errors_are_not_session_loss() {
+        let e = transport_err(StreamableHttpError::UnexpectedEndOfStream);
+        assert!(!is_session_expired(&e));
+        assert_eq!(classify(&e).kind(), Some("transport"));
+        assert!(!is_session_expired(&ServiceError::TransportClosed));
+        assert_eq!(
+            classify(&ServiceError::TransportClosed).kind(),
+            Some("transport_closed")
+        );
+        let s = transport_err(StreamableHttpError::HttpStatus(
+            rmcp::transport::streamable_http_client::HttpStatusError::new(503, None),
+        ));
+        assert!(!is_session_expired(&s));
+        assert_eq!(classify(&s).kind(), Some("http_503"));
+    }
+
+    #[test]
+    fn default_options_and_cap() {
+        let o = LoadOptions::new("http://x/mcp");
+        assert_eq!(o.rate, 50.0);
+        assert_eq!(o.concurrency, 4);
+        assert_eq!(o.effective_max_in_flight(), 500);
+        let o = LoadOptions {
+            max_in_flight: Some(0),
+            ..o
+        };
+        assert_eq!(o.effective_max_in_flight(), 1);
+    }
+
+    /// Nothing listens: every call fails with `connect`, none is a session
+    /// loss, and the schedule is kept (no backoff).
+    #[tokio::test]
+    async fn unreachable_server_fails_fast_on_schedule() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut o = LoadOptions::new(format!("http://127.0.0.1:{port}/mcp"));
+        o.rate = 100.0;
+        o.duration = Duration::from_millis(300);
+        o.call_timeout = Duration::from_secs(2);
+        o.verify_timeout = Duration::from_millis(100);
+        let (r, events) = run_with_events(o).await;
+        assert_eq!(r.offered, 30);
+        assert_eq!(r.calls, 30);
+        assert_eq!(events.len(), 30);
+        assert_eq!(r.errors_total, 30);
+        assert_eq!(r.acknowledged, 0);
+        assert_eq!(r.session_losses, 0);
+        assert_eq!(r.sessions_opened, 0);
+        assert!(events.iter().all(|e| !e.session_lost));
+        assert_eq!(r.errors.get("connect"), Some(&30), "{:?}", r.errors);
+        let last = events.last().map(|e| e.start_ms - r.started_unix_ms);
+        assert!(
+            last.is_some_and(|t| (280..400).contains(&t)),
+            "last call sent at +{last:?} ms"
+        );
     }
 }

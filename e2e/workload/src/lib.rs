@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod openloop;
 pub mod pool;
 pub mod redact;
 pub mod report;

@@ -1,18 +1,29 @@
 //! Pure computations over the client's call log: outages, first success after
 //! a mark, timeline buckets, percentiles.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// One completed call as seen by the client.
-#[derive(Debug, Clone, Serialize)]
+/// One offered call slot as seen by the client (sent, or recorded as not sent).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CallEvent {
-    /// Unix ms when the call was sent.
+    /// Index of the schedule slot (`0..offered`).
+    #[serde(default)]
+    pub slot: u64,
+    /// Unix ms the slot was due (`start + slot / rate`).
+    #[serde(default)]
+    pub scheduled_ms: u64,
+    /// Unix ms when the call was sent (for a slot not sent: when that was decided).
     pub start_ms: u64,
     /// Unix ms when it completed (success or failure).
     pub end_ms: u64,
     pub ok: bool,
     /// Error kind when not ok.
     pub kind: Option<String>,
+    /// The call met a session loss (HTTP 404 for its session): the session was
+    /// re-initialized and the call retried once. Set whether or not the retry
+    /// succeeded.
+    #[serde(default)]
+    pub session_lost: bool,
 }
 
 /// A run of failures between two successes.
@@ -27,7 +38,7 @@ pub struct Outage {
 }
 
 /// A timeline bucket.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Bucket {
     pub t_unix_ms: u64,
     /// Seconds since the run start.
@@ -41,10 +52,23 @@ fn secs(ms: u64) -> f64 {
 }
 
 /// Outages: from the last success before a failure run to the first success
-/// after it. Events are ordered by completion time.
+/// after it.
+///
+/// The *sequence* is send order: calls are ordered by send time (`start_ms`,
+/// then completion), and a failure run is a maximal run of consecutive failed
+/// calls in that order. So with an open-loop client, where a slow early call
+/// can complete after later ones, a run is "the calls sent while the service
+/// was failing", not an artefact of completion order.
+///
+/// An outage starts when the last success *sent before* the run completed
+/// (the latest completion among the successes sent before it, or the run
+/// start) and ends when the first success *sent after* the run completed
+/// (`None` while the run lasts to the end; the duration then runs to
+/// `run_end_ms`). If that success overtook an earlier slow one, the duration
+/// is 0. Outages come out ordered by start.
 pub fn outages(events: &[CallEvent], run_start_ms: u64, run_end_ms: u64) -> Vec<Outage> {
     let mut sorted: Vec<&CallEvent> = events.iter().collect();
-    sorted.sort_by_key(|e| e.end_ms);
+    sorted.sort_by_key(|e| (e.start_ms, e.end_ms));
     let mut out = Vec::new();
     let mut last_ok = run_start_ms;
     let mut failures = 0u64;
@@ -59,7 +83,7 @@ pub fn outages(events: &[CallEvent], run_start_ms: u64, run_end_ms: u64) -> Vec<
                 });
                 failures = 0;
             }
-            last_ok = e.end_ms;
+            last_ok = last_ok.max(e.end_ms);
         } else {
             failures += 1;
         }
@@ -72,6 +96,8 @@ pub fn outages(events: &[CallEvent], run_start_ms: u64, run_end_ms: u64) -> Vec<
             failures,
         });
     }
+    // `last_ok` never decreases, so this is already ordered; keep it explicit.
+    out.sort_by_key(|o| o.start_unix_ms);
     out
 }
 
@@ -141,11 +167,77 @@ mod tests {
 
     fn ev(start: u64, end: u64, ok: bool) -> CallEvent {
         CallEvent {
+            slot: 0,
+            scheduled_ms: start,
             start_ms: start,
             end_ms: end,
             ok,
             kind: (!ok).then(|| "x".to_string()),
+            session_lost: false,
         }
+    }
+
+    /// Open loop: completions arrive out of send order. The failure run is
+    /// taken in send order, and outages come out ordered by start.
+    #[test]
+    fn outages_follow_send_order_with_out_of_order_completions() {
+        // Given in completion order, as a log would collect them.
+        let events = vec![
+            ev(0, 20, true),
+            ev(40, 45, false), // fast failure
+            ev(20, 50, false), // slow failure, sent before it
+            ev(60, 70, true),  // first success sent after the run
+            ev(80, 90, false),
+            ev(100, 120, false),
+            ev(90, 400, true), // slow success sent inside the second run
+            ev(130, 150, false),
+            ev(140, 160, true),
+        ];
+        let o = outages(&events, 0, 1000);
+        assert_eq!(o.len(), 3, "{o:?}");
+        assert_eq!(
+            (o[0].start_unix_ms, o[0].end_unix_ms, o[0].failures),
+            (20, Some(70), 2)
+        );
+        // Send order: 80 fail, 90 ok (completes at 400): a one-call run.
+        assert_eq!(
+            (o[1].start_unix_ms, o[1].end_unix_ms, o[1].failures),
+            (70, Some(400), 1)
+        );
+        // 100 and 130 fail, 140 ok at 160; the success sent before them
+        // completed later (at 400): the outage starts there, duration clamps to 0.
+        assert_eq!(
+            (o[2].start_unix_ms, o[2].end_unix_ms, o[2].failures),
+            (400, Some(160), 2)
+        );
+        assert_eq!(o[2].duration_s, 0.0);
+        assert!(o
+            .windows(2)
+            .all(|w| w[0].start_unix_ms <= w[1].start_unix_ms));
+        // Shuffling the input does not change the result.
+        let mut rev = events.clone();
+        rev.reverse();
+        assert_eq!(outages(&rev, 0, 1000), o);
+    }
+
+    #[test]
+    fn not_sent_slots_count_as_failures() {
+        let mut n = ev(30, 30, false);
+        n.kind = Some("not_sent_in_flight_cap".into());
+        let events = vec![ev(0, 10, true), n, ev(40, 55, true)];
+        let o = outages(&events, 0, 100);
+        assert_eq!(o.len(), 1);
+        assert_eq!((o[0].start_unix_ms, o[0].end_unix_ms), (10, Some(55)));
+    }
+
+    #[test]
+    fn call_event_json_round_trip() {
+        let mut e = ev(1, 2, false);
+        e.session_lost = true;
+        let v = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["session_lost"], true);
+        let back: CallEvent = serde_json::from_value(v).expect("back");
+        assert_eq!(back, e);
     }
 
     #[test]

@@ -29,6 +29,10 @@ struct Args {
     /// Seconds per throughput phase
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Offered rate of the put_note throughput phase (open loop, capped at
+    /// --clients calls in flight; set it above what the server can serve)
+    #[arg(long = "put-rate", default_value_t = 10_000.0)]
+    put_rate: f64,
     /// Postgres restarts to measure
     #[arg(long, default_value_t = 3)]
     restarts: usize,
@@ -205,6 +209,7 @@ fn load_opts(url: &str, rate: f64, conc: usize, secs: f64, prefix: &str) -> Load
         bucket_ms: 1000,
         mark_file: None,
         since_ms: None,
+        max_in_flight: None,
     }
 }
 
@@ -299,19 +304,21 @@ async fn main() -> anyhow::Result<()> {
         readyz_bench(&base, args.clients, args.seconds, Some(2000.0)).await?;
 
     eprintln!(
-        "[bench] put_note: {} MCP sessions, {}s",
-        args.clients, args.seconds
+        "[bench] put_note: {} MCP sessions, {} calls in flight at most, {}/s offered, {}s",
+        args.clients, args.clients, args.put_rate, args.seconds
     );
     let mcp_url = format!("{base}/mcp");
-    let load = run(load_opts(
-        &mcp_url,
-        1_000_000.0,
-        args.clients,
-        args.seconds,
-        "bench",
-    ))
-    .await;
+    // Saturation: the load client is open loop, so offer more than the server
+    // can take and cap the calls in flight at --clients; slots due at the cap
+    // are not sent (reported apart from the real errors).
+    let mut put_opts = load_opts(&mcp_url, args.put_rate, args.clients, args.seconds, "bench");
+    put_opts.max_in_flight = Some(args.clients.max(1));
+    let load = run(put_opts).await;
     let put_rps = load.acknowledged as f64 / args.seconds;
+    let mut put_errors = load.errors.clone();
+    let put_not_sent = put_errors
+        .remove(mcp_workload::openloop::NOT_SENT_IN_FLIGHT_CAP)
+        .unwrap_or(0);
 
     let mut recoveries = Vec::new();
     let mut lost = load.lost_acked_writes;
@@ -360,7 +367,9 @@ async fn main() -> anyhow::Result<()> {
             "pass": ready_p99 < 10.0 && ready_rps > 1000.0,
             "paced_2000_rps": {"p99_ms": acq_fmt(paced_p99), "req_per_s": paced_rps, "non_200": paced_bad,
                 "pass": paced_p99 < 10.0}},
-        "put_note": {"req_per_s": put_rps, "acknowledged": load.acknowledged, "errors": load.errors,
+        "put_note": {"req_per_s": put_rps, "acknowledged": load.acknowledged, "errors": put_errors,
+            "offered": load.offered, "offered_per_s": args.put_rate, "max_in_flight": load.max_in_flight,
+            "not_sent_in_flight_cap": put_not_sent,
             "latency_ms": load.latency_ms, "lost_acked_writes": load.lost_acked_writes},
         "reconnection": {"first_success_after_postgres_accepting_s": recoveries, "median_s": rec_median,
             "max_s": rec_max, "seed_measured_s": 4.2, "seed_target_s": 10.0, "our_goal_s": 1.5,
@@ -375,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
 | /readyz p99 under {clients} closed-loop clients (CPU-saturated) | {ready_p99:.3} ms | < 10 ms | {b} |\n\
 | /readyz throughput (closed loop, as fast as possible) | {ready_rps:.0} req/s | > 1000 req/s | {c} |\n\
 | /readyz p99 at 2000 req/s offered by {clients} clients | {paced_p99:.3} ms ({paced_rps:.0} req/s served) | < 10 ms | {f} |\n\
-| put_note throughput ({clients} MCP sessions) | {put_rps:.0} req/s | (no seed figure) | - |\n\
+| put_note throughput ({clients} MCP sessions, {clients} calls in flight) | {put_rps:.0} req/s | (no seed figure) | - |\n\
 | reconnection: Postgres accepting -> first successful tool call | median {rec_median:.3} s, max {rec_max:.3} s | seed 4.2 s (target < 10 s); our goal <= 1.5 s | {d} |\n\
 | acknowledged writes lost | {lost} | 0 | {e} |\n\n\
 Per restart (s): {recoveries:?}\n",

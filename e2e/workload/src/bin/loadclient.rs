@@ -1,5 +1,7 @@
-//! mcp-loadclient: drive put_note through real MCP sessions, then verify every
-//! acknowledged write. Prints the JSON report (see README) and writes it to --out.
+//! mcp-loadclient: an open-loop load of put_note calls through a pool of real
+//! MCP sessions (call k is sent at start + k/rate, whatever happened to earlier
+//! calls), then a read-back of every acknowledged write. Prints the JSON report
+//! (see README) and writes it to --out.
 //! Exit code: 0 ok, 3 acknowledged writes lost, 4 some could not be verified, 2 bad flags.
 
 use std::path::PathBuf;
@@ -17,13 +19,18 @@ struct Args {
     /// MCP endpoint, e.g. http://127.0.0.1:8080/mcp
     #[arg(long, env = "MCP_URL")]
     url: String,
-    /// put_note calls per second (all workers together)
+    /// Offered put_note calls per second (open loop: the schedule never waits
+    /// for earlier calls)
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
-    /// Concurrent workers, each with its own MCP session
+    /// MCP sessions in the pool; calls are assigned round-robin
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// How long to write, in seconds
+    /// Most calls in flight at once; a call due at the cap is not sent and
+    /// counts as an error `not_sent_in_flight_cap` (default: rate × call timeout)
+    #[arg(long = "max-in-flight")]
+    max_in_flight: Option<usize>,
+    /// How long to offer calls, in seconds
     #[arg(long = "duration-s", default_value_t = 30.0)]
     duration_s: f64,
     /// Prefix of the unique keys (default: lc-<unix-ms>)
@@ -68,6 +75,10 @@ async fn main() {
         eprintln!("error: --rate must be > 0 and --concurrency >= 1");
         std::process::exit(2);
     }
+    if args.max_in_flight == Some(0) {
+        eprintln!("error: --max-in-flight must be >= 1");
+        std::process::exit(2);
+    }
     let opts = LoadOptions {
         url: args.url,
         rate: args.rate,
@@ -81,6 +92,7 @@ async fn main() {
         bucket_ms: args.bucket_ms.max(1),
         mark_file: args.mark_file,
         since_ms: args.since,
+        max_in_flight: args.max_in_flight,
     };
     let report = run(opts).await;
     let text = match serde_json::to_string_pretty(&report) {
@@ -103,10 +115,12 @@ async fn main() {
         println!("{text}");
     }
     eprintln!(
-        "calls={} acknowledged={} errors={} longest_outage_s={:.3} first_success_after_s={:?} lost_acked_writes={} unverified={}",
+        "offered={} calls={} acknowledged={} errors={} session_losses={} longest_outage_s={:.3} first_success_after_s={:?} lost_acked_writes={} unverified={}",
+        report.offered,
         report.calls,
         report.acknowledged,
         report.errors_total,
+        report.session_losses,
         report.longest_outage_s,
         report.first_success_after_s,
         report.lost_acked_writes,

@@ -1,0 +1,256 @@
+//! What the suite records: runs, their checks and thresholds, scenarios and
+//! the report. Serialised as report.json; report.md and timeline.svg are
+//! rendered from it.
+
+use std::collections::BTreeMap;
+
+use mcp_workload::report::Bucket;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A yes/no verdict with the evidence behind it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(name: impl Into<String>, ok: bool, detail: impl std::fmt::Display) -> Self {
+        Self {
+            name: name.into(),
+            ok,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// A measured figure against its limit: `figure <= limit` passes. A missing
+/// figure (the thing never happened) is a breach.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Threshold {
+    pub name: String,
+    pub figure: Option<f64>,
+    pub limit: f64,
+    /// "s", "calls", "writes", ...
+    pub unit: String,
+    pub ok: bool,
+    /// How the limit is derived, e.g. "Postgres ready (1.1 s) + 2.5 s".
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basis: String,
+}
+
+impl Threshold {
+    pub fn at_most(
+        name: impl Into<String>,
+        figure: Option<f64>,
+        limit: f64,
+        unit: &str,
+        basis: impl Into<String>,
+    ) -> Self {
+        let ok = figure.is_some_and(|f| f.is_finite() && f <= limit + 1e-9);
+        Self {
+            name: name.into(),
+            figure,
+            limit,
+            unit: unit.to_string(),
+            ok,
+            basis: basis.into(),
+        }
+    }
+
+    /// A count that must be zero.
+    pub fn zero(name: impl Into<String>, figure: u64, unit: &str) -> Self {
+        Self::at_most(name, Some(figure as f64), 0.0, unit, "")
+    }
+}
+
+/// A vertical marker on the timeline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Mark {
+    pub name: String,
+    pub t_ms: u64,
+    /// "kill", "pg", "mcp", "first" or "other" (the SVG colour).
+    pub class: String,
+}
+
+impl Mark {
+    pub fn other(name: impl Into<String>, t_ms: u64) -> Self {
+        Self {
+            name: name.into(),
+            t_ms,
+            class: "other".into(),
+        }
+    }
+}
+
+/// An Event the operator published about an action.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ActionEvent {
+    pub reason: String,
+    pub note: String,
+    pub t_ms: u64,
+    pub count: u64,
+}
+
+/// One measured run: load through the Service while something is disrupted.
+/// Times are seconds from `kill_unix_ms` (the disruption instant).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Run {
+    pub tag: String,
+    pub target: String,
+    pub kill_unix_ms: u64,
+    pub pg_ready_s: Option<f64>,
+    /// First instant from which all desired MCP replicas stayed ready to the
+    /// end of the observation.
+    pub mcp_ready_s: Option<f64>,
+    /// First acknowledged call once the disruption took effect.
+    pub first_success_s: Option<f64>,
+    /// Calls that failed (after the client's one explicit re-initialize on a
+    /// lost session).
+    pub errors: Option<u64>,
+    /// MCP sessions the server no longer knew (404), each re-initialized once.
+    pub session_losses: Option<u64>,
+    pub offered_calls: Option<u64>,
+    pub longest_outage_s: Option<f64>,
+    pub acked_writes: Option<u64>,
+    pub lost_acked_writes: Option<u64>,
+    pub unverified_acked_writes: Option<u64>,
+    pub mcp_pod_restarts: u64,
+    pub mcp_pods_replaced: u64,
+    pub remediation_actions: u64,
+    pub operator_restarts: u64,
+    pub operator_pods_replaced: u64,
+    pub min_ready_replicas: u64,
+    pub error_kinds: BTreeMap<String, u64>,
+    pub error_samples: BTreeMap<String, String>,
+    /// How the host reached the Service: "clusterip" or "port-forward".
+    pub url_mode: Option<String>,
+    pub offered_rate: f64,
+    pub bucket_ms: u64,
+    pub timeline: Vec<Bucket>,
+    pub marks: Vec<Mark>,
+    pub action_events: Vec<ActionEvent>,
+    /// Scenario-specific facts (evictions, the rollback hold, ...).
+    pub info: BTreeMap<String, Value>,
+    pub checks: Vec<Check>,
+    pub thresholds: Vec<Threshold>,
+    pub passed: bool,
+}
+
+impl Run {
+    /// A run that is only checks (S7).
+    pub fn checks_only(tag: &str, checks: Vec<Check>) -> Self {
+        let mut r = Run {
+            tag: tag.to_string(),
+            checks,
+            ..Run::default()
+        };
+        r.finish();
+        r
+    }
+
+    pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl std::fmt::Display) {
+        self.checks.push(Check::new(name, ok, detail));
+    }
+
+    pub fn finish(&mut self) {
+        self.passed = self.checks.iter().all(|c| c.ok) && self.thresholds.iter().all(|t| t.ok);
+    }
+}
+
+/// A scenario: its runs and the thresholds over all of them (S3's p95).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Scenario {
+    pub id: String,
+    pub name: String,
+    pub passed: bool,
+    pub runs: Vec<Run>,
+    pub thresholds: Vec<Threshold>,
+    pub p50_first_success_s: Option<f64>,
+    pub p95_first_success_s: Option<f64>,
+    pub notes: Vec<String>,
+    pub duration_s: f64,
+}
+
+impl Scenario {
+    pub fn with_runs(runs: Vec<Run>) -> Self {
+        Self {
+            runs,
+            ..Self::default()
+        }
+    }
+
+    pub fn finish(&mut self) {
+        self.passed = !self.runs.is_empty()
+            && self.runs.iter().all(|r| r.passed)
+            && self.thresholds.iter().all(|t| t.ok);
+    }
+
+    pub fn checks_passed_failed(&self) -> (usize, usize) {
+        let mut ok = 0;
+        let mut bad = 0;
+        let verdicts = self
+            .runs
+            .iter()
+            .flat_map(|r| {
+                r.checks
+                    .iter()
+                    .map(|c| c.ok)
+                    .chain(r.thresholds.iter().map(|t| t.ok))
+            })
+            .chain(self.thresholds.iter().map(|t| t.ok));
+        for v in verdicts {
+            if v {
+                ok += 1;
+            } else {
+                bad += 1;
+            }
+        }
+        (ok, bad)
+    }
+}
+
+/// The settings that produced the figures.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Settings {
+    /// Offered load, calls per second (open loop).
+    pub rate: f64,
+    /// MCP sessions the load is spread over.
+    pub sessions: usize,
+    pub call_timeout_s: f64,
+    /// McpServer name -> the settings that shape recovery (readiness probe,
+    /// pool acquire timeout, remediation timings), as applied.
+    pub mcpservers: BTreeMap<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Meta {
+    pub server: Option<String>,
+    pub k8s_version: Option<String>,
+    pub started: String,
+    pub duration_s: f64,
+    pub session_affinity_workaround: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Report {
+    pub meta: Meta,
+    pub settings: Settings,
+    pub passed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_error: Option<String>,
+    pub scenarios: Vec<Scenario>,
+}
+
+impl Report {
+    /// (passed, failed) over every check and threshold of every run.
+    pub fn verdicts(&self) -> (usize, usize) {
+        self.scenarios
+            .iter()
+            .map(Scenario::checks_passed_failed)
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    }
+}

@@ -1,0 +1,416 @@
+//! Postgres killed, restarted or cut off while the pools should ride it out by
+//! themselves: S1, S2, S3, S13, S14, S15.
+
+use std::collections::BTreeSet;
+use std::process::Command as StdCommand;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+use crate::cluster::{log, manifest, Ctx, DB_NS, DEFAULTS, DESIRED, NOTES, PG_POD};
+use crate::measure::{self as m, percentile, Pods};
+use crate::model::{Mark, Run, Scenario, Threshold};
+use crate::run::{kill_checks, measured_run, Disruption};
+use mcp_workload::client::now_ms;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Kill {
+    /// delete the pod, grace 0
+    ForceDelete,
+    /// SIGKILL postgres inside its container
+    Kill9,
+    /// delete with the pod's grace period (fast shutdown)
+    Delete,
+    /// kubectl rollout restart statefulset/postgres
+    RolloutRestart,
+}
+
+async fn kill(ctx: &Ctx, how: Kill) -> Result<()> {
+    match how {
+        Kill::ForceDelete => ctx.force_delete_pg().await,
+        Kill::Kill9 => ctx.kill9_pg().await,
+        Kill::Delete => ctx.delete_pg().await,
+        Kill::RolloutRestart => ctx
+            .kubectl(&["rollout", "restart", "statefulset/postgres", "-n", DB_NS])
+            .await
+            .map(|_| ()),
+    }
+}
+
+/// One kill of Postgres under load, measured. With `per_run_recovery` the
+/// recovery thresholds are asserted on this run; S3 asserts them over all
+/// runs (p95) instead.
+pub async fn pg_kill_run(
+    ctx: &Ctx,
+    tag: &str,
+    target: &str,
+    how: Kill,
+    per_run_recovery: bool,
+) -> Result<Run> {
+    ctx.wait_pg_ready(Duration::from_secs(180)).await?;
+    let window = ctx.opts.window_s;
+    let measured = measured_run(ctx, tag, target, window, true, |_t0| async move {
+        kill(ctx, how).await?;
+        Ok(Disruption::default())
+    })
+    .await?;
+    let mut run = measured.run;
+    if per_run_recovery {
+        kill_checks(&mut run, true);
+    } else {
+        let fs = run.first_success_s;
+        run.check(
+            "a call sent after the kill succeeded within the window",
+            fs.is_some(),
+            m::fmt(fs),
+        );
+        let pg = run.pg_ready_s;
+        run.check("Postgres ready again", pg.is_some(), m::fmt(pg));
+        let (a, r) = (run.remediation_actions, run.mcp_pods_replaced);
+        run.check(
+            "operator took no action (the pools reconnected by themselves)",
+            a == 0 && r == 0,
+            format!("actions={a} replaced={r}"),
+        );
+    }
+    if how == Kill::Kill9 {
+        // the same pod: the Postgres container restarted inside it
+        let states: Vec<_> = measured
+            .pg_hist
+            .iter()
+            .filter_map(|(_, s)| s.get(PG_POD))
+            .collect();
+        let uids: BTreeSet<&str> = states.iter().map(|p| p.uid.as_str()).collect();
+        let lo = states.iter().map(|p| p.restarts).min().unwrap_or(0);
+        let hi = states.iter().map(|p| p.restarts).max().unwrap_or(0);
+        run.check(
+            "same Postgres pod, container restarted",
+            uids.len() == 1 && hi > lo,
+            format!("uids={} restarts {lo}->{hi}", uids.len()),
+        );
+    }
+    run.finish();
+    Ok(run)
+}
+
+pub async fn s1(ctx: &Ctx) -> Result<Scenario> {
+    Ok(Scenario::with_runs(vec![
+        pg_kill_run(ctx, "S1", NOTES, Kill::ForceDelete, true).await?,
+    ]))
+}
+
+pub async fn s2(ctx: &Ctx) -> Result<Scenario> {
+    Ok(Scenario::with_runs(vec![
+        pg_kill_run(ctx, "S2", NOTES, Kill::Kill9, true).await?,
+    ]))
+}
+
+/// Runs needed for S3's p95 to mean something.
+pub const S3_MIN_KILLS: usize = 20;
+
+pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
+    let n = ctx.opts.repeat;
+    let mut runs = Vec::new();
+    for i in 1..=n {
+        log(format!("S3: kill {i}/{n}"));
+        match pg_kill_run(ctx, &format!("S3-{i:02}"), NOTES, Kill::ForceDelete, false).await {
+            Ok(r) => runs.push(r),
+            // a kill that could not be measured is a failed kill, not a dropped one
+            Err(e) => runs.push(Run::checks_only(
+                &format!("S3-{i:02}"),
+                vec![crate::model::Check::new(
+                    "kill measured",
+                    false,
+                    format!("{e:#}"),
+                )],
+            )),
+        }
+    }
+    let mut sc = Scenario::with_runs(runs);
+    sc.thresholds = s3_thresholds(&sc.runs);
+    sc.notes.push(format!(
+        "p95 over {} kills; a kill that never served again counts as infinitely slow, not dropped",
+        sc.runs.len()
+    ));
+    Ok(sc)
+}
+
+pub fn s3_thresholds(runs: &[Run]) -> Vec<Threshold> {
+    let fs: Vec<Option<f64>> = runs.iter().map(|r| r.first_success_s).collect();
+    let after_pg: Vec<Option<f64>> = runs
+        .iter()
+        .map(|r| match (r.first_success_s, r.pg_ready_s) {
+            (Some(f), Some(p)) => Some(f - p),
+            _ => None,
+        })
+        .collect();
+    vec![
+        Threshold::zero(
+            format!("kills short of the {S3_MIN_KILLS} the p95 needs"),
+            S3_MIN_KILLS.saturating_sub(runs.len()) as u64,
+            "kills",
+        ),
+        Threshold::at_most(
+            "p95 first success after Postgres ready",
+            percentile(&after_pg, 95.0),
+            m::SLACK_AFTER_PG_READY_S,
+            "s",
+            "failed kills count as infinite",
+        ),
+        Threshold::at_most(
+            "p95 first success after the kill",
+            percentile(&fs, 95.0),
+            m::WITHIN_AFTER_KILL_S,
+            "s",
+            "failed kills count as infinite",
+        ),
+    ]
+}
+
+pub async fn s14(ctx: &Ctx) -> Result<Scenario> {
+    let a = pg_kill_run(ctx, "S14-delete", NOTES, Kill::Delete, true).await?;
+    let b = pg_kill_run(ctx, "S14-rollout", NOTES, Kill::RolloutRestart, true).await?;
+    let mut sc = Scenario::with_runs(vec![a, b]);
+    sc.notes.push(
+        "S14-delete: `kubectl delete pod postgres-0` with its grace period (SIGTERM, fast shutdown); \
+         S14-rollout: `kubectl rollout restart statefulset/postgres`"
+            .into(),
+    );
+    Ok(sc)
+}
+
+/// S15: S1 against an McpServer with the README's defaults (no tuned probes,
+/// no tuned pool or workload settings).
+pub async fn s15(ctx: &Ctx) -> Result<Scenario> {
+    ctx.fresh_mcps(DEFAULTS, &manifest("mcpserver-defaults.yaml"))
+        .await?;
+    let run = pg_kill_run(ctx, "S15", DEFAULTS, Kill::ForceDelete, true).await;
+    if let Err(e) = ctx.delete_mcps(DEFAULTS, Duration::from_secs(90)).await {
+        log(format!("warning: could not delete {DEFAULTS}: {e:#}"));
+    }
+    let mut sc = Scenario::with_runs(vec![run?]);
+    sc.notes.push(format!(
+        "McpServer `{DEFAULTS}`: replicas 3, everything else at the README defaults"
+    ));
+    Ok(sc)
+}
+
+// -- S13: a network partition ---------------------------------------------------
+
+const PARTITION_TAG: &str = "mcp-e2e-partition";
+
+/// Packets to and from the Postgres pod dropped on this host (the local
+/// cluster's bridge is netfiltered), so connections go half-open instead of
+/// being refused. Dropping the guard restores the network.
+struct Partition {
+    ip: String,
+}
+
+fn iptables(args: &[&str]) -> Result<()> {
+    let out = StdCommand::new("iptables").arg("-w").args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "iptables {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn rules(ip: &str) -> [Vec<String>; 2] {
+    let r = |dir: &str| {
+        [
+            "FORWARD",
+            dir,
+            ip,
+            "-m",
+            "comment",
+            "--comment",
+            PARTITION_TAG,
+            "-j",
+            "DROP",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    [r("-s"), r("-d")]
+}
+
+impl Partition {
+    fn start(ip: &str) -> Result<Self> {
+        let p = Partition { ip: ip.to_string() };
+        for r in rules(ip) {
+            let mut args = vec!["-I"];
+            args.extend(r.iter().map(String::as_str));
+            iptables(&args)?;
+        }
+        Ok(p)
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        for r in rules(&self.ip) {
+            let mut args = vec!["-D"];
+            args.extend(r.iter().map(String::as_str));
+            if let Err(e) = iptables(&args) {
+                log(format!("warning: could not remove a partition rule: {e:#}"));
+            }
+        }
+    }
+}
+
+/// Remove rules an interrupted run left behind.
+pub fn clear_partitions() {
+    let Ok(out) = StdCommand::new("iptables")
+        .args(["-w", "-S", "FORWARD"])
+        .output()
+    else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.contains(PARTITION_TAG) {
+            if let Some(rule) = line.strip_prefix("-A ") {
+                let mut args = vec!["-D"];
+                args.extend(rule.split_whitespace().map(|s| s.trim_matches('"')));
+                let _ = iptables(&args);
+            }
+        }
+    }
+}
+
+/// This host routes to the pod directly (the local cluster), so its
+/// netfilter sees the pod's packets.
+fn host_can_partition(ip: &str) -> bool {
+    StdCommand::new("ip")
+        .args(["route", "get", ip])
+        .output()
+        .is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains(" via "))
+        && StdCommand::new("iptables")
+            .args(["-w", "-S", "FORWARD"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+pub async fn s13(ctx: &Ctx) -> Result<Scenario> {
+    ctx.wait_pg_ready(Duration::from_secs(180)).await?;
+    ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await?;
+    let ip = ctx.pg_pod_ip().await?;
+    if !host_can_partition(&ip) {
+        bail!("cannot partition {ip} from this host (not directly routed, or no iptables): S13 needs the local cluster");
+    }
+    let hold_s = ctx.opts.partition_s;
+    let window = hold_s + ctx.opts.window_s;
+    let measured = measured_run(ctx, "S13", NOTES, window, false, |t0| {
+        let ip = ip.clone();
+        async move {
+            let guard = Partition::start(&ip)?;
+            let left = hold_s - (now_ms() - t0) as f64 / 1000.0;
+            if left > 0.0 {
+                tokio::time::sleep(Duration::from_secs_f64(left)).await;
+            }
+            drop(guard);
+            let t_up = now_ms();
+            Ok(Disruption {
+                marks: vec![Mark::other("partition healed", t_up)],
+                end_ms: Some(t_up),
+                info: [("partitioned_ip".to_string(), json!(ip))].into(),
+            })
+        }
+    })
+    .await?;
+    let mut run = measured.run;
+    let t0 = run.kill_unix_ms;
+    let t_up = t0
+        + (run
+            .info
+            .get("disruption_end_s")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(hold_s)
+            * 1000.0) as u64;
+    // detection: the operator reports the dependency down; the pods go unready
+    let detected = measured
+        .obj_hist
+        .iter()
+        .find(|(t, s)| {
+            *t >= t0
+                && s.values()
+                    .any(|o| o.condition_is("DependencyAvailable", "False"))
+        })
+        .map(|(t, _)| *t);
+    let unready = measured
+        .mcp_hist
+        .iter()
+        .find(|(t, s)| *t >= t0 && m::ready_count(s) < DESIRED)
+        .map(|(t, _)| *t);
+    run.info
+        .insert("operator_detected_s".into(), json!(m::secs(detected, t0)));
+    run.info
+        .insert("pods_unready_s".into(), json!(m::secs(unready, t0)));
+    let touched = touched_during(&measured.before_mcp, &measured.mcp_hist, t0, t_up);
+    run.check(
+        "operator reported DependencyAvailable=False during the partition",
+        detected.is_some_and(|t| t < t_up),
+        m::fmt(m::secs(detected, t0)),
+    );
+    run.check(
+        "no MCP pod touched during the partition (uids, restarts)",
+        touched.is_empty(),
+        touched.join("; "),
+    );
+    let (a, r) = (run.remediation_actions, run.mcp_pods_replaced);
+    run.check(
+        "operator took no action (the pools reconnected by themselves)",
+        a == 0 && r == 0,
+        format!("actions={a} replaced={r}"),
+    );
+    let served = m::first_success_sent_after(&measured.events, t_up);
+    run.info
+        .insert("served_after_heal_s".into(), json!(m::secs(served, t_up)));
+    run.thresholds.push(Threshold::at_most(
+        "served again after the partition healed",
+        m::secs(served, t_up),
+        S13_RECOVERY_S,
+        "s",
+        "first call sent after the heal that succeeded",
+    ));
+    run.finish();
+    Ok(Scenario::with_runs(vec![run]))
+}
+
+/// Half-open connections must be noticed and replaced: queries time out
+/// (QUERY_TIMEOUT_SECONDS 5 in the tuned manifest) and the pool reconnects.
+pub const S13_RECOVERY_S: f64 = 7.5;
+
+/// Pods replaced, restarted or deleted between `from` and `to`.
+pub fn touched_during(
+    before: &Pods,
+    hist: &m::History<m::PodSummary>,
+    from: u64,
+    to: u64,
+) -> Vec<String> {
+    let mut touched = BTreeSet::new();
+    for (_, s) in hist.iter().filter(|(t, _)| *t >= from && *t <= to) {
+        for (name, p) in s {
+            match before.values().find(|b| b.uid == p.uid) {
+                None => {
+                    touched.insert(format!("new pod {name}"));
+                }
+                Some(b) if b.restarts != p.restarts || p.deleting => {
+                    touched.insert(format!("{name} restarted/deleted"));
+                }
+                _ => {}
+            }
+        }
+        if s.values()
+            .filter(|p| before.values().any(|b| b.uid == p.uid))
+            .count()
+            < before.len()
+        {
+            touched.insert("a pod disappeared".into());
+        }
+    }
+    touched.into_iter().collect()
+}

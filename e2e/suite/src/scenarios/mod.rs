@@ -1,0 +1,112 @@
+//! The scenarios, by id.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::cluster::{log, Ctx, DB_NS, NOTES};
+use crate::measure::percentile;
+use crate::model::{Check, Run, Scenario};
+
+pub mod drain;
+pub mod kill;
+pub mod outage;
+pub mod rollout;
+pub mod soak;
+pub mod specs;
+
+/// Every scenario: id, name, part of the default run.
+pub const SCENARIOS: [(&str, &str, bool); 13] = [
+    ("S1", "delete the Postgres pod (grace 0)", true),
+    ("S2", "kill -9 postgres in its container", true),
+    ("S3", "S1 repeated", true),
+    (
+        "S4",
+        "fragile workload healed, held while Postgres down",
+        true,
+    ),
+    ("S5", "evict/drain against the PDB", true),
+    ("S6", "operator killed mid-outage", true),
+    ("S7", "bad McpServer specs", true),
+    ("S8", "bad rollout rolled back", true),
+    ("S9", "fixed replicas switched to an HPA", true),
+    ("S13", "network partition from Postgres", true),
+    ("S14", "Postgres graceful delete and rollout restart", true),
+    ("S15", "S1 with the default McpServer settings", true),
+    ("SOAK", "S1 and S2 alternately, many times", false),
+];
+
+pub fn name_of(id: &str) -> Option<&'static str> {
+    SCENARIOS
+        .iter()
+        .find(|(i, _, _)| *i == id)
+        .map(|(_, n, _)| *n)
+}
+
+async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
+    match id {
+        "S1" => kill::s1(ctx).await,
+        "S2" => kill::s2(ctx).await,
+        "S3" => kill::s3(ctx).await,
+        "S4" => outage::s4(ctx).await,
+        "S5" => drain::s5(ctx).await,
+        "S6" => outage::s6(ctx).await,
+        "S7" => specs::s7(ctx).await,
+        "S8" => rollout::s8(ctx).await,
+        "S9" => rollout::s9(ctx).await,
+        "S13" => kill::s13(ctx).await,
+        "S14" => kill::s14(ctx).await,
+        "S15" => kill::s15(ctx).await,
+        "SOAK" => soak::soak(ctx).await,
+        other => anyhow::bail!("unknown scenario {other}"),
+    }
+}
+
+/// Run one scenario; a broken scenario is a failed scenario, not a crashed suite.
+pub async fn run_scenario(ctx: &Ctx, id: &str) -> Scenario {
+    let started = Instant::now();
+    let mut sc = match dispatch(ctx, id).await {
+        Ok(sc) => sc,
+        Err(e) => {
+            log(format!("{id} aborted: {e:#}"));
+            Scenario::with_runs(vec![Run::checks_only(
+                id,
+                vec![Check::new("scenario completed", false, format!("{e:#}"))],
+            )])
+        }
+    };
+    sc.id = id.to_string();
+    sc.name = name_of(id).unwrap_or_default().to_string();
+    let fs: Vec<Option<f64>> = sc
+        .runs
+        .iter()
+        .filter(|r| !r.timeline.is_empty())
+        .map(|r| r.first_success_s)
+        .collect();
+    sc.p50_first_success_s = percentile(&fs, 50.0);
+    sc.p95_first_success_s = percentile(&fs, 95.0);
+    sc.duration_s = started.elapsed().as_secs_f64();
+    sc.finish();
+    if !sc.passed {
+        ctx.diag(id).await;
+    }
+    sc
+}
+
+/// After a scenario: Postgres up, notes Ready (bounded).
+pub async fn restore_baseline(ctx: &Ctx) {
+    let res: Result<()> = async {
+        let sts: kube::Api<k8s_openapi::api::apps::v1::StatefulSet> =
+            kube::Api::namespaced(ctx.client.clone(), DB_NS);
+        let replicas = sts.get("postgres").await?.spec.and_then(|s| s.replicas);
+        if replicas != Some(1) {
+            ctx.scale_pg(1).await?;
+        }
+        ctx.wait_pg_ready(Duration::from_secs(180)).await?;
+        ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await
+    }
+    .await;
+    if let Err(e) = res {
+        log(format!("warning: baseline not restored: {e:#}"));
+    }
+}
