@@ -272,9 +272,13 @@ async fn run(opts: Opts) -> Result<i32> {
             scenarios::SCENARIOS.map(|s| s.0).join(",")
         );
     }
-    let config = kube::Config::infer()
+    let mut config = kube::Config::infer()
         .await
         .context("no cluster: set KUBECONFIG")?;
+    // kube's default client retries 429/503/504 by itself: an eviction the PDB
+    // refuses would be retried until allowed, and S5 would never see the 429.
+    // The suite's waits poll and tolerate errors instead.
+    config.default_retry = false;
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config)?;
     let ctx = Ctx::new(

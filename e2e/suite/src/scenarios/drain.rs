@@ -28,9 +28,12 @@ struct Eviction {
 }
 
 async fn evict(ctx: &Ctx, pod: &str) -> (bool, String) {
-    match ctx.pods_api(NS).evict(pod, &EvictParams::default()).await {
-        Ok(_) => (true, String::new()),
-        Err(e) => (false, e.to_string()),
+    let t = std::time::Instant::now();
+    let res = ctx.pods_api(NS).evict(pod, &EvictParams::default()).await;
+    let ms = t.elapsed().as_millis();
+    match res {
+        Ok(_) => (true, format!("accepted in {ms} ms")),
+        Err(e) => (false, format!("{e} (in {ms} ms)")),
     }
 }
 
