@@ -49,6 +49,10 @@ pub async fn pg_kill_run(
     per_run_recovery: bool,
 ) -> Result<Run> {
     ctx.wait_pg_ready(Duration::from_secs(180)).await?;
+    // Back to back (S3, SOAK) the previous kill's recovery must be over: a
+    // baseline taken while the pools still refill fails its steady-state check.
+    ctx.wait_mcps_ready(target, Duration::from_secs(120))
+        .await?;
     let window = ctx.opts.window_s;
     let measured = measured_run(ctx, tag, target, window, true, |_t0| async move {
         kill(ctx, how).await?;
