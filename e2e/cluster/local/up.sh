@@ -213,6 +213,32 @@ fi
 
 # ----------------------------------------------------------------- kubelet
 step "kubelet"
+# The Node authorizer learns that a pod is bound to this node from its own
+# informer; on two busy cores the kubelet can see a new pod first, and its GET of
+# the pod's PVC is refused ("no relationship found between node ... and this
+# object"). The kubelet then skips the pod for ~15 s (a CI run saw Postgres
+# ready 13.6 and 16.3 s after a kill instead of 1-2 s). With one node every pod is
+# this node's, so the Node authorizer would grant exactly these reads once its
+# graph caught up; RBAC grants them for the gap. (A second node needs the graph.)
+kc apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "mcp-e2e:node-authorizer-lag"}
+rules:
+- apiGroups: [""]
+  resources: [pods, persistentvolumeclaims, persistentvolumes]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [secrets, configmaps]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "mcp-e2e:node-authorizer-lag"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "mcp-e2e:node-authorizer-lag"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:node:$NODE"}
+EOF
 write_file "$D/etc/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration

@@ -46,11 +46,25 @@ pub fn log(msg: impl AsRef<str>) {
     eprintln!("[{}] e2e: {}", t.strftime("%H:%M:%S"), msg.as_ref());
 }
 
+/// The checkout whose chart and manifests the suite applies: the nearest
+/// ancestor of the working directory that holds the chart (the scripts run from
+/// the repo root), else the checkout the binary was built from. Looked up at run
+/// time because a shared CARGO_TARGET_DIR may hold a binary built in another clone.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .map(Path::to_path_buf)
+    let holds_chart = |d: &Path| d.join("charts/mcp-operator/Chart.yaml").is_file();
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            cwd.ancestors()
+                .find(|d| holds_chart(d))
+                .map(Path::to_path_buf)
+        })
+        .or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .nth(2)
+                .map(Path::to_path_buf)
+        })
         .unwrap_or_else(|| PathBuf::from("."))
 }
 

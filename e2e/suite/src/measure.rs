@@ -143,18 +143,20 @@ pub fn ready_through_end(
     candidate
 }
 
-/// Fewest ready (not deleting) pods between `from` and `to`.
-pub fn min_ready(history: &History<PodSummary>, from: u64, to: u64) -> usize {
-    std::iter::once(state_at(history, from))
+/// The first snapshot between `from` and `to` with the fewest ready (not
+/// deleting) pods:
+/// (when, how many, the pods then), so a dip can be explained.
+pub fn min_ready_state(history: &History<PodSummary>, from: u64, to: u64) -> (u64, usize, Pods) {
+    std::iter::once((from, state_at(history, from)))
         .chain(
             history
                 .iter()
                 .filter(|(t, _)| *t >= from && *t <= to)
-                .map(|(_, s)| s.clone()),
+                .map(|(t, s)| (*t, s.clone())),
         )
-        .map(|s| ready_count(&s))
-        .min()
-        .unwrap_or(0)
+        .map(|(t, s)| (t, ready_count(&s), s))
+        .min_by_key(|(t, n, _)| (*n, *t))
+        .unwrap_or((from, 0, Pods::new()))
 }
 
 /// (container restarts, pods replaced) between two observations. Pods for
@@ -222,6 +224,15 @@ pub fn first_success_sent_after(events: &[CallEvent], t: u64) -> Option<u64> {
         .filter(|e| e.ok && e.start_ms >= t)
         .map(|e| e.end_ms)
         .min()
+}
+
+/// When a kill's observation may close: at `asked`, or `after_pg_ms` after
+/// Postgres is ready if that is later, never past `cap`; while Postgres is not
+/// back, at `cap`.
+pub fn observe_until(asked: u64, cap: u64, pg_ready: Option<u64>, after_pg_ms: u64) -> u64 {
+    pg_ready
+        .map_or(cap, |p| asked.max(p + after_pg_ms))
+        .min(cap)
 }
 
 /// Nearest-rank percentile; `None` values (runs that never recovered) count
@@ -348,7 +359,18 @@ mod tests {
         assert_eq!(ready_through_end(&h, 50, 3, 1000), Some(400));
         // never dipped after `from`: ready from `from`
         assert_eq!(ready_through_end(&h, 450, 3, 1000), Some(450));
-        assert_eq!(min_ready(&h, 50, 1000), 2);
+        assert_eq!(min_ready_state(&h, 50, 1000).1, 2);
+    }
+
+    #[test]
+    fn observation_stretches_for_a_slow_postgres_within_the_cap() {
+        // Postgres back early: the window as asked.
+        assert_eq!(observe_until(15_000, 45_000, Some(1_500), 5_000), 15_000);
+        // Postgres back after 16 s: observe 5 s past it.
+        assert_eq!(observe_until(15_000, 45_000, Some(16_000), 5_000), 21_000);
+        // Postgres back late, or not yet: never past the cap.
+        assert_eq!(observe_until(15_000, 45_000, Some(44_000), 5_000), 45_000);
+        assert_eq!(observe_until(15_000, 45_000, None, 5_000), 45_000);
     }
 
     #[test]

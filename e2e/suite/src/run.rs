@@ -10,7 +10,7 @@ use anyhow::Result;
 use kube::runtime::watcher;
 use mcp_operator::api::McpServer;
 use mcp_operator::remediation::ActionRecord;
-use mcp_workload::client::{now_ms, run_with_events, LoadOptions};
+use mcp_workload::client::{now_ms, run_until, LoadOptions};
 use mcp_workload::report::CallEvent;
 use serde_json::{json, Value};
 
@@ -18,6 +18,14 @@ use crate::cluster::{log, server_sel, Ctx, ACTION_EVENT_REASONS, DB_NS, DESIRED,
 use crate::measure::{self as m, History, McpsSummary, PodSummary, Pods};
 use crate::model::{ActionEvent, Mark, Run, Threshold};
 use crate::watch::Recorder;
+use tokio_util::sync::CancellationToken;
+
+/// When Postgres itself is slow to come back, the window is stretched so the
+/// recovery after it can still be seen: it closes no earlier than this long
+/// after Postgres is ready (the slack threshold plus margin) ...
+const AFTER_PG_READY_MS: u64 = 5_000;
+/// ... and at most this much later than asked.
+const MAX_STRETCH_S: f64 = 30.0;
 
 /// What a disruption did, for the run's record.
 #[derive(Default)]
@@ -112,7 +120,9 @@ where
         url,
         rate: o.rate,
         concurrency: o.sessions,
-        duration: Duration::from_secs_f64(o.warmup_s + window_s),
+        duration: Duration::from_secs_f64(
+            o.warmup_s + window_s + if pg_down { MAX_STRETCH_S } else { 0.0 },
+        ),
         key_prefix: format!("e2e-{tag}-{}", now_ms()),
         call_timeout: Duration::from_secs_f64(o.call_timeout_s),
         verify_timeout: Duration::from_secs(60),
@@ -121,7 +131,8 @@ where
         since_ms: None,
         max_in_flight: None,
     };
-    let load = tokio::spawn(run_with_events(opts));
+    let stop = CancellationToken::new();
+    let load = tokio::spawn(run_until(opts, stop.clone()));
     tokio::time::sleep(Duration::from_secs_f64(o.warmup_s)).await;
     let t0 = now_ms();
     log(format!("{tag}: disruption at t0"));
@@ -132,6 +143,21 @@ where
             return Err(e.context(format!("{tag}: the disruption failed")));
         }
     };
+    if pg_down {
+        // A cluster slow to restart Postgres must not turn our recovery into
+        // "never": observe until Postgres is ready plus the slack, within the cap.
+        let asked = t0 + (window_s * 1000.0) as u64;
+        let cap = asked + (MAX_STRETCH_S * 1000.0) as u64;
+        loop {
+            let pg_t = m::first_ready_after_down(&pgw.history(), t0, 1);
+            let due = m::observe_until(asked, cap, pg_t, AFTER_PG_READY_MS);
+            if now_ms() >= due {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        stop.cancel();
+    }
     let (report, events) = load.await?;
     let t_end = now_ms();
     let pg_hist = pgw.stop();
@@ -187,6 +213,7 @@ where
         }
     }
     marks.extend(disruption.marks);
+    let (min_ready_t, min_ready, min_ready_pods) = m::min_ready_state(&mcp_hist, t0, t_end);
     let mut run = Run {
         tag: tag.to_string(),
         target: target.to_string(),
@@ -206,7 +233,7 @@ where
         remediation_actions: (actions.len() as u64).max(n_action_events),
         operator_restarts: op_restarts,
         operator_pods_replaced: op_replaced,
-        min_ready_replicas: m::min_ready(&mcp_hist, t0, t_end) as u64,
+        min_ready_replicas: min_ready as u64,
         error_kinds: report.errors.clone(),
         error_samples: report.error_samples.clone(),
         url_mode: Some(url_mode.to_string()),
@@ -218,6 +245,11 @@ where
         info: disruption.info,
         ..Run::default()
     };
+    // Which pods were ready at the dip, so a low `min_ready_replicas` can be explained.
+    run.info.insert(
+        "min_ready_at".into(),
+        json!({ "t_s": m::secs(Some(min_ready_t), t0), "pods": min_ready_pods }),
+    );
     if let Some(end) = disruption.end_ms {
         run.info
             .insert("disruption_end_s".into(), json!(m::secs(Some(end), t0)));
