@@ -34,6 +34,8 @@ done
 is_local=0
 if [[ -e "$KUBECONFIG_PATH" && "$(realpath "$KUBECONFIG")" == "$(realpath "$KUBECONFIG_PATH")" ]]; then
   is_local=1
+  # the HA scenarios read its audit log and stop its daemons
+  export E2E_CLUSTER_DIR="$CLUSTER_DIR"
 fi
 
 if [[ "${E2E_SKIP_BUILD:-0}" != "1" ]]; then

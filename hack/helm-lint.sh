@@ -76,7 +76,7 @@ expect_count "${f}" '^kind: ClusterRole$' 1 "one ClusterRole"
 expect_count "${f}" '^kind: ClusterRoleBinding$' 1 "one ClusterRoleBinding"
 expect_count "${f}" '^kind: Role$' 1 "only the leader-election Role"
 expect_count "${f}" '^  name: mcp-operator-leader-election$' 3 "leader-election Role, RoleBinding and its roleRef"
-expect_count "${f}" "^  namespace: ${NS}\$" 5 "SA, Deployment, Service, lease Role + RoleBinding in the release namespace"
+expect_count "${f}" "^  namespace: ${NS}\$" 6 "SA, Deployment, Service, PDB, lease Role + RoleBinding in the release namespace"
 expect_count "${f}" '^kind: Deployment$' 1 "one Deployment"
 expect_count "${f}" '^kind: ServiceAccount$' 1 "one ServiceAccount"
 expect_count "${f}" '^kind: Service$' 1 "one metrics Service"
@@ -86,6 +86,10 @@ expect_count "${f}" '^            - --leader-election=true$' 1 "leader election 
 expect_count "${f}" '^            - --lease-name=mcp-operator-leader$' 1 "lease name mcp-operator-leader"
 expect_count "${f}" '^          image: "mcp-operator:dev"$' 1 "image mcp-operator:dev"
 expect_count "${f}" 'fieldPath: metadata.(name|namespace)$' 2 "POD_NAME/POD_NAMESPACE from the downward API"
+expect_count "${f}" '^  replicas: 2$' 1 "two replicas (leader + warm standby) by default"
+expect_count "${f}" '^kind: PodDisruptionBudget$' 1 "a PodDisruptionBudget for the operator by default"
+expect_count "${f}" '^  maxUnavailable: 1$' 1 "the operator PDB lets one replica go at a time"
+expect_count "${f}" '^            - --lease-(duration|renew-deadline|retry-period)-seconds=(15|10|2)$' 3 "lease timings 15/10/2 s"
 
 echo "== restricted Pod Security Standard (rendered pod spec)"
 expect_count "${f}" '^ +runAsNonRoot: true$' 2 "runAsNonRoot (pod + container)"
@@ -116,7 +120,7 @@ expect_count "${f}" '^    - port: http-metrics$' 1 "ServiceMonitor scrapes http-
 expect_count "${f}" '^kind: PodDisruptionBudget$' 1 "PodDisruptionBudget when enabled"
 expect_count "${f}" '^  replicas: 3$' 1 "replicas 3"
 f="${work}/noleader.yaml"
-render "${f}" --set leaderElection.enabled=false
+render "${f}" --set leaderElection.enabled=false,replicaCount=1
 expect_count "${f}" '^kind: Role$' 0 "no lease Role without leader election"
 expect_count "${f}" '^            - --leader-election=false$' 1 "--leader-election=false"
 expect_count "${f}" '^    type: Recreate$' 1 "Recreate strategy without leader election"
@@ -131,6 +135,10 @@ expect_render_failure "httpPort=0" 'httpPort' --set httpPort=0
 expect_render_failure "an unknown serviceMonitor key" 'serviceMonitor' --set serviceMonitor.enable=true
 expect_render_failure "replicaCount=2 without leader election" 'requires leaderElection' \
   --set replicaCount=2,leaderElection.enabled=false
+expect_render_failure "renew deadline not below the lease duration" 'renewDeadlineSeconds must be shorter' \
+  --set leaderElection.renewDeadlineSeconds=15
+expect_render_failure "retry period not below the renew deadline" 'retryPeriodSeconds must be shorter' \
+  --set leaderElection.retryPeriodSeconds=10
 
 echo "== offline validation: strict k8s.io/api decoding + restricted PSS (hack/validate-manifests)"
 validator="${work}/validate-manifests"

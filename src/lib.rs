@@ -1,5 +1,6 @@
 //! mcp-operator: keeps MCP server pools serving through dependency failures.
 pub mod api;
+pub mod apiclient;
 pub mod builders;
 pub mod controller;
 pub mod leader;

@@ -1,10 +1,12 @@
 //! The operator process: flags, logging, HTTP endpoints, leader election, controllers.
 use clap::Parser;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::jiff::SignedDuration;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::{Api, Client};
+use kube::{Api, Config};
+use mcp_operator::apiclient;
 use mcp_operator::controller;
-use mcp_operator::leader::{self, LeaseConfig};
+use mcp_operator::leader::{Elector, Fence, LeaseConfig};
 use mcp_operator::telemetry::{http, logging, metrics::Metrics};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,6 +44,26 @@ struct Args {
     lease_namespace: String,
     #[arg(long, env = "POD_NAME", default_value = "")]
     identity: String,
+    /// A standby takes the lease after seeing it unchanged this long.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// The leader stops writing when no renew succeeded for this long.
+    #[arg(long, env = "LEASE_RENEW_DEADLINE_SECONDS", default_value_t = 10)]
+    lease_renew_deadline_seconds: u64,
+    #[arg(long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2)]
+    lease_retry_period_seconds: u64,
+    /// Every API request must be answered (headers) within this many seconds.
+    #[arg(long, env = "API_REQUEST_TIMEOUT_SECONDS", default_value_t = 15)]
+    api_request_timeout_seconds: u64,
+    /// Tests only: shift the wall clock used for Lease times (the election
+    /// never reads it; the clock-skew test proves that).
+    #[arg(
+        long,
+        env = "TEST_WALL_CLOCK_OFFSET_SECONDS",
+        default_value_t = 0,
+        hide = true
+    )]
+    test_wall_clock_offset_seconds: i64,
 }
 
 #[tokio::main]
@@ -92,33 +114,50 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await;
     });
 
-    let client = Client::try_default()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
     let identity = if args.identity.is_empty() {
         format!("mcp-operator-{}", std::process::id())
     } else {
         args.identity.clone()
     };
-
-    let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
     let lease_cfg = LeaseConfig {
-        name: args.lease_name.clone(),
-        identity: identity.clone(),
-        lease_duration: Duration::from_secs(15),
-        retry_period: Duration::from_secs(3),
+        lease_duration: Duration::from_secs(args.lease_duration_seconds),
+        renew_deadline: Duration::from_secs(args.lease_renew_deadline_seconds),
+        retry_period: Duration::from_secs(args.lease_retry_period_seconds),
+        wall_clock_offset: SignedDuration::from_secs(args.test_wall_clock_offset_seconds),
+        ..LeaseConfig::new(args.lease_name.clone(), identity.clone())
     };
+    if args.leader_election {
+        lease_cfg
+            .validate()
+            .map_err(|e| anyhow::anyhow!("leader election: {e}"))?;
+    }
+    // Without election this replica always may write; with it, only while its
+    // lease is within the renew deadline.
+    let fence = if args.leader_election {
+        Fence::closed()
+    } else {
+        Fence::open()
+    };
+    let config = Config::infer()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
+    let request_timeout = Duration::from_secs(args.api_request_timeout_seconds);
+    let client = apiclient::build(
+        config.clone(),
+        &identity,
+        request_timeout,
+        Some(fence.clone()),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
+    // The Lease has its own client: its writes are the ones that open the fence.
+    let lease_client = apiclient::build(config, &identity, lease_cfg.renew_deadline, None)
+        .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client: {e}"))?;
+    let leases: Api<Lease> = Api::namespaced(lease_client, &args.lease_namespace);
+    let mut elector = Elector::new(leases, lease_cfg, fence.clone());
+
     // Ready means "client built and serving HTTP": a standby replica is ready too, or
     // rollouts and drains of the operator itself would stall behind the lease.
     ready.store(true, Ordering::Relaxed);
-    if args.leader_election {
-        let mut s = stop_rx.clone();
-        tokio::select! {
-            _ = leader::acquire(&leases, &lease_cfg) => {}
-            _ = s.wait_for(|s| *s) => { let _ = http_task.await; return Ok(()); }
-        }
-    }
-    metrics.leader.set(1);
 
     let reporter = Reporter {
         controller: "mcp-operator".into(),
@@ -138,52 +177,69 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ns.into_iter().map(Some).collect()
         }
     };
-    tracing::info!(namespaces = ?namespaces, leader_election = args.leader_election, "starting controllers");
 
-    // Losing the lease stops the controllers exactly like a signal would.
-    let (ctl_tx, ctl_rx) = watch::channel(false);
-    let mut sig = stop_rx.clone();
-    let lost = Arc::new(AtomicBool::new(false));
-    let lost2 = lost.clone();
-    let elect = args.leader_election;
-    let hold_leases = leases.clone();
-    let hold_cfg = lease_cfg.clone();
-    tokio::spawn(async move {
-        let (leases, lease_cfg) = (hold_leases, hold_cfg);
-        if elect {
+    // Each term: wait for the lease, reconcile until it is lost or a signal
+    // comes. A lost lease closes the fence first (no write leaves this replica
+    // after its renew deadline), then the controllers stop and the replica
+    // goes back to standing by, without a restart.
+    loop {
+        if args.leader_election {
+            let mut s = stop_rx.clone();
             tokio::select! {
-                _ = leader::hold(&leases, &lease_cfg) => { lost2.store(true, Ordering::Relaxed); }
-                _ = sig.wait_for(|s| *s) => {}
+                _ = elector.acquire() => {}
+                _ = s.wait_for(|s| *s) => break,
             }
-        } else {
-            let _ = sig.wait_for(|s| *s).await;
+            metrics.leader_transitions.inc();
         }
-        let _ = ctl_tx.send(true);
-    });
-    let runs = namespaces.into_iter().map(|ns| {
-        let mut rx = ctl_rx.clone();
-        controller::run(
-            client.clone(),
-            recorder.clone(),
-            metrics.clone(),
-            ns,
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            },
-        )
-    });
-    futures::future::join_all(runs).await;
-    metrics.leader.set(0);
+        metrics.leader.set(1);
+        tracing::info!(namespaces = ?namespaces, leader_election = args.leader_election, "starting controllers");
+        let (ctl_tx, ctl_rx) = watch::channel(false);
+        let mut sig = stop_rx.clone();
+        let elect = args.leader_election;
+        let term = tokio::spawn(async move {
+            let lost = if elect {
+                tokio::select! {
+                    why = elector.hold() => Some(why),
+                    _ = sig.wait_for(|s| *s) => None,
+                }
+            } else {
+                let _ = sig.wait_for(|s| *s).await;
+                None
+            };
+            let _ = ctl_tx.send(true);
+            (elector, lost)
+        });
+        let runs = namespaces.iter().cloned().map(|ns| {
+            let mut rx = ctl_rx.clone();
+            controller::run(
+                client.clone(),
+                recorder.clone(),
+                metrics.clone(),
+                ns,
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                },
+            )
+        });
+        futures::future::join_all(runs).await;
+        metrics.leader.set(0);
+        let (back, lost) = term
+            .await
+            .map_err(|e| anyhow::anyhow!("lease task failed: {e}"))?;
+        elector = back;
+        match lost {
+            Some(why) => tracing::warn!(reason = ?why, "leadership lost; standing by"),
+            None => {
+                if args.leader_election {
+                    if let Err(e) = elector.release().await {
+                        tracing::warn!(error = %e, "could not release the lease; a standby takes over when it expires");
+                    }
+                }
+                break;
+            }
+        }
+    }
     ready.store(false, Ordering::Relaxed);
-    if lost.load(Ordering::Relaxed) {
-        // Exit non-zero so the kubelet restarts us as a follower; never keep reconciling without the lease.
-        anyhow::bail!("leadership lost");
-    }
-    if args.leader_election {
-        if let Err(e) = leader::release(&leases, &lease_cfg).await {
-            tracing::warn!(error = %e, "could not release the lease; a standby takes over when it expires");
-        }
-    }
     let _ = http_task.await;
     tracing::info!("stopped cleanly");
     Ok(())

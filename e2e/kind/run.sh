@@ -66,12 +66,13 @@ done
 # kind's default StorageClass is "standard" (local-path), like the local
 # cluster's, so the suite's Postgres PVC binds on both.
 # S13 drops the Postgres pod's packets with iptables on the host, which only
-# works where the host routes pod IPs itself (the local cluster): leave it out
-# on kind unless scenarios are named.
+# works where the host routes pod IPs itself (the local cluster); S10, S11, S12
+# and S18 stop control-plane daemons, freeze a process and read the API
+# server's audit log on the host. Leave them out on kind unless scenarios are named.
 args=("$@")
 if [[ " ${args[*]} " != *" --scenarios "* ]]; then
   args+=(--scenarios "S1,S2,S3,S4,S5,S6,S7,S8,S9,S14,S15")
-  log "S13 (network partition) needs the local cluster: not run on kind"
+  log "S10-S13 and S18 (host faults, audit log) need the local cluster: not run on kind"
 fi
 log "running the suite (KUBECONFIG=$KUBECONFIG)"
 "$REPO/e2e/run-suite.sh" "${args[@]}"

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub child_writes: Family<WriteLabels, Counter>,
     pub status_writes: Family<StatusWriteLabels, Counter>,
     pub leader: Gauge,
+    pub leader_transitions: Counter,
 }
 
 impl Default for Metrics {
@@ -124,8 +125,15 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        let leader_transitions = Counter::default();
+        registry.register(
+            "leader_acquisitions",
+            "Times this replica acquired the leader lease",
+            leader_transitions.clone(),
+        );
         Self {
             leader,
+            leader_transitions,
             registry,
             reconciles,
             reconcile_errors,

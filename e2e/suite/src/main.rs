@@ -16,6 +16,7 @@ use clap::Parser;
 use kube::Client;
 
 mod cluster;
+mod host;
 mod measure;
 mod model;
 mod report;

@@ -6,6 +6,8 @@ use k8s_openapi::api::core::v1::Pod;
 use mcp_workload::report::{CallEvent, Outage};
 use serde::Serialize;
 
+use crate::host::AuditWrite;
+
 use crate::model::Threshold;
 
 /// What the suite needs of a pod, taken from each watch event.
@@ -132,15 +134,69 @@ pub fn ready_through_end(
     want: usize,
     end: u64,
 ) -> Option<u64> {
-    let mut candidate = pods_ready(&state_at(history, from), want).then_some(from);
+    holds_through_end(history, from, end, |s| pods_ready(s, want))
+}
+
+/// First instant at or after `from` from which `holds` is true of every
+/// snapshot up to `end`.
+pub fn holds_through_end<S: Clone>(
+    history: &History<S>,
+    from: u64,
+    end: u64,
+    holds: impl Fn(&BTreeMap<String, S>) -> bool,
+) -> Option<u64> {
+    let mut candidate = holds(&state_at(history, from)).then_some(from);
     for (t, s) in history.iter().filter(|(t, _)| *t > from && *t <= end) {
-        match (pods_ready(s, want), candidate) {
+        match (holds(s), candidate) {
             (true, None) => candidate = Some(*t),
             (false, _) => candidate = None,
             _ => {}
         }
     }
     candidate
+}
+
+/// The lease holder as of `t` (None before the first sight or when empty).
+pub fn holder_at(leases: &History<String>, t: u64) -> Option<String> {
+    state_at(leases, t)
+        .into_values()
+        .next()
+        .filter(|h| !h.is_empty())
+}
+
+/// First instant at or after `t` at which the lease names a holder other than `from`.
+pub fn takeover_after(leases: &History<String>, t: u64, from: &str) -> Option<u64> {
+    leases
+        .iter()
+        .filter(|(ts, _)| *ts >= t)
+        .find(|(_, s)| s.values().any(|h| !h.is_empty() && h != from))
+        .map(|(ts, _)| *ts)
+}
+
+/// Writes (other than of the Lease itself) by a replica that did not hold the
+/// lease when the API server received them.
+pub fn writes_by_non_leader(writes: &[AuditWrite], leases: &History<String>) -> Vec<AuditWrite> {
+    writes
+        .iter()
+        .filter(|w| w.resource != "leases")
+        .filter(|w| w.pod.is_some() && w.pod != holder_at(leases, w.t_ms))
+        .cloned()
+        .collect()
+}
+
+/// Pods evicted successfully more than once.
+pub fn duplicate_evictions(writes: &[AuditWrite]) -> Vec<String> {
+    let mut n: BTreeMap<String, usize> = BTreeMap::new();
+    for w in writes
+        .iter()
+        .filter(|w| w.subresource == "eviction" && (200..300).contains(&w.code))
+    {
+        *n.entry(format!("{}/{}", w.namespace, w.name)).or_default() += 1;
+    }
+    n.into_iter()
+        .filter(|(_, c)| *c > 1)
+        .map(|(p, _)| p)
+        .collect()
 }
 
 /// The first snapshot between `from` and `to` with the fewest ready (not
@@ -360,6 +416,60 @@ mod tests {
         // never dipped after `from`: ready from `from`
         assert_eq!(ready_through_end(&h, 450, 3, 1000), Some(450));
         assert_eq!(min_ready_state(&h, 50, 1000).1, 2);
+    }
+
+    fn lease_hist(h: &[(u64, &str)]) -> History<String> {
+        h.iter()
+            .map(|(t, holder)| {
+                (
+                    *t,
+                    BTreeMap::from([("lease".to_string(), holder.to_string())]),
+                )
+            })
+            .collect()
+    }
+
+    fn write(t: u64, pod: &str, resource: &str, sub: &str, name: &str, code: u16) -> AuditWrite {
+        AuditWrite {
+            t_ms: t,
+            verb: "create".into(),
+            pod: Some(pod.into()),
+            resource: resource.into(),
+            subresource: sub.into(),
+            namespace: "ns".into(),
+            name: name.into(),
+            code,
+        }
+    }
+
+    #[test]
+    fn writes_are_judged_against_the_holder_when_received() {
+        let leases = lease_hist(&[(100, "a"), (500, "b")]);
+        assert_eq!(takeover_after(&leases, 200, "a"), Some(500));
+        assert_eq!(takeover_after(&leases, 600, "b"), None);
+        let writes = vec![
+            write(150, "a", "mcpservers", "status", "x", 200),
+            write(400, "b", "pods", "eviction", "p", 201), // b before it held the lease
+            write(450, "a", "leases", "", "lease", 409),   // lease writes are the election's own
+            write(600, "b", "pods", "eviction", "q", 201),
+            write(700, "a", "events", "", "e", 201), // a after the takeover
+        ];
+        let bad: Vec<u64> = writes_by_non_leader(&writes, &leases)
+            .iter()
+            .map(|w| w.t_ms)
+            .collect();
+        assert_eq!(bad, vec![400, 700]);
+    }
+
+    #[test]
+    fn only_successful_repeated_evictions_are_duplicates() {
+        let writes = vec![
+            write(1, "a", "pods", "eviction", "p", 201),
+            write(2, "b", "pods", "eviction", "p", 429),
+            write(3, "b", "pods", "eviction", "q", 201),
+            write(4, "b", "pods", "eviction", "q", 201),
+        ];
+        assert_eq!(duplicate_evictions(&writes), vec!["ns/q".to_string()]);
     }
 
     #[test]

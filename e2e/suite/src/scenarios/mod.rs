@@ -9,6 +9,7 @@ use crate::measure::percentile;
 use crate::model::{Check, Run, Scenario};
 
 pub mod drain;
+pub mod ha;
 pub mod kill;
 pub mod outage;
 pub mod rollout;
@@ -16,7 +17,7 @@ pub mod soak;
 pub mod specs;
 
 /// Every scenario: id, name, part of the default run.
-pub const SCENARIOS: [(&str, &str, bool); 13] = [
+pub const SCENARIOS: [(&str, &str, bool); 17] = [
     ("S1", "delete the Postgres pod (grace 0)", true),
     ("S2", "kill -9 postgres in its container", true),
     ("S3", "S1 repeated", true),
@@ -30,9 +31,17 @@ pub const SCENARIOS: [(&str, &str, bool); 13] = [
     ("S7", "bad McpServer specs", true),
     ("S8", "bad rollout rolled back", true),
     ("S9", "fixed replicas switched to an HPA", true),
+    ("S10", "API server restarted during a Postgres outage", true),
+    ("S11", "etcd restarted during a Postgres outage", true),
+    ("S12", "a standby with its clock 60 s ahead", true),
     ("S13", "network partition from Postgres", true),
     ("S14", "Postgres graceful delete and rollout restart", true),
     ("S15", "S1 with the default McpServer settings", true),
+    (
+        "S18",
+        "leader frozen (SIGSTOP) during a Postgres outage",
+        true,
+    ),
     ("SOAK", "S1 and S2 alternately, many times", false),
 ];
 
@@ -54,9 +63,13 @@ async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
         "S7" => specs::s7(ctx).await,
         "S8" => rollout::s8(ctx).await,
         "S9" => rollout::s9(ctx).await,
+        "S10" => outage::s10(ctx).await,
+        "S11" => outage::s11(ctx).await,
+        "S12" => ha::s12(ctx).await,
         "S13" => kill::s13(ctx).await,
         "S14" => kill::s14(ctx).await,
         "S15" => kill::s15(ctx).await,
+        "S18" => outage::s18(ctx).await,
         "SOAK" => soak::soak(ctx).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }

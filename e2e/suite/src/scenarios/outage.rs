@@ -1,7 +1,9 @@
 //! S4/S6: a fragile workload (never reconnects by itself) through a Postgres
 //! outage: the operator must hold while Postgres is down, then heal the pool
 //! by evicting its pods, within its budget; S6 kills the operator mid-outage
-//! and again right after its first eviction.
+//! and again right after its first eviction. The HA scenarios run the same
+//! outage with a fault of the operator's own world on top: S18 freezes the
+//! leader (SIGSTOP), S10 restarts the API server, S11 etcd.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -13,21 +15,53 @@ use mcp_operator::remediation::ActionKind;
 use serde_json::json;
 
 use crate::cluster::{log, manifest, Ctx, DESIRED, FRAGILE, OP_NS};
+use crate::host;
 use crate::measure::{self as m, heal_threshold};
 use crate::model::{Mark, Run, Scenario};
 use crate::run::{measured_run, Disruption};
+use crate::scenarios::ha::{self, LeaseWatch};
 use crate::scenarios::kill::touched_during;
 use mcp_workload::client::now_ms;
 
+/// What else goes wrong during the Postgres outage.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fault {
+    None,
+    /// Every operator pod force-deleted mid-outage, and again after the first eviction.
+    KillOperator,
+    /// The leader's process stopped (SIGSTOP) for `ha::FREEZE_S`, then resumed.
+    FreezeLeader,
+    /// A control-plane daemon of the local cluster stopped for `ha::DOWN_S`, then started.
+    Restart(&'static str),
+}
+
 pub async fn s4(ctx: &Ctx) -> Result<Scenario> {
     Ok(Scenario::with_runs(vec![
-        outage_run(ctx, "S4", false).await?,
+        outage_run(ctx, "S4", Fault::None).await?,
     ]))
 }
 
 pub async fn s6(ctx: &Ctx) -> Result<Scenario> {
     Ok(Scenario::with_runs(vec![
-        outage_run(ctx, "S6", true).await?,
+        outage_run(ctx, "S6", Fault::KillOperator).await?,
+    ]))
+}
+
+pub async fn s10(ctx: &Ctx) -> Result<Scenario> {
+    Ok(Scenario::with_runs(vec![
+        outage_run(ctx, "S10", Fault::Restart("kube-apiserver")).await?,
+    ]))
+}
+
+pub async fn s11(ctx: &Ctx) -> Result<Scenario> {
+    Ok(Scenario::with_runs(vec![
+        outage_run(ctx, "S11", Fault::Restart("etcd")).await?,
+    ]))
+}
+
+pub async fn s18(ctx: &Ctx) -> Result<Scenario> {
+    Ok(Scenario::with_runs(vec![
+        outage_run(ctx, "S18", Fault::FreezeLeader).await?,
     ]))
 }
 
@@ -41,10 +75,13 @@ async fn kill_operator(ctx: &Ctx) -> Result<Vec<String>> {
     Ok(pods)
 }
 
-async fn outage_run(ctx: &Ctx, tag: &str, kill_op: bool) -> Result<Run> {
+async fn outage_run(ctx: &Ctx, tag: &str, fault: Fault) -> Result<Run> {
+    if fault != Fault::None && fault != Fault::KillOperator {
+        host::cluster_dir()?;
+    }
     ctx.fresh_mcps(FRAGILE, &manifest("mcpserver-fragile.yaml"))
         .await?;
-    let result = outage_measured(ctx, tag, kill_op).await;
+    let result = outage_measured(ctx, tag, fault).await;
     if let Err(e) = ctx.delete_mcps(FRAGILE, Duration::from_secs(90)).await {
         log(format!("warning: could not delete {FRAGILE}: {e:#}"));
     }
@@ -54,7 +91,8 @@ async fn outage_run(ctx: &Ctx, tag: &str, kill_op: bool) -> Result<Run> {
 /// When the operator was killed the second time, and which pods.
 type SecondKill = Arc<Mutex<Option<(u64, Vec<String>)>>>;
 
-async fn outage_measured(ctx: &Ctx, tag: &str, kill_op: bool) -> Result<Run> {
+async fn outage_measured(ctx: &Ctx, tag: &str, fault: Fault) -> Result<Run> {
+    let kill_op = fault == Fault::KillOperator;
     let obj = ctx.mcps(FRAGILE).await?;
     let rem = obj
         .as_ref()
@@ -67,6 +105,7 @@ async fn outage_measured(ctx: &Ctx, tag: &str, kill_op: bool) -> Result<Run> {
     let second = second_kill.clone();
     let window = hold_s + ctx.opts.heal_window_s;
 
+    let leases = LeaseWatch::start(ctx);
     let measured = measured_run(ctx, tag, FRAGILE, window, true, |t0| async move {
         let mut d = Disruption::default();
         ctx.scale_pg(0).await?;
@@ -98,12 +137,21 @@ async fn outage_measured(ctx: &Ctx, tag: &str, kill_op: bool) -> Result<Run> {
             killed = kill_operator(ctx).await?;
             d.marks.push(Mark::other("operator killed", t_k));
         }
+        let mut resume = None;
+        match fault {
+            Fault::FreezeLeader => resume = Some(ha::freeze_leader(ctx, &mut d).await?),
+            Fault::Restart(daemon) => ha::restart_daemon(daemon, &mut d).await?,
+            Fault::None | Fault::KillOperator => {}
+        }
         let left = hold_s - (now_ms() - t0) as f64 / 1000.0;
         if left > 0.0 {
             tokio::time::sleep(Duration::from_secs_f64(left)).await;
         }
         let t_up = now_ms();
-        ctx.scale_pg(1).await?;
+        ha::retrying("scale Postgres up", || ctx.scale_pg(1)).await?;
+        if let Some(resume) = resume {
+            ha::await_resume(resume, &mut d).await;
+        }
         d.marks.push(Mark::other("pg scaled up", t_up));
         d.end_ms = Some(t_up);
         d.info.insert("operator_pods_killed".into(), json!(killed));
@@ -133,6 +181,7 @@ async fn outage_measured(ctx: &Ctx, tag: &str, kill_op: bool) -> Result<Run> {
     })
     .await?;
 
+    let lease_hist = leases.stop();
     let mut run = measured.run;
     let t0 = run.kill_unix_ms;
     let t_up = t0
@@ -269,6 +318,9 @@ async fn outage_measured(ctx: &Ctx, tag: &str, kill_op: bool) -> Result<Run> {
             in_window <= max_actions,
             in_window,
         );
+    }
+    if fault != Fault::None && fault != Fault::KillOperator {
+        ha::ha_checks(&mut run, fault, &lease_hist, &measured.obj_hist)?;
     }
     run.info.insert("evicted_pods".into(), json!(names));
     run.info.insert(
