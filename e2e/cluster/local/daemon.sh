@@ -20,7 +20,7 @@ case "${1:-}" in
     stop_daemon "$2" "$CLUSTER_DIR"
     ;;
   start)
-    "$HERE/up.sh" >/dev/null
+    "$HERE/up.sh" --no-images >/dev/null
     ;;
   pid)
     [ -n "${2:-}" ] || die "usage: daemon.sh pid NAME"

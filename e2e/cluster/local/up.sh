@@ -119,7 +119,7 @@ rules:
 - level: None
   users: [system:kube-controller-manager, system:kube-scheduler, system:kube-proxy, system:apiserver]
 - level: None
-  userGroups: [system:nodes]
+  userGroups: [system:nodes, "system:serviceaccounts:kube-system"]
 - level: Metadata
   verbs: [create, update, patch, delete, deletecollection]
 - level: None
