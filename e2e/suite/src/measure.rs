@@ -173,6 +173,20 @@ pub fn takeover_after(leases: &History<String>, t: u64, from: &str) -> Option<u6
         .map(|(ts, _)| *ts)
 }
 
+/// The lease holder over time as the API server saw it: the replica of each
+/// successful write of the Lease, at the instant it was received (the audit
+/// log's clock, the same as for the writes it judges).
+pub fn holders_from_audit(writes: &[AuditWrite], lease: &str) -> History<String> {
+    writes
+        .iter()
+        .filter(|w| w.resource == "leases" && w.name == lease && (200..300).contains(&w.code))
+        .filter_map(|w| {
+            let pod = w.pod.clone()?;
+            Some((w.t_ms, BTreeMap::from([(lease.to_string(), pod)])))
+        })
+        .collect()
+}
+
 /// Writes (other than of the Lease itself) by a replica that did not hold the
 /// lease when the API server received them.
 pub fn writes_by_non_leader(writes: &[AuditWrite], leases: &History<String>) -> Vec<AuditWrite> {
@@ -459,6 +473,20 @@ mod tests {
             .map(|w| w.t_ms)
             .collect();
         assert_eq!(bad, vec![400, 700]);
+    }
+
+    #[test]
+    fn the_holder_is_whoever_last_wrote_the_lease_successfully() {
+        let writes = vec![
+            write(100, "a", "leases", "", "op", 200),
+            write(300, "b", "leases", "", "op", 409), // b's attempt refused
+            write(500, "b", "leases", "", "op", 200),
+            write(550, "c", "leases", "", "other", 200), // another lease
+        ];
+        let h = holders_from_audit(&writes, "op");
+        assert_eq!(holder_at(&h, 400).as_deref(), Some("a"));
+        assert_eq!(holder_at(&h, 600).as_deref(), Some("b"));
+        assert_eq!(holder_at(&h, 50), None);
     }
 
     #[test]

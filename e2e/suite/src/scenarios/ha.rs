@@ -168,7 +168,13 @@ pub fn ha_checks(
     obj_hist: &History<McpsSummary>,
 ) -> Result<()> {
     let t0 = run.kill_unix_ms;
-    let writes = host::operator_writes(t0.saturating_sub(5_000))?;
+    // 30 s back, so the Lease's last renews before the disruption name its holder
+    let audited = host::operator_writes(t0.saturating_sub(30_000))?;
+    let writes: Vec<_> = audited
+        .iter()
+        .filter(|w| w.t_ms + 5_000 >= t0)
+        .cloned()
+        .collect();
     let holders: Vec<String> = {
         let mut h: Vec<String> = leases
             .iter()
@@ -186,7 +192,9 @@ pub fn ha_checks(
         writes.iter().any(|w| w.resource != "leases"),
         format!("{} writes", writes.len()),
     );
-    let stray = m::writes_by_non_leader(&writes, leases);
+    // judged on the audit log's own clock: who last wrote the Lease successfully
+    let audited_holders = m::holders_from_audit(&audited, LEASE);
+    let stray = m::writes_by_non_leader(&writes, &audited_holders);
     run.info.insert(
         "writes_by_non_leader".into(),
         json!(stray.iter().take(10).collect::<Vec<_>>()),
