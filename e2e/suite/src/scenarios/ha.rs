@@ -30,9 +30,13 @@ pub const LEASE: &str = "mcp-operator-leader";
 /// The chart's lease timings (values.yaml leaderElection).
 const LEASE_S: f64 = 15.0;
 const RETRY_S: f64 = 2.0;
-/// Shorter than the liveness probe's 3 × 10 s, so the kubelet does not kill
-/// the frozen replica, and longer than a takeover can take.
-pub const FREEZE_S: f64 = 19.0;
+/// Longer than a takeover can take (`TAKEOVER_LIMIT_S`), and shorter than two
+/// liveness periods (the chart's 20 s), so the kubelet sees at most two failed
+/// probes of the three that would restart the frozen replica.
+pub const FREEZE_S: f64 = 25.0;
+/// The standby sees the leader's last renew up to one retry period late and
+/// acts up to one retry period after the lease expired by its clock (+20 % jitter).
+const TAKEOVER_LIMIT_S: f64 = LEASE_S + 2.0 * RETRY_S * 1.2;
 /// How long the API server or etcd stays down.
 pub const DOWN_S: f64 = 10.0;
 const CONVERGE_LIMIT_S: f64 = 30.0;
@@ -231,9 +235,9 @@ pub fn ha_checks(
             run.thresholds.push(Threshold::at_most(
                 "standby took over after the leader froze",
                 takeover_s,
-                LEASE_S + RETRY_S * 1.2,
+                TAKEOVER_LIMIT_S,
                 "s",
-                "lease duration + retry period (+20 % jitter)",
+                "lease duration + 2 retry periods (+20 % jitter)",
             ));
             let t_cont = info_ms(run, "t_cont_ms");
             run.check(
