@@ -101,6 +101,16 @@ expect_count "${f}" '^ +add:' 0 "no added capabilities"
 expect_count "${f}" '^ +type: RuntimeDefault$' 2 "seccompProfile RuntimeDefault"
 expect_count "${f}" '^ +(privileged: true|hostNetwork: true|hostPID: true|hostIPC: true|hostPath:)' 0 "no privileged/host namespaces/hostPath"
 expect_count "${f}" '^ +(hostPort:)' 0 "no hostPort"
+expect_count "${f}" '^kind: NetworkPolicy$' 0 "no NetworkPolicy by default"
+
+echo "== helm template: networkPolicy for the MCP checks"
+f="${work}/netpol.yaml"
+render "${f}" --set 'networkPolicy.enabled=true,networkPolicy.namespaces={team-a,team-b}'
+expect_count "${f}" '^kind: NetworkPolicy$' 2 "a NetworkPolicy per listed namespace"
+expect_count "${f}" '^  name: mcp-operator-mcp-checks$' 2 "named mcp-operator-mcp-checks"
+expect_count "${f}" "kubernetes.io/metadata.name: ${NS}\$" 2 "admits pods from the release namespace"
+expect_count "${f}" '^      app.kubernetes.io/managed-by: mcp-operator$' 2 "selects the pods the operator manages"
+expect_render_failure "a namespace that is not a DNS label" "networkPolicy" --set 'networkPolicy.enabled=true,networkPolicy.namespaces={Team_A}'
 
 echo "== helm template: namespaced (watchNamespaces={team-a,team-b})"
 f="${work}/namespaced.yaml"

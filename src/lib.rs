@@ -4,6 +4,7 @@ pub mod apiclient;
 pub mod builders;
 pub mod controller;
 pub mod leader;
+pub mod mcpcheck;
 pub mod rbac;
 pub mod redact;
 pub mod remediation;

@@ -17,4 +17,5 @@ pub mod condition {
     pub const REMEDIATION_BLOCKED: &str = "RemediationBlocked";
     pub const CONFIG_VALID: &str = "ConfigValid";
     pub const DISRUPTION_BUDGET: &str = "DisruptionBudget";
+    pub const MCP_RESPONSIVE: &str = "McpResponsive";
 }

@@ -26,6 +26,7 @@ use super::status::McpServerStatus;
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Dependency","type":"string","jsonPath":".status.conditions[?(@.type==\"DependencyAvailable\")].reason"}"#,
     printcolumn = r#"{"name":"Remediation","type":"string","jsonPath":".status.remediation.state"}"#,
+    printcolumn = r#"{"name":"Tools","type":"integer","description":"tools the MCP server lists (health.mcp.listTools)","jsonPath":".status.mcp.tools"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[kube(validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63").message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters): it also names the Deployment, Service and PodDisruptionBudget"))]
@@ -340,6 +341,57 @@ pub struct HealthSpec {
     pub liveness: Option<ProbeSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup: Option<StartupSpec>,
+    /// The operator's own MCP checks of every ready pod.
+    #[serde(default)]
+    pub mcp: McpCheckSpec,
+}
+
+/// MCP checks by the operator: a fresh session per ready pod (initialize,
+/// then ping or tools/list) under a deadline. Kubelet probes cannot speak
+/// MCP; these catch a pod whose `/readyz` passes while its MCP layer hangs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpCheckSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How often each pod is checked (jittered ±20 %).
+    #[serde(default = "default_mcp_period")]
+    #[schemars(range(min = 2, max = 3600))]
+    pub period_seconds: i32,
+    /// Deadline of one check, connect included.
+    #[serde(default = "default_mcp_timeout")]
+    #[schemars(range(min = 1, max = 60))]
+    pub timeout_seconds: i32,
+    /// A Ready pod whose checks fail this long is wedged: remediation evicts it
+    /// under the same rules as an unready pod.
+    #[serde(default = "default_mcp_unhealthy_after")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub unhealthy_after_seconds: i32,
+    /// Check with `tools/list` (and report the tool count) instead of `ping`.
+    #[serde(default)]
+    pub list_tools: bool,
+}
+
+fn default_mcp_period() -> i32 {
+    10
+}
+fn default_mcp_timeout() -> i32 {
+    3
+}
+fn default_mcp_unhealthy_after() -> i32 {
+    30
+}
+
+impl Default for McpCheckSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            period_seconds: default_mcp_period(),
+            timeout_seconds: default_mcp_timeout(),
+            unhealthy_after_seconds: default_mcp_unhealthy_after(),
+            list_tools: false,
+        }
+    }
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -1,6 +1,6 @@
 //! `McpServer` status: what the operator observed and decided.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::{Deserialize, Serialize};
 
 use crate::remediation::{LastIncident, RemediationStatus};
@@ -28,12 +28,60 @@ pub struct McpServerStatus {
     pub pool: Option<PoolStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remediation: Option<RemediationStatus>,
+    /// What the operator's MCP checks see (`health.mcp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_incident: Option<LastIncident>,
     /// Set after a failed rollout was rolled back: while the spec stays at this
     /// generation the Deployment keeps the good revision's template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_hold: Option<RollbackHold>,
+}
+
+/// The MCP server as the operator's checks see it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpStatus {
+    /// `serverInfo.name` from the last passing check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// The protocol revision negotiated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+    /// Tools listed (with `health.mcp.listTools`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<i32>,
+    /// The newest check behind this status. Refreshed when the status changes
+    /// for another reason, and at least every 5 minutes (not on every check:
+    /// that would be a status write per period per server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_time: Option<Time>,
+    /// Ready pods whose last check passed.
+    #[serde(default)]
+    pub responsive_pods: i32,
+    /// Ready pods whose checks fail (at most 10 listed; `failingPodCount` has them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_pods: Vec<McpPodFailure>,
+    #[serde(default)]
+    pub failing_pod_count: i32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpPodFailure {
+    pub pod: String,
+    /// `ConnectFailed` (the operator cannot reach the pod), `Timeout`,
+    /// `HttpStatus` or `ProtocolError` (the server misbehaves).
+    pub reason: String,
+    pub message: String,
+    /// Failing continuously since.
+    pub since: Time,
+    /// Failing long enough to count as wedged (remediation may evict it).
+    #[serde(default)]
+    pub wedged: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]

@@ -1,4 +1,5 @@
 //! Shared state handed to every reconcile.
+use super::mcp_prober::McpVerdicts;
 use super::prober::Verdicts;
 use super::stores::Stores;
 use crate::telemetry::metrics::Metrics;
@@ -17,6 +18,8 @@ pub struct Context {
     pub scope: Option<String>,
     /// Last TCP probe verdicts of databases outside the cluster.
     pub verdicts: Verdicts,
+    /// Last MCP check of each ready pod.
+    pub mcp_verdicts: McpVerdicts,
     /// Consecutive failures per object, for the error policy's backoff.
     pub failures: Mutex<HashMap<String, u32>>,
 }
@@ -36,6 +39,7 @@ impl Context {
             stores,
             scope,
             verdicts: Verdicts::default(),
+            mcp_verdicts: McpVerdicts::default(),
             failures: Mutex::default(),
         }
     }

@@ -4,7 +4,7 @@ use super::apply::{self, WriteReason};
 use super::error::Result;
 use super::observe::{self, Observed};
 use super::remediate::{self, Remediation};
-use crate::api::{condition, McpServer, PoolStatus, RollbackHold};
+use crate::api::{condition, McpServer, McpStatus, PoolStatus, RollbackHold};
 use crate::builders::{budget, deployment, hpa, pdb, service};
 use crate::status::conditions::Desired;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -55,8 +55,10 @@ pub struct Plan {
     /// The connection budget as realised (`status.pool`).
     pub pool: Option<PoolStatus>,
     /// Conditions known before acting (config, connection budget, disruption
-    /// budget, remediation, dependency).
+    /// budget, remediation, dependency, MCP checks).
     pub conditions: Vec<Desired>,
+    /// `status.mcp`.
+    pub mcp: Option<McpStatus>,
 }
 
 impl Plan {
@@ -214,6 +216,14 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
         ));
     }
 
+    let (mcp_status, mcp_condition) = crate::status::mcp::compute(
+        &mcp.spec.health.mcp,
+        &obs.mcp_checks,
+        prev.mcp.as_ref(),
+        now,
+    );
+    conditions.push(mcp_condition);
+
     // A hold lasts while the spec stays at the generation whose rollout failed.
     let rollback_hold = remediation.new_rollback_hold.clone().or_else(|| {
         prev.rollback_hold
@@ -277,6 +287,7 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
         remediation,
         rollback_hold,
         conditions,
+        mcp: mcp_status,
     })
 }
 

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod dependency;
 pub mod drift;
 pub mod error;
+pub mod mcp_prober;
 pub mod observe;
 pub mod prober;
 pub mod reconcile;
@@ -144,7 +145,24 @@ pub async fn run(
     // Databases outside the cluster are probed apart from the reconcile; a changed
     // verdict wakes the McpServers that use them.
     let (wake_tx, wake_rx) = tokio::sync::mpsc::channel(1024);
-    let prober_task = tokio::spawn(prober::run(store.clone(), ctx.verdicts.clone(), wake_tx));
+    let prober_task = tokio::spawn(prober::run(
+        store.clone(),
+        ctx.verdicts.clone(),
+        wake_tx.clone(),
+    ));
+    // MCP checks of the ready pods, likewise; they start once the pod cache is filled.
+    let mcp_task = tokio::spawn({
+        let (servers, pods, verdicts, metrics) = (
+            store.clone(),
+            ctx.stores.pods.clone(),
+            ctx.mcp_verdicts.clone(),
+            ctx.metrics.clone(),
+        );
+        async move {
+            let _ = pods.wait_until_ready().await;
+            mcp_prober::run(servers, pods, verdicts, metrics, wake_tx).await
+        }
+    });
     let woken =
         futures::stream::unfold(
             wake_rx,
@@ -182,6 +200,7 @@ pub async fn run(
         })
         .await;
     prober_task.abort();
+    mcp_task.abort();
     rs_task.abort();
 }
 

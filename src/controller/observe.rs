@@ -2,6 +2,7 @@
 use super::context::Context;
 use super::dependency;
 use super::error::Result;
+use super::mcp_prober::{self, PodCheck as McpCheck};
 use super::references::{self, Problem};
 use super::stores::Stores;
 use crate::api::McpServer;
@@ -30,6 +31,8 @@ pub struct Observed {
     pub dependency: Option<DependencyObs>,
     /// Spec references that cannot be resolved.
     pub problems: Vec<Problem>,
+    /// The last MCP check of each Ready pod (pod name, check).
+    pub mcp_checks: Vec<(String, McpCheck)>,
 }
 
 pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observed> {
@@ -41,7 +44,17 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
     problems.extend(references::from_pods(ns, mcp, &pods));
     let slices = s.endpoint_slices.state();
     let dependency = dependency::observe(ns, mcp, &slices, &ctx.verdicts);
+    let mcp_checks = pods
+        .iter()
+        .filter(|p| pod_ready(p) && !is_terminating(p))
+        .filter_map(|p| {
+            ctx.mcp_verdicts
+                .get(&mcp_prober::pod_key(p))
+                .map(|c| (p.name_any(), c))
+        })
+        .collect();
     Ok(Observed {
+        mcp_checks,
         deployment: Stores::child(&s.deployments, ns, &name),
         service: Stores::child(&s.services, ns, &name),
         pdb: Stores::child(&s.pdbs, ns, &name),

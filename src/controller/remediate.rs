@@ -56,6 +56,7 @@ pub fn policy(mcp: &McpServer) -> Policy {
         pause_while_dependency_down: r.pause_while_dependency_down,
         rollback_failed_rollouts: r.rollback_failed_rollouts,
         enabled: r.enabled,
+        mcp_unhealthy_after_seconds: to_u64(mcp.spec.health.mcp.unhealthy_after_seconds),
         ..Policy::default()
     }
     .sanitized()
@@ -101,7 +102,21 @@ pub fn pod_obs(p: &Pod) -> PodObs {
         waiting_reason,
         revision: observe::template_hash(p),
         deleting: observe::is_terminating(p),
+        mcp_unresponsive_since: None,
     }
+}
+
+/// When the MCP checks of a Ready pod started failing (connect failures
+/// excluded: they say nothing about the server). None with checks off.
+fn mcp_unresponsive_since(mcp: &McpServer, obs: &Observed, pod: &str) -> Option<Time> {
+    if !mcp.spec.health.mcp.enabled {
+        return None;
+    }
+    obs.mcp_checks
+        .iter()
+        .find(|(name, _)| name == pod)
+        .and_then(|(_, c)| c.unresponsive_since())
+        .map(Time)
 }
 
 /// Waiting reasons of a container on its normal way up.
@@ -250,7 +265,15 @@ pub fn decide(
     let observation = Observation {
         now: Time(now),
         dependency,
-        pods: obs.pods.iter().map(pod_obs).collect(),
+        pods: obs
+            .pods
+            .iter()
+            .map(|p| {
+                let mut o = pod_obs(p);
+                o.mcp_unresponsive_since = mcp_unresponsive_since(mcp, obs, &o.name);
+                o
+            })
+            .collect(),
         rollout: rollout_obs(
             &obs.replica_sets,
             obs.deployment.as_ref(),

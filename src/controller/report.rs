@@ -107,6 +107,7 @@ pub fn status(
         incident: plan.remediation.incident.clone(),
         rollback_hold: plan.rollback_hold.clone(),
         rollback_target_missing: plan.rollback_target_missing,
+        mcp: plan.mcp.clone(),
     })
 }
 

@@ -38,6 +38,8 @@ pub(crate) struct Unready<'a> {
     pub image_failure: bool,
     /// Crash-looping or failing to start.
     pub failing: bool,
+    /// Ready, but its MCP layer does not answer the operator's checks.
+    pub wedged: bool,
 }
 
 impl Unready<'_> {
@@ -88,6 +90,22 @@ pub(crate) fn view<'a>(
             deleting += 1;
             continue;
         }
+        if let (true, Some(t)) = (pod.ready, &pod.mcp_unresponsive_since) {
+            let since = secs(t);
+            unready.push(Unready {
+                pod,
+                since: Some(since),
+                eligible_at: Some(
+                    grace_end
+                        .map_or(since, |g| since.max(g))
+                        .saturating_add(dur(policy.mcp_unhealthy_after_seconds)),
+                ),
+                image_failure: false,
+                failing: false,
+                wedged: true,
+            });
+            continue;
+        }
         if pod.ready {
             ready += 1;
             if let Some(t) = &pod.ready_transition {
@@ -118,6 +136,7 @@ pub(crate) fn view<'a>(
             failing: IMAGE_FAILURE_REASONS.contains(&reason)
                 || CRASH_REASONS.contains(&reason)
                 || pod.restart_count >= policy.crash_restart_threshold,
+            wedged: false,
         });
     }
     unready.sort_by_key(|u| (u.since.unwrap_or(Secs::MAX), &u.pod.name));

@@ -280,11 +280,19 @@ pub(crate) fn automatic(
             .min(usize::try_from(policy.max_evictions_per_action).unwrap_or(usize::MAX));
         for u in eligible.iter().take(n) {
             let after_recovery = ctx.grace_end.zip(u.since).is_some_and(|(g, s)| g > s);
+            let (why, state) = if u.wedged {
+                (
+                    reason::MCP_UNRESPONSIVE,
+                    "Ready, but its MCP layer has not answered since",
+                )
+            } else {
+                (reason::UNREADY_TOO_LONG, "unready since")
+            };
             out.actions.push(Action::Evict {
                 pod: u.pod.name.clone(),
-                reason: reason::UNREADY_TOO_LONG.to_owned(),
+                reason: why.to_owned(),
                 message: format!(
-                    "evicting pod {}: unready since {}{}",
+                    "evicting pod {}: {state} {}{}",
                     u.pod.name,
                     u.since.map_or_else(|| "an unknown time".to_owned(), rfc),
                     if after_recovery {
@@ -313,8 +321,13 @@ pub(crate) fn automatic(
                 reason::UNREADY
             },
             format!(
-                "{} pod(s) unready{}; the first may be evicted at {}",
+                "{} pod(s) {}{}; the first may be evicted at {}",
                 pending.len(),
+                if pending.iter().any(|u| u.wedged) {
+                    "unready or not answering MCP"
+                } else {
+                    "unready"
+                },
                 if in_grace {
                     " during the post-recovery grace window"
                 } else {

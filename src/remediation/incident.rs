@@ -49,8 +49,12 @@ pub(crate) fn update(
         signals.push(dep_since);
     }
     // Undated pods (no timestamp) never count: they have no deadline.
-    let overdue_at =
-        |u: &super::analysis::Unready<'_>| u.since.map(|s| (s, s.saturating_add(unhealthy_after)));
+    // A wedged pod is overdue on its own (MCP) deadline.
+    let mcp_after = dur(policy.mcp_unhealthy_after_seconds);
+    let overdue_at = |u: &super::analysis::Unready<'_>| {
+        let after = if u.wedged { mcp_after } else { unhealthy_after };
+        u.since.map(|s| (s, s.saturating_add(after)))
+    };
     signals.extend(
         pods.unready
             .iter()

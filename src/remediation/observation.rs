@@ -136,6 +136,12 @@ pub struct PodObs {
     /// `CreateContainerConfigError: secret "db" not found`. None when the
     /// shell knows no cause (the pod may just be starting).
     pub start_failure: Option<String>,
+    /// The operator's MCP check of this pod has failed continuously since
+    /// then (a timeout, an HTTP error or a protocol error; not a failure to
+    /// connect, which says nothing about the server). Set by the shell only
+    /// for a Ready pod: a pod whose readiness passes while its MCP layer does
+    /// not answer is wedged.
+    pub mcp_unresponsive_since: Option<Time>,
 }
 
 /// Deployment rollout facts.

@@ -53,10 +53,15 @@ pub struct Policy {
     /// A container restart count at or above this marks a pod as failing even
     /// when it is not (yet) in `CrashLoopBackOff`. Default 3.
     pub crash_restart_threshold: u32,
+    /// A Ready pod whose MCP check has failed this long is wedged and judged
+    /// like an unready one. Default 30 (`health.mcp.unhealthyAfterSeconds`).
+    pub mcp_unhealthy_after_seconds: u64,
 }
 
 /// Default `unhealthyAfterSeconds`.
 pub const DEFAULT_UNHEALTHY_AFTER_SECONDS: u64 = 20;
+/// Default `health.mcp.unhealthyAfterSeconds`.
+pub const DEFAULT_MCP_UNHEALTHY_AFTER_SECONDS: u64 = 30;
 /// Default `maxActions`.
 pub const DEFAULT_MAX_ACTIONS: u32 = 5;
 /// Default `windowSeconds`.
@@ -81,6 +86,7 @@ impl Default for Policy {
             rollback_failed_rollouts: true,
             max_evictions_per_action: DEFAULT_MAX_EVICTIONS_PER_ACTION,
             crash_restart_threshold: DEFAULT_CRASH_RESTART_THRESHOLD,
+            mcp_unhealthy_after_seconds: DEFAULT_MCP_UNHEALTHY_AFTER_SECONDS,
         }
     }
 }
@@ -106,6 +112,7 @@ impl Policy {
             rollback_failed_rollouts: self.rollback_failed_rollouts,
             max_evictions_per_action: self.max_evictions_per_action.max(1),
             crash_restart_threshold: self.crash_restart_threshold.max(1),
+            mcp_unhealthy_after_seconds: self.mcp_unhealthy_after_seconds.min(MAX_DURATION_SECONDS),
         }
     }
 }

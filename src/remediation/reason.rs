@@ -16,6 +16,8 @@ pub const UNREADY: &str = "PodsUnready";
 pub const PODS_NOT_STARTED: &str = "PodsNotStarted";
 /// Pod unready past the deadline (eviction reason).
 pub const UNREADY_TOO_LONG: &str = "UnreadyTooLong";
+/// Ready pod whose MCP layer does not answer (eviction reason).
+pub const MCP_UNRESPONSIVE: &str = "McpUnresponsive";
 /// Churn budget spent.
 pub const BUDGET_EXHAUSTED: &str = "BudgetExhausted";
 /// Failed rollout, rollbacks disabled.

@@ -1,7 +1,7 @@
 //! The McpServer's status from what a reconcile observed, decided and did. Pure.
 use super::conditions::{self, Desired};
 use super::phase::{self, PhaseInputs};
-use crate::api::{condition, McpServerStatus, PoolStatus, RollbackHold};
+use crate::api::{condition, McpServerStatus, McpStatus, PoolStatus, RollbackHold};
 use crate::remediation::{LastIncident, RemediationStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -36,6 +36,7 @@ pub struct Inputs<'a> {
     pub rollback_hold: Option<RollbackHold>,
     /// The hold's target revision has no ReplicaSet any more.
     pub rollback_target_missing: bool,
+    pub mcp: Option<McpStatus>,
 }
 
 pub fn compute(i: Inputs<'_>) -> McpServerStatus {
@@ -190,6 +191,7 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
         remediation: i.remediation,
         last_incident: i.incident,
         rollback_hold: i.rollback_hold,
+        mcp: i.mcp,
     }
 }
 
@@ -233,6 +235,7 @@ mod tests {
             incident: None,
             rollback_hold: None,
             rollback_target_missing: false,
+            mcp: None,
         }
     }
 

@@ -1,4 +1,5 @@
 //! Pure status logic: observations -> conditions and phase.
 pub mod compute;
 pub mod conditions;
+pub mod mcp;
 pub mod phase;

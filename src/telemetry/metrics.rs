@@ -40,6 +40,12 @@ pub struct ObjectLabels {
     pub name: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct McpFailureLabels {
+    /// `connect`, `timeout`, `http_status` or `protocol`.
+    pub reason: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub reconciles: Family<ResultLabels, Counter>,
@@ -54,6 +60,9 @@ pub struct Metrics {
     pub status_writes: Family<StatusWriteLabels, Counter>,
     pub leader: Gauge,
     pub leader_transitions: Counter,
+    pub mcp_check_duration: Histogram,
+    pub mcp_check_failures: Family<McpFailureLabels, Counter>,
+    pub mcp_wedged_pods: Family<ObjectLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -131,7 +140,28 @@ impl Default for Metrics {
             "Times this replica acquired the leader lease",
             leader_transitions.clone(),
         );
+        let mcp_check_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register(
+            "mcp_check_duration_seconds",
+            "Duration of one MCP check of one pod (connect, session, ping or tools/list)",
+            mcp_check_duration.clone(),
+        );
+        let mcp_check_failures = Family::<McpFailureLabels, Counter>::default();
+        registry.register(
+            "mcp_check_failures",
+            "Failed MCP checks by reason (connect, timeout, http_status, protocol)",
+            mcp_check_failures.clone(),
+        );
+        let mcp_wedged_pods = Family::<ObjectLabels, Gauge>::default();
+        registry.register(
+            "mcp_wedged_pods",
+            "Ready pods of an McpServer whose MCP layer has not answered for health.mcp.unhealthyAfterSeconds",
+            mcp_wedged_pods.clone(),
+        );
         Self {
+            mcp_check_duration,
+            mcp_check_failures,
+            mcp_wedged_pods,
             leader,
             leader_transitions,
             registry,
@@ -173,6 +203,7 @@ impl Metrics {
         };
         self.dependency_up.remove(&labels);
         self.remediation_blocked.remove(&labels);
+        self.mcp_wedged_pods.remove(&labels);
     }
 
     pub fn encode(&self) -> String {

@@ -17,6 +17,20 @@ pub enum WorkloadMode {
     Normal,
     /// Once the database connection is lost, never recover (only a restart heals it).
     Fragile,
+    /// As `Normal` with the database, but after this long the MCP layer stops
+    /// answering while `/healthz` and `/readyz` still pass (see `wedge`).
+    WedgedAfter(Duration),
+}
+
+impl WorkloadMode {
+    /// The name logged and shown by `/readyz`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Fragile => "fragile",
+            Self::WedgedAfter(_) => "wedged-after",
+        }
+    }
 }
 
 /// Validated server configuration.
@@ -42,6 +56,9 @@ pub struct Config {
     pub mcp_path: String,
     pub shutdown_grace: Duration,
     pub mode: WorkloadMode,
+    /// `WEDGE_CLAIM`: with `wedged-after`, only the server that claims this key
+    /// first in the database wedges.
+    pub wedge_claim: Option<String>,
     /// `None` disables Host header validation (the default: the server sits behind a Service).
     pub allowed_hosts: Option<Vec<String>>,
     pub ready_cache: Duration,
@@ -243,14 +260,20 @@ impl Config {
         let mode = match lookup("WORKLOAD_MODE").as_deref().map(str::trim) {
             None | Some("") | Some("normal") => WorkloadMode::Normal,
             Some("fragile") => WorkloadMode::Fragile,
-            Some(other) => {
-                return Err(err(
+            Some(other) => match other.strip_prefix("wedged-after=").map(str::parse::<f64>) {
+                Some(Ok(s)) if s.is_finite() && (0.0..=86400.0).contains(&s) => {
+                    WorkloadMode::WedgedAfter(Duration::from_secs_f64(s))
+                }
+                _ => return Err(err(
                     "WORKLOAD_MODE",
                     Some(other),
-                    "expected \"normal\" or \"fragile\"",
-                ))
-            }
+                    "expected \"normal\", \"fragile\" or \"wedged-after=<seconds>\" (0 to 86400)",
+                )),
+            },
         };
+        let wedge_claim = lookup("WEDGE_CLAIM")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         let allowed_hosts = match lookup("MCP_ALLOWED_HOSTS").as_deref().map(str::trim) {
             None | Some("") | Some("*") => None,
             Some(list) => Some(
@@ -290,6 +313,7 @@ impl Config {
             mcp_path,
             shutdown_grace,
             mode,
+            wedge_claim,
             allowed_hosts,
             ready_cache,
             log_format,
@@ -365,6 +389,8 @@ mod tests {
             ("PORT", "70000"),
             ("SHUTDOWN_GRACE_SECONDS", "NaN"),
             ("WORKLOAD_MODE", "brittle"),
+            ("WORKLOAD_MODE", "wedged-after=-1"),
+            ("WORKLOAD_MODE", "wedged-after=soon"),
             ("MCP_PATH", "mcp"),
         ] {
             let e = parse(&[("DATABASE_URL", URL), (var, val)]).expect_err(var);
@@ -386,6 +412,21 @@ mod tests {
     }
 
     #[test]
+    fn wedged_mode() {
+        let c = parse(&[
+            ("DATABASE_URL", URL),
+            ("WORKLOAD_MODE", "wedged-after=2.5"),
+            ("WEDGE_CLAIM", " run-1 "),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.mode,
+            WorkloadMode::WedgedAfter(Duration::from_millis(2500))
+        );
+        assert_eq!(c.wedge_claim.as_deref(), Some("run-1"));
+    }
+
+    #[test]
     fn explicit_values() {
         let c = parse(&[
             ("DATABASE_URL", "host=localhost user=u password=pw dbname=d"),
@@ -401,6 +442,7 @@ mod tests {
         assert_eq!(c.pool_max_waiting, 12);
         assert_eq!(c.pool_acquire_timeout, Duration::from_millis(500));
         assert_eq!(c.mode, WorkloadMode::Fragile);
+        assert_eq!(c.wedge_claim, None);
         assert_eq!(c.db_password.as_deref(), Some("pw"));
         assert_eq!(
             c.allowed_hosts,

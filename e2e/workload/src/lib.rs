@@ -12,3 +12,4 @@ pub mod redact;
 pub mod report;
 pub mod server;
 pub mod tools;
+pub mod wedge;

@@ -740,7 +740,7 @@ impl Db {
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                     }
-                    WorkloadMode::Normal => {
+                    WorkloadMode::Normal | WorkloadMode::WedgedAfter(_) => {
                         if self.probe().await.is_ok() {
                             tracing::warn!(
                                 event = "database_connection_dropped",

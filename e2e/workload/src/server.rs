@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::pool::{Db, PoolSettings};
 use crate::redact::{RedactingMakeWriter, Redactor};
 use crate::tools::{InFlight, Shared, Workload};
+use crate::wedge::{self, Wedge};
 
 /// Exit code for configuration errors.
 pub const EXIT_CONFIG: i32 = 2;
@@ -97,10 +98,7 @@ pub async fn run(cfg: Config) -> i32 {
             return EXIT_BIND;
         }
     };
-    let mode = match cfg.mode {
-        WorkloadMode::Normal => "normal",
-        WorkloadMode::Fragile => "fragile",
-    };
+    let mode = cfg.mode.name();
     tracing::info!(
         event = "starting",
         listen = %addr,
@@ -145,6 +143,18 @@ pub async fn run(cfg: Config) -> i32 {
         shutting_down.clone(),
         cfg.ready_cache,
         mode,
+    );
+    let wedge = Wedge::new(mcp_ct.child_token());
+    if let WorkloadMode::WedgedAfter(after) = cfg.mode {
+        tokio::spawn(
+            wedge
+                .clone()
+                .arm(after, cfg.wedge_claim.clone(), db.clone()),
+        );
+    }
+    let mcp_service = tower::Layer::layer(
+        &axum::middleware::from_fn_with_state(wedge, wedge::hang_when_wedged),
+        mcp_service,
     );
     let app = health::router(health).nest_service(&cfg.mcp_path, mcp_service);
 

@@ -256,6 +256,42 @@ async fn fragile_mode_stays_broken_while_normal_heals() {
     }
 }
 
+/// `WORKLOAD_MODE=wedged-after`: the MCP layer stops answering while
+/// `/healthz` and `/readyz` keep answering 200; with a shared `WEDGE_CLAIM`
+/// only one of two servers wedges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wedged_mode_hangs_mcp_but_not_the_probes_and_one_claim_wedges_one_server() {
+    if require_pg("wedged_mode").is_none() {
+        return;
+    }
+    let pg = PgCluster::start("wedged");
+    let env = [("WORKLOAD_MODE", "wedged-after=2"), ("WEDGE_CLAIM", "one")];
+    let a = Server::spawn(&pg.url, &env);
+    let b = Server::spawn(&pg.url, &env);
+    a.wait_ready().await;
+    b.wait_ready().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut wedged = 0;
+    for s in [&a, &b] {
+        assert_eq!(s.get("/readyz").await.0, 200, "readiness passes");
+        assert_eq!(s.get("/healthz").await.0, 200, "liveness passes");
+        match mcp_workload::client::connect(&s.mcp_url(), Duration::from_secs(2)).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.contains("timed out"), "{e}");
+                wedged += 1;
+            }
+        }
+    }
+    assert_eq!(wedged, 1, "exactly one server won the claim and wedged");
+    let logs = a.logs().into_iter().chain(b.logs()).collect::<Vec<_>>();
+    assert_eq!(
+        logs.iter().filter(|l| l.contains("\"mcp_wedged\"")).count(),
+        1,
+        "one mcp_wedged log line"
+    );
+}
+
 /// (5) No password in any log line, including connection failures, a
 /// restart, and a configuration error; nor in /metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,6 +6,7 @@ mod props;
 mod rollout;
 mod serde_shape;
 mod table;
+mod wedged;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 

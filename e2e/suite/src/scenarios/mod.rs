@@ -15,9 +15,10 @@ pub mod outage;
 pub mod rollout;
 pub mod soak;
 pub mod specs;
+pub mod wedge;
 
 /// Every scenario: id, name, part of the default run.
-pub const SCENARIOS: [(&str, &str, bool); 17] = [
+pub const SCENARIOS: [(&str, &str, bool); 18] = [
     ("S1", "delete the Postgres pod (grace 0)", true),
     ("S2", "kill -9 postgres in its container", true),
     ("S3", "S1 repeated", true),
@@ -37,6 +38,11 @@ pub const SCENARIOS: [(&str, &str, bool); 17] = [
     ("S13", "network partition from Postgres", true),
     ("S14", "Postgres graceful delete and rollout restart", true),
     ("S15", "S1 with the default McpServer settings", true),
+    (
+        "S16",
+        "one pod's MCP layer wedged (readiness still passes)",
+        true,
+    ),
     (
         "S18",
         "leader frozen (SIGSTOP) during a Postgres outage",
@@ -69,6 +75,7 @@ async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
         "S13" => kill::s13(ctx).await,
         "S14" => kill::s14(ctx).await,
         "S15" => kill::s15(ctx).await,
+        "S16" => wedge::s16(ctx).await,
         "S18" => outage::s18(ctx).await,
         "SOAK" => soak::soak(ctx).await,
         other => anyhow::bail!("unknown scenario {other}"),

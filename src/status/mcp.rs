@@ -1,0 +1,291 @@
+//! `status.mcp` and the `McpResponsive` condition from the MCP checks of the
+//! ready pods. Pure.
+use super::conditions::Desired;
+use crate::api::{condition, McpCheckSpec, McpPodFailure, McpStatus};
+use crate::controller::mcp_prober::PodCheck;
+use crate::mcpcheck::FailureKind;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+/// Failing pods listed in status at most.
+pub const MAX_LISTED: usize = 10;
+/// `lastCheckTime` alone is refreshed no more often than this.
+const CHECK_TIME_REFRESH: SignedDuration = SignedDuration::from_secs(300);
+
+/// A pod is wedged: Ready, and its MCP checks have failed (not to connect)
+/// for `unhealthyAfterSeconds`.
+pub fn wedged(spec: &McpCheckSpec, check: &PodCheck, now: Timestamp) -> bool {
+    check.unresponsive_since().is_some_and(|since| {
+        now.duration_since(since)
+            >= SignedDuration::from_secs(i64::from(spec.unhealthy_after_seconds))
+    })
+}
+
+/// `checks` holds the last check of each Ready pod (pod name, check).
+pub fn compute(
+    spec: &McpCheckSpec,
+    checks: &[(String, PodCheck)],
+    previous: Option<&McpStatus>,
+    now: Timestamp,
+) -> (Option<McpStatus>, Desired) {
+    if !spec.enabled {
+        return (
+            None,
+            Desired::with_status(
+                condition::MCP_RESPONSIVE,
+                "Unknown",
+                "ChecksDisabled",
+                "health.mcp.enabled is false: the operator does not check the MCP layer",
+            ),
+        );
+    }
+    if checks.is_empty() {
+        return (
+            previous.cloned(),
+            Desired::with_status(
+                condition::MCP_RESPONSIVE,
+                "Unknown",
+                "NotChecked",
+                "no ready pod has been checked yet",
+            ),
+        );
+    }
+    let mut st = McpStatus::default();
+    // Facts from the newest passing check.
+    let newest_ok = checks
+        .iter()
+        .filter_map(|(_, c)| c.outcome.as_ref().ok().map(|f| (c.checked_at, f)))
+        .max_by_key(|(t, _)| *t);
+    if let Some((_, f)) = newest_ok {
+        st.server_name = f.server_name.clone();
+        st.server_version = f.server_version.clone();
+        st.protocol_version = f.protocol_version.clone();
+        st.tools = f.tools.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+    } else if let Some(p) = previous {
+        // Nothing answers now: keep what the server last said about itself.
+        st.server_name = p.server_name.clone();
+        st.server_version = p.server_version.clone();
+        st.protocol_version = p.protocol_version.clone();
+        st.tools = p.tools;
+    }
+    let mut failing: Vec<(McpPodFailure, FailureKind)> = Vec::new();
+    for (pod, c) in checks {
+        match &c.outcome {
+            Ok(_) => st.responsive_pods += 1,
+            Err(f) => failing.push((
+                McpPodFailure {
+                    pod: pod.clone(),
+                    reason: f.kind.reason().to_string(),
+                    message: f.detail.clone(),
+                    since: Time(c.failing_since.unwrap_or(c.checked_at)),
+                    wedged: wedged(spec, c, now),
+                },
+                f.kind,
+            )),
+        }
+    }
+    failing.sort_by(|a, b| a.0.since.0.cmp(&b.0.since.0).then(a.0.pod.cmp(&b.0.pod)));
+    st.failing_pod_count = i32::try_from(failing.len()).unwrap_or(i32::MAX);
+    st.failing_pods = failing
+        .iter()
+        .take(MAX_LISTED)
+        .map(|(f, _)| f.clone())
+        .collect();
+    let newest = checks.iter().map(|(_, c)| c.checked_at).max();
+    st.last_check_time = newest.map(Time);
+    // Keep the previous time while nothing else changed and it is recent.
+    if let Some(p) = previous {
+        let same = McpStatus {
+            last_check_time: p.last_check_time.clone(),
+            ..st.clone()
+        } == *p;
+        let recent = p
+            .last_check_time
+            .as_ref()
+            .zip(newest)
+            .is_some_and(|(t, n)| n.duration_since(t.0) < CHECK_TIME_REFRESH);
+        if same && recent {
+            st.last_check_time = p.last_check_time.clone();
+        }
+    }
+
+    let total = checks.len();
+    let how = if spec.list_tools {
+        "tools/list"
+    } else {
+        "ping"
+    };
+    let cond = if failing.is_empty() {
+        let who = match (&st.server_name, &st.server_version) {
+            (Some(n), Some(v)) => format!("; {n} {v}"),
+            (Some(n), None) => format!("; {n}"),
+            _ => String::new(),
+        };
+        let proto = st
+            .protocol_version
+            .as_deref()
+            .map(|v| format!(", protocol {v}"))
+            .unwrap_or_default();
+        Desired::new(
+            condition::MCP_RESPONSIVE,
+            true,
+            "Responsive",
+            format!("{total}/{total} ready pods answer MCP ({how}){who}{proto}"),
+        )
+    } else {
+        let detail = failing
+            .iter()
+            .take(3)
+            .map(|(f, _)| format!("{}: {} ({})", f.pod, f.message, f.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let n = failing.len();
+        if failing.iter().all(|(_, k)| *k == FailureKind::Connect) {
+            Desired::with_status(
+                condition::MCP_RESPONSIVE,
+                "Unknown",
+                "Unreachable",
+                format!(
+                    "the operator cannot connect to {n}/{total} ready pods, so it cannot tell whether they answer MCP: \
+                     a NetworkPolicy must let the operator's pods reach the MCP port (see the chart's networkPolicy values); {detail}"
+                ),
+            )
+        } else if failing.iter().any(|(f, _)| f.wedged) {
+            let w = failing.iter().filter(|(f, _)| f.wedged).count();
+            Desired::new(
+                condition::MCP_RESPONSIVE,
+                false,
+                "Wedged",
+                format!(
+                    "{w}/{total} ready pods have not answered MCP for {} s while their readiness probe passes; remediation treats them as unhealthy; {detail}",
+                    spec.unhealthy_after_seconds
+                ),
+            )
+        } else {
+            Desired::new(
+                condition::MCP_RESPONSIVE,
+                false,
+                "NotResponding",
+                format!("{n}/{total} ready pods fail the MCP check ({how}); {detail}"),
+            )
+        }
+    };
+    (Some(st), cond)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcpcheck::{Facts, Failure};
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn ok(at: i64, tools: Option<u32>) -> PodCheck {
+        PodCheck {
+            checked_at: t(at),
+            outcome: Ok(Facts {
+                server_name: Some("notes".into()),
+                server_version: Some("1.0".into()),
+                protocol_version: Some("2025-11-25".into()),
+                tools,
+            }),
+            failing_since: None,
+        }
+    }
+
+    fn failing(kind: FailureKind, since: i64, at: i64) -> PodCheck {
+        PodCheck {
+            checked_at: t(at),
+            outcome: Err(Failure {
+                kind,
+                detail: "no answer to initialize within 3000 ms".into(),
+            }),
+            failing_since: Some(t(since)),
+        }
+    }
+
+    fn spec() -> McpCheckSpec {
+        McpCheckSpec::default()
+    }
+
+    #[test]
+    fn all_answering_is_responsive_with_the_servers_facts() {
+        let checks = vec![("a".into(), ok(0, Some(4))), ("b".into(), ok(5, Some(4)))];
+        let (st, c) = compute(&spec(), &checks, None, t(6));
+        let st = st.expect("status");
+        assert_eq!(c.status, "True");
+        assert_eq!(st.tools, Some(4));
+        assert_eq!(st.responsive_pods, 2);
+        assert_eq!(st.last_check_time, Some(Time(t(5))));
+        assert!(c.message.contains("2/2"), "{}", c.message);
+    }
+
+    #[test]
+    fn failing_then_wedged_after_the_deadline() {
+        let checks = vec![
+            ("a".into(), ok(100, None)),
+            ("b".into(), failing(FailureKind::Timeout, 80, 100)),
+        ];
+        let (st, c) = compute(&spec(), &checks, None, t(100));
+        assert_eq!((c.status, c.reason.as_str()), ("False", "NotResponding"));
+        let st = st.expect("status");
+        assert_eq!(st.failing_pod_count, 1);
+        assert!(!st.failing_pods[0].wedged, "20 s < 30 s");
+        let (st, c) = compute(&spec(), &checks, None, t(110));
+        assert_eq!((c.status, c.reason.as_str()), ("False", "Wedged"));
+        assert!(st.expect("status").failing_pods[0].wedged);
+    }
+
+    #[test]
+    fn connect_failures_only_are_unknown_not_wedged() {
+        let checks = vec![("a".into(), failing(FailureKind::Connect, 0, 100))];
+        let (st, c) = compute(&spec(), &checks, None, t(100));
+        assert_eq!((c.status, c.reason.as_str()), ("Unknown", "Unreachable"));
+        assert!(c.message.contains("networkPolicy"), "{}", c.message);
+        assert!(!st.expect("status").failing_pods[0].wedged);
+    }
+
+    #[test]
+    fn the_failing_list_is_bounded() {
+        let checks: Vec<(String, PodCheck)> = (0..25)
+            .map(|i| (format!("p{i:02}"), failing(FailureKind::Timeout, i, 100)))
+            .collect();
+        let (st, _) = compute(&spec(), &checks, None, t(100));
+        let st = st.expect("status");
+        assert_eq!(st.failing_pods.len(), MAX_LISTED);
+        assert_eq!(st.failing_pod_count, 25);
+        assert_eq!(st.failing_pods[0].pod, "p00", "longest failing first");
+    }
+
+    #[test]
+    fn check_time_alone_does_not_rewrite_status_for_five_minutes() {
+        let (first, _) = compute(&spec(), &[("a".into(), ok(0, None))], None, t(0));
+        let (st, _) = compute(
+            &spec(),
+            &[("a".into(), ok(60, None))],
+            first.as_ref(),
+            t(60),
+        );
+        assert_eq!(st, first, "only the check time moved: unchanged status");
+        let (st, _) = compute(
+            &spec(),
+            &[("a".into(), ok(301, None))],
+            first.as_ref(),
+            t(301),
+        );
+        assert_eq!(st.and_then(|s| s.last_check_time), Some(Time(t(301))));
+    }
+
+    #[test]
+    fn disabled_checks_say_so() {
+        let spec = McpCheckSpec {
+            enabled: false,
+            ..McpCheckSpec::default()
+        };
+        let (st, c) = compute(&spec, &[], None, t(0));
+        assert!(st.is_none());
+        assert_eq!((c.status, c.reason.as_str()), ("Unknown", "ChecksDisabled"));
+    }
+}
