@@ -134,6 +134,11 @@ pub fn transition_events(prev: &McpServerStatus, next: &McpServerStatus) -> Vec<
                 "Reconcile",
                 c.message.clone(),
             )),
+            (condition::MCP_RESPONSIVE, "False") => events.push(PendingEvent::warning(
+                &c.reason,
+                "CheckMcp",
+                c.message.clone(),
+            )),
             (condition::POOL_BUDGET_EXCEEDED, "True") => events.push(PendingEvent::warning(
                 "PoolBudgetExceeded",
                 "Reconcile",

@@ -39,10 +39,10 @@ const WINDOW_S: f64 = 110.0;
 
 fn render(name: &str, claim: &str, checks: bool) -> Result<PathBuf> {
     let text = std::fs::read_to_string(manifest("mcpserver-wedged.yaml"))?
-        .replace("NAME", name)
-        .replace("CLAIM", claim)
-        .replace("MCP_CHECKS", if checks { "true" } else { "false" })
-        .replace("WEDGE_AFTER", &WEDGE_AFTER_S.to_string());
+        .replace("__NAME__", name)
+        .replace("__CLAIM__", claim)
+        .replace("__MCP_CHECKS__", if checks { "true" } else { "false" })
+        .replace("__WEDGE_AFTER__", &WEDGE_AFTER_S.to_string());
     let dir = std::env::temp_dir().join("mcp-e2e-s16");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{name}.yaml"));
