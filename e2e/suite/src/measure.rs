@@ -324,22 +324,8 @@ pub const WITHIN_AFTER_KILL_S: f64 = 10.0;
 
 /// S1/S2/S3/S14/S15: served again soon after Postgres is, and soon after the kill.
 pub fn kill_thresholds(first_success_s: Option<f64>, pg_ready_s: Option<f64>) -> Vec<Threshold> {
-    let after_pg = match (first_success_s, pg_ready_s) {
-        (Some(f), Some(p)) => Some(((f - p) * 1000.0).round() / 1000.0),
-        _ => None,
-    };
     vec![
-        Threshold::at_most(
-            "first success after Postgres ready",
-            after_pg,
-            SLACK_AFTER_PG_READY_S,
-            "s",
-            format!(
-                "first success {} s - Postgres ready {} s",
-                fmt(first_success_s),
-                fmt(pg_ready_s)
-            ),
-        ),
+        after_pg_threshold(first_success_s, pg_ready_s, SLACK_AFTER_PG_READY_S, ""),
         Threshold::at_most(
             "first success after the kill",
             first_success_s,
@@ -348,6 +334,33 @@ pub fn kill_thresholds(first_success_s: Option<f64>, pg_ready_s: Option<f64>) ->
             "the seeds' target",
         ),
     ]
+}
+
+/// Name of the threshold relative to Postgres ready.
+pub const AFTER_PG_READY: &str = "first success after Postgres ready";
+
+/// First success at most `slack` after Postgres was ready.
+pub fn after_pg_threshold(
+    first_success_s: Option<f64>,
+    pg_ready_s: Option<f64>,
+    slack: f64,
+    why: &str,
+) -> Threshold {
+    let after_pg = match (first_success_s, pg_ready_s) {
+        (Some(f), Some(p)) => Some(((f - p) * 1000.0).round() / 1000.0),
+        _ => None,
+    };
+    Threshold::at_most(
+        AFTER_PG_READY,
+        after_pg,
+        slack,
+        "s",
+        format!(
+            "first success {} s - Postgres ready {} s{why}",
+            fmt(first_success_s),
+            fmt(pg_ready_s)
+        ),
+    )
 }
 
 /// S4/S6: a pool that cannot heal itself is healed by the operator within
