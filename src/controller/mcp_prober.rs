@@ -6,7 +6,7 @@
 //! point of the first period, so many servers spread out instead of bursting;
 //! at most `CONCURRENCY` checks are in flight across all McpServers, so 1,000
 //! servers cannot flood the operator (checks wait their turn instead).
-use crate::api::{McpServer, Transport};
+use crate::api::McpServer;
 use crate::builders::labels;
 use crate::mcpcheck::{Checker, FailureKind, Outcome, Target};
 use crate::telemetry::metrics::{McpFailureLabels, Metrics};
@@ -163,14 +163,11 @@ pub fn plan(servers: &[Arc<McpServer>], pods: &[Arc<Pod>]) -> Vec<Planned> {
                 ip.to_string()
             };
             let addr = format!("{host}:{}", m.spec.port);
-            let path = match m.spec.transport {
-                Transport::StreamableHttp | Transport::Sse => m.spec.path.as_str(),
-            };
             out.push(Planned {
                 key: pod_key(p),
                 server: ObjectRef::from_obj(m.as_ref()),
                 target: Target {
-                    url: format!("http://{addr}{path}"),
+                    url: format!("http://{addr}{}", m.spec.path),
                     addr,
                     transport: m.spec.transport,
                     timeout,

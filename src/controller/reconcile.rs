@@ -74,7 +74,7 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
             .map_err(Error::Status)?;
         ctx.metrics.status_written("report");
     }
-    record_metrics(ctx, &ns, mcp, &observed, &plan);
+    record_metrics(ctx, &ns, mcp, &observed, &plan, now);
     report::publish(ctx, mcp, events).await;
 
     let mut requeue = plan.remediation.requeue_after.unwrap_or(RESYNC).min(RESYNC);
@@ -96,6 +96,7 @@ fn record_metrics(
     mcp: &McpServer,
     obs: &observe::Observed,
     plan: &decide::Plan,
+    now: Timestamp,
 ) {
     let labels = ObjectLabels {
         namespace: ns.to_string(),
@@ -111,6 +112,15 @@ fn record_metrics(
         .remediation_blocked
         .get_or_create(&labels)
         .set(i64::from(plan.remediation.blocked));
+    let wedged = obs
+        .mcp_checks
+        .iter()
+        .filter(|(_, c)| crate::status::mcp::wedged(&mcp.spec.health.mcp, c, now))
+        .count();
+    ctx.metrics
+        .mcp_wedged_pods
+        .get_or_create(&labels)
+        .set(i64::try_from(wedged).unwrap_or(i64::MAX));
     if let Some(secs) = plan.remediation.incident_resolved_seconds {
         ctx.metrics.incident_duration.observe(secs as f64);
     }

@@ -521,10 +521,15 @@ impl Ctx {
                     timeout.as_secs_f64()
                 )
             })??;
+        self.wait_pods_ready(name, Duration::from_secs(60)).await
+    }
+
+    /// All `DESIRED` pods of the McpServer ready, none terminating.
+    pub async fn wait_pods_ready(&self, name: &str, timeout: Duration) -> Result<()> {
         let sel = server_sel(name);
         eventually(
             &format!("{DESIRED} ready pods of {name}"),
-            Duration::from_secs(60),
+            timeout,
             Duration::from_millis(500),
             || async { Ok(pods_ready(&self.pods(NS, &sel).await?, DESIRED).then_some(())) },
         )

@@ -159,6 +159,20 @@ impl Run {
     pub fn finish(&mut self) {
         self.passed = self.checks.iter().all(|c| c.ok) && self.thresholds.iter().all(|t| t.ok);
     }
+
+    /// A number the disruption recorded in `info` (a unix ms time, say).
+    pub fn info_u64(&self, key: &str) -> Option<u64> {
+        self.info.get(key).and_then(|v| v.as_u64())
+    }
+
+    /// A string the disruption recorded in `info` ("" when absent).
+    pub fn info_str(&self, key: &str) -> String {
+        self.info
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
 }
 
 /// A scenario: its runs and the thresholds over all of them (S3's p95).

@@ -7,7 +7,7 @@
 //! later replacement, stay normal. That turns one pod of a pool wedged, which
 //! a pod template shared by all replicas could not otherwise express.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pool::Db;
 
-const SERVING: u8 = 0;
-const WEDGED: u8 = 1;
-
 /// Whether the MCP layer hangs.
 pub struct Wedge {
-    state: AtomicU8,
+    wedged: AtomicBool,
     /// Cancelled at shutdown, so hung requests end and the server can stop.
     stop: CancellationToken,
 }
@@ -32,17 +29,13 @@ pub struct Wedge {
 impl Wedge {
     pub fn new(stop: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
-            state: AtomicU8::new(SERVING),
+            wedged: AtomicBool::new(false),
             stop,
         })
     }
 
     pub fn is_wedged(&self) -> bool {
-        self.state.load(Ordering::SeqCst) == WEDGED
-    }
-
-    fn set_wedged(&self) {
-        self.state.store(WEDGED, Ordering::SeqCst);
+        self.wedged.load(Ordering::SeqCst)
     }
 
     /// After `after`, wedge (if `claim` is set, only when this server wins it).
@@ -67,7 +60,7 @@ impl Wedge {
             },
         };
         if won {
-            self.set_wedged();
+            self.wedged.store(true, Ordering::SeqCst);
             tracing::warn!(
                 event = "mcp_wedged",
                 after_s = after.as_secs_f64(),

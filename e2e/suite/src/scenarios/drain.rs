@@ -102,13 +102,7 @@ pub async fn s5(ctx: &Ctx) -> Result<Scenario> {
                 });
                 d.marks.push(Mark::other(format!("evict {}", i + 1), t));
             }
-            eventually(
-                "all replicas ready after the drain",
-                Duration::from_secs(90),
-                Duration::from_millis(500),
-                || async { Ok(pods_ready(&ctx.pods(NS, &sel).await?, DESIRED).then_some(())) },
-            )
-            .await?;
+            ctx.wait_pods_ready(NOTES, Duration::from_secs(90)).await?;
             d.end_ms = Some(d.marks.last().map_or(t0, |mk| mk.t_ms));
             d.info.insert("evictions".into(), json!(results));
             Ok(d)

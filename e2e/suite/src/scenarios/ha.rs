@@ -157,10 +157,6 @@ pub async fn restart_daemon(daemon: &str, d: &mut Disruption) -> Result<()> {
     Ok(())
 }
 
-fn info_ms(run: &Run, key: &str) -> Option<u64> {
-    run.info.get(key).and_then(|v| v.as_u64())
-}
-
 /// The HA checks on top of S4's: writes by a non-holder and duplicate
 /// evictions from the audit log, operator restarts, and per fault the takeover
 /// time, the frozen leader's writes after it resumed, or the convergence after
@@ -222,13 +218,8 @@ pub fn ha_checks(
     ));
     match fault {
         Fault::FreezeLeader => {
-            let frozen = run
-                .info
-                .get("frozen_pod")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string();
-            let t_stop = info_ms(run, "t_stop_ms").unwrap_or(t0);
+            let frozen = run.info_str("frozen_pod");
+            let t_stop = run.info_u64("t_stop_ms").unwrap_or(t0);
             let takeover = m::takeover_after(leases, t_stop, &frozen);
             let takeover_s = m::secs(takeover, t_stop);
             run.info.insert("takeover_s".into(), json!(takeover_s));
@@ -239,7 +230,7 @@ pub fn ha_checks(
                 "s",
                 "lease duration + 2 retry periods (+20 % jitter)",
             ));
-            let t_cont = info_ms(run, "t_cont_ms");
+            let t_cont = run.info_u64("t_cont_ms");
             run.check(
                 "the frozen leader was resumed",
                 t_cont.is_some(),
@@ -257,7 +248,7 @@ pub fn ha_checks(
             ));
         }
         Fault::Restart(daemon) => {
-            let t_back = info_ms(run, "t_back_ms").unwrap_or(u64::MAX);
+            let t_back = run.info_u64("t_back_ms").unwrap_or(u64::MAX);
             let ready = m::holds_through_end(obj_hist, t_back, u64::MAX, |s| {
                 s.values().any(|o| o.condition_is("Ready", "True"))
             });

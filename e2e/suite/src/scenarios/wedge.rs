@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use serde_json::json;
 
-use crate::cluster::{eventually, log, manifest, server_sel, Ctx, DB_NS, DESIRED, NS, PG_POD};
-use crate::measure::{self as m, pods_ready};
+use crate::cluster::{eventually, log, manifest, server_sel, Ctx, DB_NS, NS, PG_POD};
+use crate::measure as m;
 use crate::model::{Mark, Scenario, Threshold};
 use crate::run::{measured_run, Disruption};
 use mcp_workload::client::now_ms;
@@ -148,14 +148,7 @@ pub async fn s16(ctx: &Ctx) -> Result<Scenario> {
                 d.marks.push(Mark::other("evicted", t));
                 d.info.insert("t_evicted_ms".into(), json!(t));
             }
-            let sel = server_sel(SERVER);
-            eventually(
-                "3 ready pods after the eviction",
-                Duration::from_secs(90),
-                Duration::from_millis(500),
-                || async { Ok(pods_ready(&ctx.pods(NS, &sel).await?, DESIRED).then_some(())) },
-            )
-            .await?;
+            ctx.wait_pods_ready(SERVER, Duration::from_secs(90)).await?;
             let t_ready = now_ms();
             d.marks.push(Mark::other("replaced", t_ready));
             d.info.insert("t_replaced_ms".into(), json!(t_ready));
@@ -166,16 +159,10 @@ pub async fn s16(ctx: &Ctx) -> Result<Scenario> {
     .await?;
     let mut run = measured.run;
     let t0 = run.kill_unix_ms;
-    let info_ms = |k: &str| run.info.get(k).and_then(|v| v.as_u64());
-    let holder = run
-        .info
-        .get("wedged_pod")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
-    let t_wedged = info_ms("t_wedged_ms");
-    let t_evicted = info_ms("t_evicted_ms");
-    let t_replaced = info_ms("t_replaced_ms");
+    let holder = run.info_str("wedged_pod");
+    let t_wedged = run.info_u64("t_wedged_ms");
+    let t_evicted = run.info_u64("t_evicted_ms");
+    let t_replaced = run.info_u64("t_replaced_ms");
     run.check(
         "the wedged pod was one of the pool's Ready pods, wedged after the baseline",
         originals.contains(&holder) && t_wedged.is_some_and(|t| t > t0),
