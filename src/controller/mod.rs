@@ -159,7 +159,7 @@ pub async fn run(
             ctx.metrics.clone(),
         );
         async move {
-            let _ = pods.wait_until_ready().await;
+            stores::wait_listed(&pods).await;
             mcp_prober::run(servers, pods, verdicts, metrics, wake_tx).await
         }
     });

@@ -68,27 +68,38 @@ pub fn new() -> (Stores, Writers) {
     )
 }
 
+/// Has this cache had its first full list? Never waits.
+pub fn listed<K: Resource<DynamicType = ()> + Clone>(s: &Store<K>) -> bool {
+    s.wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
+}
+
+/// Wait until `s` has its first full list. Polled, never `Store::wait_until_ready`
+/// held across an await: that future keeps one waker (a oneshot's), and every
+/// other poll of it, such as [`listed`] from a reconcile, replaces it, so a
+/// long-lived waiter can sleep for ever (the MCP prober did, after a leader
+/// change, and never checked a pod).
+pub async fn wait_listed<K: Resource<DynamicType = ()> + Clone>(s: &Store<K>) {
+    while !listed(s) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 impl Stores {
     /// Has every cache had its first full list?
     pub fn is_ready(&self) -> bool {
-        fn ready<K: Resource<DynamicType = ()> + Clone>(s: &Store<K>) -> bool {
-            s.wait_until_ready()
-                .now_or_never()
-                .is_some_and(|r| r.is_ok())
-        }
-        ready(&self.deployments)
-            && ready(&self.services)
-            && ready(&self.pdbs)
-            && ready(&self.hpas)
-            && ready(&self.pods)
-            && ready(&self.replica_sets)
-            && ready(&self.endpoint_slices)
+        listed(&self.deployments)
+            && listed(&self.services)
+            && listed(&self.pdbs)
+            && listed(&self.hpas)
+            && listed(&self.pods)
+            && listed(&self.replica_sets)
+            && listed(&self.endpoint_slices)
     }
 
     /// Wait (bounded) until every cache has its first full list, so a reconcile never
-    /// mistakes "not listed yet" for "absent". Polled: `Store::wait_until_ready`
-    /// wakes only one of several concurrent waiters (seen with two reconciles at
-    /// start-up: the second slept until its timeout).
+    /// mistakes "not listed yet" for "absent". Polled, see [`wait_listed`].
     pub async fn ready(&self, within: Duration) -> bool {
         let start = tokio::time::Instant::now();
         loop {
@@ -264,4 +275,30 @@ pub fn from_objects(objects: impl IntoIterator<Item = serde_json::Value>) -> Sto
     done(&mut w.replica_sets);
     done(&mut w.endpoint_slices);
     stores
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A waiter must wake on the first list even when something else polled the
+    /// store's readiness in between (which steals `wait_until_ready`'s one waker).
+    #[tokio::test]
+    async fn wait_listed_wakes_after_other_polls() {
+        let (store, mut writer) = reflector::store::<Pod>();
+        let waiter = tokio::spawn({
+            let store = store.clone();
+            async move { wait_listed(&store).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for _ in 0..3 {
+            assert!(!listed(&store));
+        }
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let woke = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert!(matches!(woke, Ok(Ok(()))), "waiter never woke: {woke:?}");
+        assert!(listed(&store));
+    }
 }

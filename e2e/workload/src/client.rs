@@ -734,7 +734,10 @@ async fn verify_worker(
         let next = queue.lock().ok().and_then(|mut q| q.pop());
         let Some(ack) = next else { break };
         let mut verdict = Verdict::Unverified;
-        loop {
+        // Past the deadline the rest count as unverified without a call: a server
+        // that never answers would otherwise cost a call timeout per write (S16
+        // once spent 45 minutes here).
+        while std::time::Instant::now() < deadline {
             match session.call("get_note", json!({"key": ack.key})).await {
                 Outcome::Ok(v) => {
                     let found = v.get("found").and_then(Value::as_bool).unwrap_or(false);
@@ -747,9 +750,6 @@ async fn verify_worker(
                     break;
                 }
                 Outcome::Err { retry_after_ms, .. } => {
-                    if std::time::Instant::now() >= deadline {
-                        break;
-                    }
                     let wait = Duration::from_millis(retry_after_ms.unwrap_or(200).clamp(50, 2000));
                     tokio::time::sleep(wait).await;
                 }
@@ -989,5 +989,41 @@ mod tests {
             last.is_some_and(|t| (280..400).contains(&t)),
             "last call sent at +{last:?} ms"
         );
+    }
+
+    /// A server that accepts connections and never answers: read-back gives up
+    /// at its deadline and counts every write unverified, instead of spending a
+    /// call timeout on each one.
+    #[tokio::test]
+    async fn verify_stops_at_its_deadline_against_a_silent_server() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                conns.push(c);
+            }
+        });
+        let mut o = LoadOptions::new(format!("http://127.0.0.1:{port}/mcp"));
+        o.concurrency = 4;
+        o.call_timeout = Duration::from_secs(1);
+        o.verify_timeout = Duration::from_millis(300);
+        let acks: Vec<Ack> = (0..40)
+            .map(|i| Ack {
+                key: format!("k{i}"),
+                value: "v".into(),
+                acked_unix_ms: 0,
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let (lost, unverified, _) = verify(&Arc::new(o), acks).await;
+        let took = started.elapsed();
+        held.abort();
+        assert_eq!((lost, unverified), (0, 40));
+        // One call timeout past the deadline at most (plus the sessions' close);
+        // a call per write would take 40 / 4 x 1 s = 10 s.
+        assert!(took < Duration::from_secs(5), "verify took {took:?}");
     }
 }
