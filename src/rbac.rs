@@ -30,6 +30,8 @@ pub const RULES: &[Rule] = &[
     ("discovery.k8s.io", "endpointslices", &["list", "watch"]),
     // Remediation.
     ("", "pods/eviction", &["create"]),
+    // The readiness gate `mcp.operator.dev/healthy` (a pod condition).
+    ("", "pods/status", &["patch"]),
     // Events (events.k8s.io/v1; a series is patched).
     ("events.k8s.io", "events", &["create", "patch"]),
 ];

@@ -19,3 +19,6 @@ pub mod condition {
     pub const DISRUPTION_BUDGET: &str = "DisruptionBudget";
     pub const MCP_RESPONSIVE: &str = "McpResponsive";
 }
+
+/// The pod readiness gate (a pod condition type) the operator sets.
+pub const READINESS_GATE: &str = "mcp.operator.dev/healthy";

@@ -344,6 +344,32 @@ pub struct HealthSpec {
     /// The operator's own MCP checks of every ready pod.
     #[serde(default)]
     pub mcp: McpCheckSpec,
+    /// The pod readiness gate the operator sets.
+    #[serde(default)]
+    pub readiness_gate: ReadinessGateSpec,
+}
+
+/// Pods carry the readiness gate `mcp.operator.dev/healthy` and the operator
+/// sets it: False for a pod whose MCP layer is wedged (while a sibling still
+/// answers) and for a pod it is about to evict, True otherwise. A pod is in the
+/// Service only while its containers are ready and the gate is True, so the
+/// container probe can answer "can this process serve" and keep a pod in the
+/// Service through a database outage every pod shares, while the operator takes
+/// out the individual pods only it can see are bad. A new pod becomes Ready once
+/// the operator has set the gate (one reconcile after the pod appears); while no
+/// operator runs, existing pods keep their gate and new ones wait. Changing this
+/// rolls the pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessGateSpec {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for ReadinessGateSpec {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// MCP checks by the operator: a fresh session per ready pod (initialize,

@@ -6,8 +6,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, SecretKeySelector, SecurityContext, SleepAction,
+    HTTPGetAction, Lifecycle, LifecycleHandler, PodReadinessGate, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, SleepAction,
     TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -73,6 +73,11 @@ pub fn pod_template(mcp: &McpServer) -> PodTemplateSpec {
             node_selector: (!o.node_selector.is_empty()).then(|| o.node_selector.clone()),
             tolerations: (!o.tolerations.is_empty()).then(|| o.tolerations.clone()),
             affinity: o.affinity.clone(),
+            readiness_gates: mcp.spec.health.readiness_gate.enabled.then(|| {
+                vec![PodReadinessGate {
+                    condition_type: crate::api::READINESS_GATE.into(),
+                }]
+            }),
             priority_class_name: o.priority_class_name.clone(),
             image_pull_secrets: (!o.image_pull_secrets.is_empty())
                 .then(|| o.image_pull_secrets.clone()),

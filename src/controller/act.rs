@@ -103,7 +103,10 @@ pub async fn act(ctx: &Context, mcp: &McpServer, plan: &Plan) -> Result<Acted> {
     let ns = mcp.namespace().ok_or(Error::NoNamespace)?;
     let name = mcp.name_any();
     let mut out = Acted::default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     if !plan.acts() {
+        // Gate changes alone (a pod appeared, a wedge began or ended).
+        set_gates(ctx, &pods, plan, &mut out).await;
         return Ok(out);
     }
     let prev = mcp.status.clone().unwrap_or_default();
@@ -150,11 +153,46 @@ pub async fn act(ctx: &Context, mcp: &McpServer, plan: &Plan) -> Result<Acted> {
     )
     .await?;
 
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // Out of the Service first, then evicted.
+    set_gates(ctx, &pods, plan, &mut out).await;
     for ev in &plan.remediation.evictions {
         evict(&pods, ev, &mut out).await;
     }
     Ok(out)
+}
+
+/// Set each pod's readiness gate. A failure (the pod went, a conflict) is logged
+/// and retried by the next reconcile, which sees the pod's conditions again;
+/// an eviction goes ahead regardless: the gate only shortens its disruption.
+async fn set_gates(ctx: &Context, pods: &Api<Pod>, plan: &Plan, out: &mut Acted) {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    for g in &plan.gates {
+        let patch = g.patch(now);
+        match pods
+            .patch_status(&g.pod, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+        {
+            Ok(_) => {
+                ctx.metrics.child_writes("PodReadinessGate", g.reason);
+                if !g.healthy {
+                    tracing::info!(pod = %g.pod, reason = g.reason, "readiness gate False: out of the Service");
+                    out.events.push(PendingEvent::normal(
+                        "PodGatedOut",
+                        "SetReadinessGate",
+                        format!(
+                            "{} taken out of the Service ({}): {}",
+                            g.pod, g.reason, g.message
+                        ),
+                    ));
+                }
+            }
+            Err(e) => tracing::warn!(
+                pod = %g.pod,
+                error = %crate::redact::redact(&e.to_string()),
+                "cannot set the readiness gate"
+            ),
+        }
+    }
 }
 
 /// One eviction; its outcome becomes an Event before the next one is tried. A

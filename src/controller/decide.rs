@@ -2,6 +2,7 @@
 //! Pure: no client, no clock (the time comes in), so every branch is unit-tested.
 use super::apply::{self, WriteReason};
 use super::error::Result;
+use super::gate;
 use super::observe::{self, Observed};
 use super::remediate::{self, Remediation};
 use crate::api::{condition, McpServer, McpStatus, PoolStatus, RollbackHold};
@@ -57,6 +58,8 @@ pub struct Plan {
     /// Conditions known before acting (config, connection budget, disruption
     /// budget, remediation, dependency, MCP checks).
     pub conditions: Vec<Desired>,
+    /// Readiness-gate conditions to set on pods (before any eviction).
+    pub gates: Vec<gate::GateChange>,
     /// `status.mcp`.
     pub mcp: Option<McpStatus>,
 }
@@ -69,6 +72,11 @@ impl Plan {
             || self.pdb.is_write()
             || self.hpa.is_write()
             || !self.remediation.evictions.is_empty()
+    }
+
+    /// Anything to write that needs no remediation memory stored first.
+    pub fn touches_pods(&self) -> bool {
+        !self.gates.is_empty()
     }
 }
 
@@ -275,7 +283,13 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
             Change::Keep,
         )
     };
+    let gates = if mcp.spec.health.readiness_gate.enabled {
+        gate::decide(mcp, obs, &remediation.evictions, now)
+    } else {
+        Vec::new()
+    };
     Ok(Plan {
+        gates,
         pool: budget.map(|b| b.status),
         rollback_target_missing,
         config_valid,

@@ -6,6 +6,7 @@ pub mod decide;
 pub mod dependency;
 pub mod drift;
 pub mod error;
+pub mod gate;
 pub mod mcp_prober;
 pub mod observe;
 pub mod prober;

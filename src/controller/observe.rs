@@ -10,7 +10,7 @@ use crate::builders::labels;
 use crate::remediation::DependencyObs;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodTemplateSpec, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 
@@ -97,11 +97,20 @@ pub fn template_of(rss: &[ReplicaSet], hash: &str) -> Option<PodTemplateSpec> {
     Some(tpl)
 }
 
+/// Are the pod's containers ready (the kubelet's verdict)? Not the pod's Ready
+/// condition: that one also includes our readiness gate, and what the gate is
+/// decided from must not depend on the gate. Falls back to Ready for pods
+/// without ContainersReady.
 pub fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    readiness_condition(p).is_some_and(|c| c.status == "True")
+}
+
+/// The condition [`pod_ready`] reads: ContainersReady, else Ready.
+pub fn readiness_condition(p: &Pod) -> Option<&PodCondition> {
+    let cs = p.status.as_ref()?.conditions.as_ref()?;
+    cs.iter()
+        .find(|c| c.type_ == "ContainersReady")
+        .or_else(|| cs.iter().find(|c| c.type_ == "Ready"))
 }
 
 pub fn is_terminating(p: &Pod) -> bool {

@@ -62,12 +62,11 @@ pub fn policy(mcp: &McpServer) -> Policy {
     .sanitized()
 }
 
-/// Per-pod facts the engine needs; the Ready condition's transition time is when it became (un)ready.
+/// Per-pod facts the engine needs; the readiness condition's transition time (see
+/// [`observe::readiness_condition`]) is when it became (un)ready.
 pub fn pod_obs(p: &Pod) -> PodObs {
     let st = p.status.as_ref();
-    let ready_cond = st
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    let ready_cond = observe::readiness_condition(p);
     let containers = st.and_then(|s| s.container_statuses.as_ref());
     let restart_count = containers
         .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))

@@ -34,6 +34,8 @@ pub const PG_POD: &str = "postgres-0";
 pub const NOTES: &str = "notes";
 pub const FRAGILE: &str = "notes-fragile";
 pub const DEFAULTS: &str = "notes-defaults";
+/// `notes` with the database in readiness and no readiness gate (S19).
+pub const DBREADY: &str = "notes-dbready";
 pub const DESIRED: usize = 3;
 pub const ACTION_EVENT_REASONS: [&str; 3] = ["PodEvicted", "RolloutRolledBack", "RolledBack"];
 

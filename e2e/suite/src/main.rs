@@ -43,6 +43,9 @@ pub struct Opts {
     /// S3: number of kills (its p95 needs at least 20)
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
     pub repeat: u32,
+    /// S19: number of kills of the database-in-readiness variant
+    #[arg(long = "compare-repeat", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub compare_repeat: u32,
     /// SOAK: number of kills (S1 and S2 alternately)
     #[arg(long = "soak-runs", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub soak_runs: u32,

@@ -318,14 +318,24 @@ pub fn percentile(values: &[Option<f64>], p: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-/// Limits of the recovery thresholds (seconds).
+/// Limits of the recovery thresholds (seconds). With the database in
+/// readiness (S14, S15's basis, S19) every pod leaves the Service in the outage
+/// and must pass its probe again after it:
 pub const SLACK_AFTER_PG_READY_S: f64 = 2.5;
+/// With process readiness and the operator's gate (S1-S3) the pods stay in the
+/// Service and the pool's reconnect (backoff ≤ 500 ms in `notes`) is what is left.
+pub const GATED_AFTER_PG_READY_S: f64 = 1.0;
 pub const WITHIN_AFTER_KILL_S: f64 = 10.0;
 
-/// S1/S2/S3/S14/S15: served again soon after Postgres is, and soon after the kill.
-pub fn kill_thresholds(first_success_s: Option<f64>, pg_ready_s: Option<f64>) -> Vec<Threshold> {
+/// S1/S2/S3/S14/S15: served again at most `slack` after Postgres is, and soon
+/// after the kill.
+pub fn kill_thresholds(
+    first_success_s: Option<f64>,
+    pg_ready_s: Option<f64>,
+    slack: f64,
+) -> Vec<Threshold> {
     vec![
-        after_pg_threshold(first_success_s, pg_ready_s, SLACK_AFTER_PG_READY_S, ""),
+        after_pg_threshold(first_success_s, pg_ready_s, slack, ""),
         Threshold::at_most(
             "first success after the kill",
             first_success_s,
@@ -614,11 +624,11 @@ mod tests {
 
     #[test]
     fn kill_thresholds_are_relative_and_absolute() {
-        let t = kill_thresholds(Some(3.4), Some(1.2));
+        let t = kill_thresholds(Some(3.4), Some(1.2), SLACK_AFTER_PG_READY_S);
         assert!(t.iter().all(|t| t.ok));
-        let t = kill_thresholds(Some(4.0), Some(1.2));
+        let t = kill_thresholds(Some(4.0), Some(1.2), SLACK_AFTER_PG_READY_S);
         assert!(!t[0].ok && t[1].ok, "{t:?}");
-        let t = kill_thresholds(None, Some(1.2));
+        let t = kill_thresholds(None, Some(1.2), SLACK_AFTER_PG_READY_S);
         assert!(t.iter().all(|t| !t.ok));
         let h = heal_threshold(Some(25.0), 10, 5);
         assert_eq!(h.limit, 30.0);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde_json::Value;
 
+use crate::measure::percentile;
 use crate::model::{Report, Run, Scenario, Threshold};
 
 /// Where [`write_all`] put the three files.
@@ -219,6 +220,74 @@ const COLUMNS: [&str; 15] = [
 /// Index of "1st success s" in [`COLUMNS`] (the p50 / p95 row).
 const FIRST_SUCCESS_COL: usize = 5;
 
+/// The readiness variants side by side: S3 (process readiness + the operator's
+/// gate) and S19 (the database in readiness, no gate), when both ran.
+fn variants(out: &mut String, doc: &Report) {
+    let find = |id: &str| doc.scenarios.iter().find(|s| s.id == id);
+    let (Some(gate), Some(classic)) = (find("S3"), find("S19")) else {
+        return;
+    };
+    out.push_str("## Readiness variants\n\n");
+    out.push_str(
+        "The same Postgres kill (delete, grace 0) against the same server, two readiness designs. \
+         `min ready` is the fewest Ready MCP pods seen during a run (0: the Service had no endpoint).\n\n",
+    );
+    table_head(
+        out,
+        &[
+            "variant",
+            "kills",
+            "1st success after pg ready s (p50 / p95)",
+            "1st success after kill s (p50 / p95)",
+            "min ready (worst run)",
+            "failed calls by kind (all kills)",
+        ],
+    );
+    for (label, sc) in [
+        ("S3: process readiness + readiness gate", gate),
+        ("S19: database in readiness, no gate", classic),
+    ] {
+        let after_pg: Vec<Option<f64>> = sc
+            .runs
+            .iter()
+            .map(|r| r.first_success_s.zip(r.pg_ready_s).map(|(f, p)| f - p))
+            .collect();
+        let fs: Vec<Option<f64>> = sc.runs.iter().map(|r| r.first_success_s).collect();
+        let min_ready = sc.runs.iter().map(|r| r.min_ready_replicas).min();
+        let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
+        for r in &sc.runs {
+            for (k, n) in &r.error_kinds {
+                *kinds.entry(k.as_str()).or_default() += n;
+            }
+        }
+        let kinds = kinds
+            .iter()
+            .map(|(k, n)| format!("`{k}` {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        table_row(
+            out,
+            &[
+                label.to_string(),
+                sc.runs.len().to_string(),
+                format!(
+                    "{} / {}",
+                    fmt_opt(percentile(&after_pg, 50.0)),
+                    fmt_opt(percentile(&after_pg, 95.0))
+                ),
+                format!(
+                    "{} / {}",
+                    fmt_opt(percentile(&fs, 50.0)),
+                    fmt_opt(percentile(&fs, 95.0))
+                ),
+                min_ready.map_or("–".into(), |m| m.to_string()),
+                kinds,
+            ],
+        );
+    }
+    out.push('\n');
+}
+
 fn table_row(out: &mut String, cells: &[String]) {
     out.push_str("| ");
     out.push_str(&cells.join(" | "));
@@ -350,6 +419,7 @@ pub fn markdown(doc: &Report) -> String {
         }
     }
     out.push('\n');
+    variants(&mut out, doc);
 
     // Thresholds: each beside its figure.
     out.push_str("## Thresholds\n\n");

@@ -302,7 +302,7 @@ where
 }
 
 /// Checks of a Postgres kill the pools ride out by themselves.
-pub fn kill_checks(run: &mut Run, expect_no_actions: bool) {
+pub fn kill_checks(run: &mut Run, expect_no_actions: bool, slack_after_pg_s: f64) {
     run.check(
         "Postgres ready again",
         run.pg_ready_s.is_some(),
@@ -321,6 +321,6 @@ pub fn kill_checks(run: &mut Run, expect_no_actions: bool) {
             format!("actions={a} replaced={r}"),
         );
     }
-    let t = m::kill_thresholds(run.first_success_s, run.pg_ready_s);
+    let t = m::kill_thresholds(run.first_success_s, run.pg_ready_s, slack_after_pg_s);
     run.thresholds.extend(t);
 }

@@ -33,6 +33,29 @@ impl WorkloadMode {
     }
 }
 
+/// What `/readyz` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// "Can this process serve MCP": ready through a database outage every
+    /// server shares (tool calls answer with a retry-after error meanwhile);
+    /// unready when its own pool cannot get a connection while the database
+    /// accepts fresh ones. The default.
+    Process,
+    /// The database is part of readiness: unready whenever the pool cannot get
+    /// a connection (the classic probe; every pod leaves the Service together
+    /// in a shared outage).
+    Database,
+}
+
+impl Readiness {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Database => "database",
+        }
+    }
+}
+
 /// Validated server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -62,6 +85,8 @@ pub struct Config {
     /// `None` disables Host header validation (the default: the server sits behind a Service).
     pub allowed_hosts: Option<Vec<String>>,
     pub ready_cache: Duration,
+    /// `READINESS`: what `/readyz` answers.
+    pub readiness: Readiness,
     pub log_format: LogFormat,
 }
 
@@ -285,6 +310,17 @@ impl Config {
         };
         let ready_cache =
             Duration::from_millis(parse_num(lookup, "READY_CACHE_MS", 1000u64, 0, 1000)?);
+        let readiness = match lookup("READINESS").as_deref().map(str::trim) {
+            None | Some("") | Some("process") => Readiness::Process,
+            Some("database") => Readiness::Database,
+            Some(other) => {
+                return Err(err(
+                    "READINESS",
+                    Some(other),
+                    "expected \"process\" or \"database\"",
+                ))
+            }
+        };
         let log_format = match lookup("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("") | Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
@@ -316,6 +352,7 @@ impl Config {
             wedge_claim,
             allowed_hosts,
             ready_cache,
+            readiness,
             log_format,
         })
     }

@@ -1,7 +1,14 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 //!
 //! `/healthz` never touches the database. `/readyz` asks the pool for a
-//! connection with a 100 ms budget; its result is memoized for up to
+//! connection with a 100 ms budget. With `READINESS=process` (the default) a
+//! failure makes the server unready only when it is this server's own: while
+//! the supervisor finds the database unreachable (an outage every server
+//! shares) `/readyz` answers 200 with `"status": "degraded"` and tool calls
+//! answer with a retry-after error, so the Service keeps its endpoints and the
+//! first call after the database returns lands at once; a fragile (broken)
+//! pool is unready when the database accepts a fresh connection. With
+//! `READINESS=database` any failure is unready. The result is memoized for up to
 //! `READY_CACHE_MS` (1 s) and concurrent probes share one check, so a probe
 //! storm costs at most one pool checkout per second. A change of the database
 //! state (loss, recovery) invalidates the memo at once.
@@ -18,11 +25,14 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use crate::config::Readiness;
 use crate::metrics::Metrics;
-use crate::pool::Db;
+use crate::pool::{Db, DbPhase};
 
 /// Budget for obtaining a connection in `/readyz`.
 pub const READY_BUDGET: Duration = Duration::from_millis(100);
+/// Budget for a fresh connection when the pool is broken (process readiness).
+pub const FRESH_BUDGET: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 struct Cached {
@@ -30,6 +40,8 @@ struct Cached {
     generation: u64,
     ok: bool,
     reason: Option<String>,
+    /// Ready, though the database is down for everyone (process readiness).
+    degraded: bool,
 }
 
 /// State for the health endpoints.
@@ -39,6 +51,7 @@ pub struct HealthState {
     pub shutting_down: Arc<AtomicBool>,
     pub cache_for: Duration,
     pub mode: &'static str,
+    pub readiness: Readiness,
     cache: Mutex<Option<Cached>>,
     last: std::sync::RwLock<Option<Cached>>,
 }
@@ -51,6 +64,7 @@ impl HealthState {
         shutting_down: Arc<AtomicBool>,
         cache_for: Duration,
         mode: &'static str,
+        readiness: Readiness,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
@@ -58,6 +72,7 @@ impl HealthState {
             shutting_down,
             cache_for,
             mode,
+            readiness,
             cache: Mutex::new(None),
             last: std::sync::RwLock::new(None),
         })
@@ -84,11 +99,26 @@ impl HealthState {
             }
         }
         let res = self.db.check_ready(READY_BUDGET).await;
+        let shared_outage = match (&res, self.readiness) {
+            (Ok(()), _) | (Err(_), Readiness::Database) => false,
+            (Err(_), Readiness::Process) => match self.db.phase() {
+                DbPhase::Down => true,
+                DbPhase::Broken => !self.db.accepts_fresh(FRESH_BUDGET).await,
+                DbPhase::Connecting | DbPhase::Up => false,
+            },
+        };
         let fresh = Cached {
             at: Instant::now(),
             generation: gen,
-            ok: res.is_ok(),
-            reason: res.err(),
+            ok: res.is_ok() || shared_outage,
+            reason: res.err().map(|r| {
+                if shared_outage {
+                    format!("{r}; the database is unreachable, not this server's pool: still ready, calls answer with retry-after")
+                } else {
+                    r
+                }
+            }),
+            degraded: shared_outage,
         };
         *guard = Some(fresh.clone());
         if let Ok(mut last) = self.last.write() {
@@ -116,7 +146,12 @@ async fn readyz(State(s): State<Arc<HealthState>>) -> Response {
     }
     let (r, cached) = s.readiness().await;
     let body = json!({
-        "status": if r.ok { "ready" } else { "not_ready" },
+        "status": match (r.ok, r.degraded) {
+            (true, false) => "ready",
+            (true, true) => "degraded",
+            (false, _) => "not_ready",
+        },
+        "readiness": s.readiness.name(),
         "reason": r.reason,
         "db": s.db.phase(),
         "db_phase_age_ms": u64::try_from(s.db.phase_age().as_millis()).unwrap_or(u64::MAX),

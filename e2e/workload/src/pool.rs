@@ -525,6 +525,14 @@ impl Db {
         }
     }
 
+    /// Does the database accept a fresh connection (outside the pool)? Tells a
+    /// pool of our own that is broken from a database that is down for all.
+    /// Bounded by `within`, so a probe of `/readyz` answers in time; no answer
+    /// counts as not accepting.
+    pub async fn accepts_fresh(&self, within: Duration) -> bool {
+        matches!(tokio::time::timeout(within, self.probe()).await, Ok(Ok(())))
+    }
+
     /// Run `fut` under the query timeout, classifying errors.
     pub async fn with_timeout<T, F>(&self, extra: Duration, fut: F) -> Result<T, DbError>
     where

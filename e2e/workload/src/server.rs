@@ -143,6 +143,7 @@ pub async fn run(cfg: Config) -> i32 {
         shutting_down.clone(),
         cfg.ready_cache,
         mode,
+        cfg.readiness,
     );
     let wedge = Wedge::new(mcp_ct.child_token());
     if let WorkloadMode::WedgedAfter(after) = cfg.mode {

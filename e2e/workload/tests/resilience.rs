@@ -227,9 +227,7 @@ async fn fragile_mode_stays_broken_while_normal_heals() {
     pg.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (accepted, _) = pg.resume_and_wait().await;
-    let healed = normal
-        .wait_status("/readyz", 200, Duration::from_secs(10))
-        .await;
+    let healed = normal.wait_serving(Duration::from_secs(10)).await;
     assert!(healed.is_some(), "normal mode did not heal");
     eprintln!(
         "normal mode ready {:?} after postgres accepted",
@@ -254,6 +252,60 @@ async fn fragile_mode_stays_broken_while_normal_heals() {
         }
         other => panic!("fragile server served after losing the db: {other:?}"),
     }
+}
+
+/// (4b) `READINESS`: through an outage every server shares, the default
+/// (process) readiness stays 200 ("degraded") and calls answer with a
+/// retry-after error, while `READINESS=database` goes 503; once Postgres
+/// accepts again, a broken (fragile) pool is 503 because the database takes
+/// fresh connections and this server still cannot serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn process_readiness_holds_through_a_shared_outage() {
+    if require_pg("readiness_modes").is_none() {
+        return;
+    }
+    let pg = PgCluster::start("readiness");
+    let process = Server::spawn(&pg.url, &[]);
+    let database = Server::spawn(&pg.url, &[("READINESS", "database")]);
+    let fragile = Server::spawn(&pg.url, &[("WORKLOAD_MODE", "fragile")]);
+    for s in [&process, &database, &fragile] {
+        s.wait_ready().await;
+    }
+    pg.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (code, body) = process.get("/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"degraded\""), "{body}");
+    assert_eq!(
+        fragile.get("/readyz").await.0,
+        200,
+        "down for all: not its own"
+    );
+    assert_eq!(database.get("/readyz").await.0, 503);
+    let mut s = Session::new(&process.mcp_url(), Duration::from_secs(5));
+    match s.call("put_note", json!({"key": "k", "value": "v"})).await {
+        Outcome::Err {
+            kind,
+            retry_after_ms,
+            ..
+        } => {
+            assert_eq!(kind, "db_unavailable");
+            assert!(retry_after_ms.is_some(), "a retry-after hint");
+        }
+        other => panic!("served without a database: {other:?}"),
+    }
+    pg.resume_and_wait().await;
+    for s in [&process, &database] {
+        let back = s.wait_serving(Duration::from_secs(10)).await;
+        assert!(back.is_some(), "ready again");
+    }
+    let broken = fragile
+        .wait_status("/readyz", 503, Duration::from_secs(5))
+        .await;
+    assert!(
+        broken.is_some(),
+        "a broken pool is this server's own problem"
+    );
 }
 
 /// `WORKLOAD_MODE=wedged-after`: the MCP layer stops answering while

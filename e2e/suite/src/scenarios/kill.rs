@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use crate::cluster::{log, manifest, Ctx, DB_NS, DEFAULTS, DESIRED, NOTES, PG_POD};
+use crate::cluster::{log, manifest, Ctx, DBREADY, DB_NS, DEFAULTS, DESIRED, NOTES, PG_POD};
 use crate::measure::{self as m, percentile, Pods};
 use crate::model::{Mark, Run, Scenario, Threshold};
 use crate::run::{kill_checks, measured_run, Disruption};
@@ -38,15 +38,16 @@ async fn kill(ctx: &Ctx, how: Kill) -> Result<()> {
     }
 }
 
-/// One kill of Postgres under load, measured. With `per_run_recovery` the
-/// recovery thresholds are asserted on this run; S3 asserts them over all
-/// runs (p95) instead.
+/// One kill of Postgres under load, measured. With `per_run_slack` the
+/// recovery thresholds are asserted on this run (first success at most that
+/// long after Postgres is ready); S3 and S19 assert them over all runs (p95)
+/// instead.
 pub async fn pg_kill_run(
     ctx: &Ctx,
     tag: &str,
     target: &str,
     how: Kill,
-    per_run_recovery: bool,
+    per_run_slack: Option<f64>,
 ) -> Result<Run> {
     ctx.wait_pg_ready(Duration::from_secs(180)).await?;
     // Back to back (S3, SOAK) the previous kill's recovery must be over: a
@@ -60,8 +61,8 @@ pub async fn pg_kill_run(
     })
     .await?;
     let mut run = measured.run;
-    if per_run_recovery {
-        kill_checks(&mut run, true);
+    if let Some(slack) = per_run_slack {
+        kill_checks(&mut run, true, slack);
     } else {
         let fs = run.first_success_s;
         run.check(
@@ -100,29 +101,44 @@ pub async fn pg_kill_run(
 
 pub async fn s1(ctx: &Ctx) -> Result<Scenario> {
     Ok(Scenario::with_runs(vec![
-        pg_kill_run(ctx, "S1", NOTES, Kill::ForceDelete, true).await?,
+        pg_kill_run(
+            ctx,
+            "S1",
+            NOTES,
+            Kill::ForceDelete,
+            Some(m::GATED_AFTER_PG_READY_S),
+        )
+        .await?,
     ]))
 }
 
 pub async fn s2(ctx: &Ctx) -> Result<Scenario> {
     Ok(Scenario::with_runs(vec![
-        pg_kill_run(ctx, "S2", NOTES, Kill::Kill9, true).await?,
+        pg_kill_run(
+            ctx,
+            "S2",
+            NOTES,
+            Kill::Kill9,
+            Some(m::GATED_AFTER_PG_READY_S),
+        )
+        .await?,
     ]))
 }
 
 /// Runs needed for S3's p95 to mean something.
 pub const S3_MIN_KILLS: usize = 20;
 
-pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
-    let n = ctx.opts.repeat;
+/// `n` force-deletes of Postgres against `target`, each measured.
+async fn repeated_kills(ctx: &Ctx, id: &str, target: &str, n: u32) -> Vec<Run> {
     let mut runs = Vec::new();
     for i in 1..=n {
-        log(format!("S3: kill {i}/{n}"));
-        match pg_kill_run(ctx, &format!("S3-{i:02}"), NOTES, Kill::ForceDelete, false).await {
+        log(format!("{id}: kill {i}/{n}"));
+        let tag = format!("{id}-{i:02}");
+        match pg_kill_run(ctx, &tag, target, Kill::ForceDelete, None).await {
             Ok(r) => runs.push(r),
             // a kill that could not be measured is a failed kill, not a dropped one
             Err(e) => runs.push(Run::checks_only(
-                &format!("S3-{i:02}"),
+                &tag,
                 vec![crate::model::Check::new(
                     "kill measured",
                     false,
@@ -131,8 +147,13 @@ pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
             )),
         }
     }
+    runs
+}
+
+pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
+    let runs = repeated_kills(ctx, "S3", NOTES, ctx.opts.repeat).await;
     let mut sc = Scenario::with_runs(runs);
-    sc.thresholds = s3_thresholds(&sc.runs);
+    sc.thresholds = s3_thresholds(&sc.runs, m::GATED_AFTER_PG_READY_S);
     sc.notes.push(format!(
         "p95 over {} kills; a kill that never served again counts as infinitely slow, not dropped",
         sc.runs.len()
@@ -140,7 +161,7 @@ pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
     Ok(sc)
 }
 
-pub fn s3_thresholds(runs: &[Run]) -> Vec<Threshold> {
+pub fn s3_thresholds(runs: &[Run], slack_after_pg_s: f64) -> Vec<Threshold> {
     let fs: Vec<Option<f64>> = runs.iter().map(|r| r.first_success_s).collect();
     let after_pg: Vec<Option<f64>> = runs
         .iter()
@@ -158,7 +179,7 @@ pub fn s3_thresholds(runs: &[Run]) -> Vec<Threshold> {
         Threshold::at_most(
             "p95 first success after Postgres ready",
             percentile(&after_pg, 95.0),
-            m::SLACK_AFTER_PG_READY_S,
+            slack_after_pg_s,
             "s",
             "failed kills count as infinite",
         ),
@@ -173,8 +194,9 @@ pub fn s3_thresholds(runs: &[Run]) -> Vec<Threshold> {
 }
 
 pub async fn s14(ctx: &Ctx) -> Result<Scenario> {
-    let a = pg_kill_run(ctx, "S14-delete", NOTES, Kill::Delete, true).await?;
-    let b = pg_kill_run(ctx, "S14-rollout", NOTES, Kill::RolloutRestart, true).await?;
+    let slack = Some(m::SLACK_AFTER_PG_READY_S);
+    let a = pg_kill_run(ctx, "S14-delete", NOTES, Kill::Delete, slack).await?;
+    let b = pg_kill_run(ctx, "S14-rollout", NOTES, Kill::RolloutRestart, slack).await?;
     let mut sc = Scenario::with_runs(vec![a, b]);
     sc.notes.push(
         "S14-delete: `kubectl delete pod postgres-0` with its grace period (SIGTERM, fast shutdown); \
@@ -184,32 +206,46 @@ pub async fn s14(ctx: &Ctx) -> Result<Scenario> {
     Ok(sc)
 }
 
-/// The default readiness period (2 s) minus the tuned one (1 s).
-const DEFAULT_READINESS_EXTRA_S: f64 = 1.0;
+/// S15's bound over the tuned one: the default reconnect backoff (up to 1 s,
+/// tuned 0.5 s) and readiness period (2 s, tuned 1 s).
+const DEFAULT_CONFIG_EXTRA_S: f64 = 1.0;
 
 /// S15: S1 against an McpServer with the README's defaults (no tuned probes,
 /// no tuned pool or workload settings).
 pub async fn s15(ctx: &Ctx) -> Result<Scenario> {
     ctx.fresh_mcps(DEFAULTS, &manifest("mcpserver-defaults.yaml"))
         .await?;
-    let run = pg_kill_run(ctx, "S15", DEFAULTS, Kill::ForceDelete, true).await;
+    let slack = m::SLACK_AFTER_PG_READY_S + DEFAULT_CONFIG_EXTRA_S;
+    let run = pg_kill_run(ctx, "S15", DEFAULTS, Kill::ForceDelete, Some(slack)).await;
     if let Err(e) = ctx.delete_mcps(DEFAULTS, Duration::from_secs(90)).await {
         log(format!("warning: could not delete {DEFAULTS}: {e:#}"));
     }
-    let mut run = run?;
-    // The default readiness probe runs every 2 s, the tuned one every 1 s: a pod
-    // that went unready in the outage is seen ready again up to 1 s later.
-    run.thresholds.retain(|t| t.name != m::AFTER_PG_READY);
-    run.thresholds.push(m::after_pg_threshold(
-        run.first_success_s,
-        run.pg_ready_s,
-        m::SLACK_AFTER_PG_READY_S + DEFAULT_READINESS_EXTRA_S,
-        "; default readiness period 2 s: + 1 s over the tuned bound",
-    ));
-    run.finish();
+    let run = run?;
     let mut sc = Scenario::with_runs(vec![run]);
     sc.notes.push(format!(
         "McpServer `{DEFAULTS}`: replicas 3, everything else at the README defaults"
+    ));
+    Ok(sc)
+}
+
+/// S19: S3's kill against `notes-dbready`, the same server with the database
+/// in its readiness and no readiness gate, for the side-by-side comparison.
+pub async fn s19(ctx: &Ctx) -> Result<Scenario> {
+    ctx.fresh_mcps(DBREADY, &manifest("mcpserver-dbready.yaml"))
+        .await?;
+    let runs = repeated_kills(ctx, "S19", DBREADY, ctx.opts.compare_repeat).await;
+    if let Err(e) = ctx.delete_mcps(DBREADY, Duration::from_secs(90)).await {
+        log(format!("warning: could not delete {DBREADY}: {e:#}"));
+    }
+    let mut sc = Scenario::with_runs(runs);
+    // Its own bound (the classic one): the comparison is the figure, not a race.
+    sc.thresholds = s3_thresholds(&sc.runs, m::SLACK_AFTER_PG_READY_S);
+    sc.thresholds
+        .retain(|t| !t.name.starts_with("kills short of"));
+    sc.notes.push(format!(
+        "McpServer `{DBREADY}`: `notes` with READINESS=database and health.readinessGate.enabled false; \
+         {} kills; compare with S3 in \"Readiness variants\"",
+        sc.runs.len()
     ));
     Ok(sc)
 }

@@ -18,7 +18,7 @@ pub mod specs;
 pub mod wedge;
 
 /// Every scenario: id, name, part of the default run.
-pub const SCENARIOS: [(&str, &str, bool); 18] = [
+pub const SCENARIOS: [(&str, &str, bool); 19] = [
     ("S1", "delete the Postgres pod (grace 0)", true),
     ("S2", "kill -9 postgres in its container", true),
     ("S3", "S1 repeated", true),
@@ -46,6 +46,11 @@ pub const SCENARIOS: [(&str, &str, bool); 18] = [
     (
         "S18",
         "leader frozen (SIGSTOP) during a Postgres outage",
+        true,
+    ),
+    (
+        "S19",
+        "S1 repeated with the database in readiness and no gate",
         true,
     ),
     ("SOAK", "S1 and S2 alternately, many times", false),
@@ -77,6 +82,7 @@ async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
         "S15" => kill::s15(ctx).await,
         "S16" => wedge::s16(ctx).await,
         "S18" => outage::s18(ctx).await,
+        "S19" => kill::s19(ctx).await,
         "SOAK" => soak::soak(ctx).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }

@@ -20,7 +20,7 @@ pub async fn soak(ctx: &Ctx) -> Result<Scenario> {
         };
         let tag = format!("SOAK-{i:03}-{name}");
         log(format!("soak: {i}/{n} ({name})"));
-        match pg_kill_run(ctx, &tag, NOTES, how, false).await {
+        match pg_kill_run(ctx, &tag, NOTES, how, None).await {
             Ok(r) => runs.push(r),
             Err(e) => runs.push(Run::checks_only(
                 &tag,

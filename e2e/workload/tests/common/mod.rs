@@ -225,14 +225,27 @@ impl Server {
         None
     }
 
+    /// Wait until `/readyz` says "ready": 200 and serving from the database
+    /// (a 200 "degraded" is ready for the Service but not serving).
     pub async fn wait_ready(&self) {
         assert!(
-            self.wait_status("/readyz", 200, Duration::from_secs(30))
-                .await
-                .is_some(),
+            self.wait_serving(Duration::from_secs(30)).await.is_some(),
             "server never became ready; logs:\n{}",
             self.logs().join("\n")
         );
+    }
+
+    /// How long until `/readyz` answers 200 with `"status":"ready"`.
+    pub async fn wait_serving(&self, limit: Duration) -> Option<Duration> {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            let (code, body) = self.get("/readyz").await;
+            if code == 200 && body.contains("\"status\":\"ready\"") {
+                return Some(t0.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     pub fn logs(&self) -> Vec<String> {
