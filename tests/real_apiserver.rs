@@ -110,7 +110,12 @@ async fn namespace(client: &Client, name: &str) {
 async fn standalone_ctx(client: &Client, ns: &str) -> Arc<Context> {
     let stores = stores::spawn_standalone(client, ns);
     assert!(
-        stores.ready(Duration::from_secs(10)).await,
+        stores
+            .ready(
+                Duration::from_secs(10),
+                &std::sync::atomic::AtomicBool::new(false)
+            )
+            .await,
         "caches never synced"
     );
     Arc::new(Context::new(

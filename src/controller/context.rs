@@ -6,6 +6,7 @@ use crate::telemetry::metrics::Metrics;
 use kube::runtime::events::Recorder;
 use kube::Client;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 pub struct Context {
@@ -22,6 +23,10 @@ pub struct Context {
     pub mcp_verdicts: McpVerdicts,
     /// Consecutive failures per object, for the error policy's backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// Set at shutdown: a reconcile still waiting for the caches gives up at
+    /// once (the caches stop filling when the controller stops polling them,
+    /// so it would otherwise hold the shutdown for its whole wait).
+    pub stopping: AtomicBool,
 }
 
 impl Context {
@@ -41,6 +46,7 @@ impl Context {
             verdicts: Verdicts::default(),
             mcp_verdicts: McpVerdicts::default(),
             failures: Mutex::default(),
+            stopping: AtomicBool::new(false),
         }
     }
 

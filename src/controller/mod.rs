@@ -169,9 +169,18 @@ pub async fn run(
             wake_rx,
             |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
         );
+    let server_store = store.clone();
     let controller = Controller::for_stream(servers, store.clone()).reconcile_on(woken);
     let forget_ctx = ctx.clone();
-    controller
+    let stop_ctx = ctx.clone();
+    let listed_ctx = ctx.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop_ctx
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let drained = controller
         .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, false))
         .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, false))
         .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, false))
@@ -199,7 +208,23 @@ pub async fn run(
                 }
             }
         })
-        .await;
+        ;
+    // kube's runner starts reconciling only once the McpServer cache has its
+    // first list, and stops polling the watch at shutdown: a shutdown before
+    // that list would wait for ever. No reconcile can be in flight then.
+    let never_listed = async move {
+        while !listed_ctx.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if stores::listed(&server_store) {
+            std::future::pending::<()>().await;
+        }
+        tracing::info!("stopped before the first list of McpServers; nothing in flight");
+    };
+    tokio::select! {
+        () = drained => {}
+        () = never_listed => {}
+    }
     prober_task.abort();
     mcp_task.abort();
     rs_task.abort();

@@ -49,7 +49,7 @@ pub fn object_key(mcp: &McpServer) -> String {
 
 async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     let ns = mcp.namespace().ok_or(Error::NoNamespace)?;
-    if !ctx.stores.ready(CACHE_WAIT).await {
+    if !ctx.stores.ready(CACHE_WAIT, &ctx.stopping).await {
         return Err(Error::CachesNotReady);
     }
     let now = Timestamp::now();

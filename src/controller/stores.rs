@@ -13,6 +13,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Read side of every cache.
@@ -99,14 +100,15 @@ impl Stores {
     }
 
     /// Wait (bounded) until every cache has its first full list, so a reconcile never
-    /// mistakes "not listed yet" for "absent". Polled, see [`wait_listed`].
-    pub async fn ready(&self, within: Duration) -> bool {
+    /// mistakes "not listed yet" for "absent"; false at once when `stopping` is set.
+    /// Polled, see [`wait_listed`].
+    pub async fn ready(&self, within: Duration, stopping: &AtomicBool) -> bool {
         let start = tokio::time::Instant::now();
         loop {
             if self.is_ready() {
                 return true;
             }
-            if start.elapsed() >= within {
+            if start.elapsed() >= within || stopping.load(Ordering::Relaxed) {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
