@@ -332,8 +332,9 @@ impl Default for EnvNames {
     }
 }
 
-/// Kubelet probes.
+/// Kubelet probes, the operator's MCP checks and its readiness gate.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct HealthSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<ProbeSpec>,

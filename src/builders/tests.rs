@@ -285,3 +285,27 @@ fn pod_labels_include_selector_and_user_labels() {
         Some("notes")
     );
 }
+
+#[test]
+fn pods_carry_the_readiness_gate_unless_it_is_off() {
+    let gates = |d: &k8s_openapi::api::apps::v1::Deployment| {
+        d.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.readiness_gates.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| g.condition_type)
+            .collect::<Vec<_>>()
+    };
+    let on = deployment::build(&mcp(base()));
+    assert_eq!(gates(&on), vec![crate::api::READINESS_GATE.to_string()]);
+    let mut s = base();
+    s["health"] = json!({"readinessGate": {"enabled": false}});
+    let m = mcp(s);
+    assert!(
+        !m.spec.health.readiness_gate.enabled,
+        "camelCase field read"
+    );
+    assert!(gates(&deployment::build(&m)).is_empty());
+}

@@ -213,7 +213,10 @@ pub async fn run(
     // first list, and stops polling the watch at shutdown: a shutdown before
     // that list would wait for ever. No reconcile can be in flight then.
     let never_listed = async move {
-        while !listed_ctx.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        while !listed_ctx
+            .stopping
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if stores::listed(&server_store) {

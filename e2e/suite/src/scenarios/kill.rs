@@ -79,6 +79,21 @@ pub async fn pg_kill_run(
             format!("actions={a} replaced={r}"),
         );
     }
+    if target != DBREADY {
+        // Process readiness + the operator's gate: a shared outage takes no pod
+        // out of the Service, and calls meet the server's retry-aware error.
+        run.check(
+            format!("every MCP pod stayed Ready: the Service kept its {DESIRED} endpoints"),
+            run.min_ready_replicas == DESIRED as u64,
+            format!("min ready {}", run.min_ready_replicas),
+        );
+        let refused = run.error_kinds.get("connect").copied().unwrap_or(0);
+        run.check(
+            "no call failed for want of a server (`connect` errors)",
+            refused == 0,
+            format!("{refused} connect errors; kinds {:?}", run.error_kinds),
+        );
+    }
     if how == Kill::Kill9 {
         // the same pod: the Postgres container restarted inside it
         let states: Vec<_> = measured
@@ -106,7 +121,7 @@ pub async fn s1(ctx: &Ctx) -> Result<Scenario> {
             "S1",
             NOTES,
             Kill::ForceDelete,
-            Some(m::GATED_AFTER_PG_READY_S),
+            Some(m::SLACK_AFTER_PG_READY_S),
         )
         .await?,
     ]))
@@ -119,7 +134,7 @@ pub async fn s2(ctx: &Ctx) -> Result<Scenario> {
             "S2",
             NOTES,
             Kill::Kill9,
-            Some(m::GATED_AFTER_PG_READY_S),
+            Some(m::SLACK_AFTER_PG_READY_S),
         )
         .await?,
     ]))
@@ -153,7 +168,14 @@ async fn repeated_kills(ctx: &Ctx, id: &str, target: &str, n: u32) -> Vec<Run> {
 pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
     let runs = repeated_kills(ctx, "S3", NOTES, ctx.opts.repeat).await;
     let mut sc = Scenario::with_runs(runs);
-    sc.thresholds = s3_thresholds(&sc.runs, m::GATED_AFTER_PG_READY_S);
+    sc.thresholds = s3_thresholds(&sc.runs, m::SLACK_AFTER_PG_READY_S);
+    sc.thresholds.push(Threshold::at_most(
+        "p50 first success after Postgres ready",
+        percentile(&after_pg_ready(&sc.runs), 50.0),
+        m::GATED_AFTER_PG_READY_S,
+        "s",
+        "the readiness issue's goal, met on the median (its p95 is the bound above)",
+    ));
     sc.notes.push(format!(
         "p95 over {} kills; a kill that never served again counts as infinitely slow, not dropped",
         sc.runs.len()
@@ -161,15 +183,19 @@ pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
     Ok(sc)
 }
 
-pub fn s3_thresholds(runs: &[Run], slack_after_pg_s: f64) -> Vec<Threshold> {
-    let fs: Vec<Option<f64>> = runs.iter().map(|r| r.first_success_s).collect();
-    let after_pg: Vec<Option<f64>> = runs
-        .iter()
+/// First success minus Postgres ready, per run (None: never served again).
+fn after_pg_ready(runs: &[Run]) -> Vec<Option<f64>> {
+    runs.iter()
         .map(|r| match (r.first_success_s, r.pg_ready_s) {
             (Some(f), Some(p)) => Some(f - p),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+pub fn s3_thresholds(runs: &[Run], slack_after_pg_s: f64) -> Vec<Threshold> {
+    let fs: Vec<Option<f64>> = runs.iter().map(|r| r.first_success_s).collect();
+    let after_pg = after_pg_ready(runs);
     vec![
         Threshold::zero(
             format!("kills short of the {S3_MIN_KILLS} the p95 needs"),
