@@ -73,11 +73,6 @@ impl Plan {
             || self.hpa.is_write()
             || !self.remediation.evictions.is_empty()
     }
-
-    /// Anything to write that needs no remediation memory stored first.
-    pub fn touches_pods(&self) -> bool {
-        !self.gates.is_empty()
-    }
 }
 
 fn change<K: Resource + Serialize>(live: Option<&K>, desired: K) -> Result<Change<K>> {
