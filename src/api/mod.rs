@@ -18,6 +18,10 @@ pub mod condition {
     pub const CONFIG_VALID: &str = "ConfigValid";
     pub const DISRUPTION_BUDGET: &str = "DisruptionBudget";
     pub const MCP_RESPONSIVE: &str = "McpResponsive";
+    /// kstatus: work toward the spec is under way (abnormal-true).
+    pub const RECONCILING: &str = "Reconciling";
+    /// kstatus: the spec cannot be realised without a human (abnormal-true).
+    pub const STALLED: &str = "Stalled";
 }
 
 /// The pod readiness gate (a pod condition type) the operator sets.

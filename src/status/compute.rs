@@ -2,7 +2,7 @@
 use super::conditions::{self, Desired};
 use super::phase::{self, PhaseInputs};
 use crate::api::{condition, McpServerStatus, McpStatus, PoolStatus, RollbackHold};
-use crate::remediation::{LastIncident, RemediationStatus};
+use crate::remediation::{LastIncident, RemediationState, RemediationStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -179,6 +179,54 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
             format!("{ready}/{desired} replicas ready"),
         ),
     });
+    let stalled = stalled(&i, cannot_start.as_ref());
+    conds.push(match &stalled {
+        Some((reason, why)) => Desired::new(condition::STALLED, true, reason.clone(), why.clone()),
+        None => Desired::new(
+            condition::STALLED,
+            false,
+            "NotStalled",
+            "nothing blocks progress",
+        ),
+    });
+    let reconciling = if stalled.is_some() {
+        None
+    } else if rollout_in_progress {
+        Some((
+            "RollingOut",
+            format!("{updated}/{desired} replicas updated"),
+        ))
+    } else if i.dependency_up == Some(false) {
+        Some(("DependencyUnavailable", i.dependency_message.to_string()))
+    } else if let Some(r) = i.remediation.as_ref().filter(|r| {
+        matches!(
+            r.state,
+            RemediationState::Waiting | RemediationState::Acting | RemediationState::CoolingDown
+        )
+    }) {
+        Some((
+            "Remediating",
+            r.next_action
+                .clone()
+                .unwrap_or_else(|| format!("remediation {:?}", r.state)),
+        ))
+    } else if !all_ready {
+        Some((
+            "ReplicasNotReady",
+            format!("{ready}/{desired} replicas ready"),
+        ))
+    } else {
+        None
+    };
+    conds.push(match reconciling {
+        Some((reason, why)) => Desired::new(condition::RECONCILING, true, reason, why),
+        None => Desired::new(
+            condition::RECONCILING,
+            false,
+            "Reconciled",
+            "the pool matches the spec",
+        ),
+    });
     McpServerStatus {
         observed_generation: i.generation,
         replicas,
@@ -193,6 +241,57 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
         rollback_hold: i.rollback_hold,
         mcp: i.mcp,
     }
+}
+
+/// kstatus `Stalled`: why the spec cannot be realised without a human, if it
+/// cannot. Takes precedence over `Reconciling` (never both True).
+fn stalled(i: &Inputs<'_>, cannot_start: Option<&(&str, String)>) -> Option<(String, String)> {
+    if let Some(r) = i.rejected.first() {
+        return Some((
+            format!("{}Rejected", r.kind),
+            format!("the API server rejected the {}: {}", r.kind, r.message),
+        ));
+    }
+    if !i.config_valid {
+        return Some((
+            "InvalidSpec".into(),
+            "the spec cannot be realised; see ConfigValid".into(),
+        ));
+    }
+    if let Some((reason, why)) = cannot_start {
+        return Some(((*reason).into(), why.clone()));
+    }
+    if let Some(h) = &i.rollback_hold {
+        return Some(if i.rollback_target_missing {
+            (
+                "RollbackTargetMissing".into(),
+                format!(
+                    "generation {} failed and revision {} is gone; change the spec",
+                    h.generation, h.revision
+                ),
+            )
+        } else {
+            (
+                "RolledBack".into(),
+                format!(
+                    "generation {} crashed and was rolled back to revision {}; change the spec",
+                    h.generation, h.revision
+                ),
+            )
+        });
+    }
+    i.remediation
+        .as_ref()
+        .filter(|r| r.state == RemediationState::Blocked)
+        .map(|r| {
+            (
+                "RemediationBlocked".into(),
+                format!(
+                    "an action is needed and policy forbids it ({}); see RemediationBlocked",
+                    r.reason.as_deref().unwrap_or("blocked")
+                ),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -344,5 +443,100 @@ mod tests {
         let g = cond(&s, "Degraded");
         assert_eq!(g.reason, "DependencyUnavailable");
         assert!(g.message.contains("db/postgres"));
+    }
+    fn kstatus(s: &McpServerStatus) -> (String, String) {
+        let r = cond(s, "Reconciling");
+        let st = cond(s, "Stalled");
+        assert!(
+            !(r.status == "True" && st.status == "True"),
+            "never both Reconciling and Stalled"
+        );
+        match (r.status.as_str(), st.status.as_str()) {
+            ("True", _) => ("Reconciling".into(), r.reason.clone()),
+            (_, "True") => ("Stalled".into(), st.reason.clone()),
+            _ => ("Current".into(), r.reason.clone()),
+        }
+    }
+
+    #[test]
+    fn kstatus_conditions_follow_the_pool() {
+        let prev = McpServerStatus::default();
+        let t = Time(Timestamp::from_second(1).expect("ts"));
+        let ready = deployment(4, 4, 3, 3);
+        let s = compute(inputs(&prev, &t, Some(&ready), &[]));
+        assert_eq!(kstatus(&s), ("Current".into(), "Reconciled".into()));
+        assert_eq!(cond(&s, "Stalled").reason, "NotStalled");
+
+        let rolling = deployment(5, 4, 3, 3);
+        let s = compute(inputs(&prev, &t, Some(&rolling), &[]));
+        assert_eq!(kstatus(&s), ("Reconciling".into(), "RollingOut".into()));
+
+        let starting = deployment(4, 4, 1, 3);
+        let s = compute(inputs(&prev, &t, Some(&starting), &[]));
+        assert_eq!(
+            kstatus(&s),
+            ("Reconciling".into(), "ReplicasNotReady".into())
+        );
+
+        // With the readiness gate the pods stay Ready through an outage: still waiting.
+        let mut i = inputs(&prev, &t, Some(&ready), &[]);
+        i.dependency_up = Some(false);
+        i.dependency_message = "Service db/postgres has no ready endpoints";
+        let s = compute(i);
+        assert_eq!(
+            kstatus(&s),
+            ("Reconciling".into(), "DependencyUnavailable".into())
+        );
+        assert!(cond(&s, "Reconciling").message.contains("db/postgres"));
+
+        let rem = RemediationStatus {
+            state: RemediationState::CoolingDown,
+            next_action: Some("evict notes-abc after the cooldown".into()),
+            ..RemediationStatus::default()
+        };
+        let mut i = inputs(&prev, &t, Some(&ready), &[]);
+        i.remediation = Some(rem);
+        let s = compute(i);
+        assert_eq!(kstatus(&s), ("Reconciling".into(), "Remediating".into()));
+        assert!(cond(&s, "Reconciling").message.contains("notes-abc"));
+    }
+
+    #[test]
+    fn specs_that_cannot_be_realised_are_stalled_not_reconciling() {
+        let prev = McpServerStatus::default();
+        let t = Time(Timestamp::from_second(1).expect("ts"));
+        // a missing Secret while a rollout would otherwise be in progress
+        let rolling = deployment(5, 4, 0, 0);
+        let mut i = inputs(&prev, &t, Some(&rolling), &[]);
+        i.config_valid = false;
+        let s = compute(i);
+        assert_eq!(kstatus(&s), ("Stalled".into(), "InvalidSpec".into()));
+
+        let ready = deployment(4, 4, 3, 3);
+        let mut i = inputs(&prev, &t, Some(&ready), &[]);
+        i.rollback_hold = Some(RollbackHold {
+            generation: 2,
+            revision: "3".into(),
+        });
+        let s = compute(i);
+        assert_eq!(kstatus(&s), ("Stalled".into(), "RolledBack".into()));
+        assert_eq!(cond(&s, "Ready").status, "True");
+
+        let mut i = inputs(&prev, &t, Some(&ready), &[]);
+        i.remediation = Some(RemediationStatus {
+            state: RemediationState::Blocked,
+            reason: Some("BudgetExhausted".into()),
+            ..RemediationStatus::default()
+        });
+        let s = compute(i);
+        assert_eq!(kstatus(&s), ("Stalled".into(), "RemediationBlocked".into()));
+        assert!(cond(&s, "Stalled").message.contains("BudgetExhausted"));
+
+        let rej = [ChildRejected {
+            kind: "Service",
+            message: "invalid name".into(),
+        }];
+        let s = compute(inputs(&prev, &t, Some(&ready), &rej));
+        assert_eq!(kstatus(&s), ("Stalled".into(), "ServiceRejected".into()));
     }
 }

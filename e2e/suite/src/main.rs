@@ -321,7 +321,12 @@ async fn run(opts: Opts) -> Result<i32> {
             "=== {id}: {}",
             scenarios::name_of(id).unwrap_or_default()
         ));
-        let sc = scenarios::run_scenario(&ctx, id).await;
+        let mut sc = scenarios::run_scenario(&ctx, id).await;
+        if id == "S19" {
+            if let Some(s3) = doc.scenarios.iter().find(|s| s.id == "S3") {
+                scenarios::kill::compare_variants(s3, &mut sc);
+            }
+        }
         log(format!(
             "=== {id}: {} in {:.0} s",
             if sc.passed { "PASS" } else { "FAIL" },

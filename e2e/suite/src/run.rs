@@ -263,8 +263,8 @@ where
         "no call failed before the disruption (steady state through the Service)",
         err_before == 0,
         format!(
-            "{err_before} failed vs {ok_before} ok before t0; kinds={:?}",
-            report.errors
+            "{err_before} failed vs {ok_before} ok before t0{}",
+            failed_before(&events, report.started_unix_ms, t0, &report.error_samples)
         ),
     );
     run.check(
@@ -323,4 +323,39 @@ pub fn kill_checks(run: &mut Run, expect_no_actions: bool, slack_after_pg_s: f64
     }
     let t = m::kill_thresholds(run.first_success_s, run.pg_ready_s, slack_after_pg_s);
     run.thresholds.extend(t);
+}
+
+/// The failed calls before `t0`, each as "kind at +s from the load's start"
+/// (at most 5) with an example message of the first one's kind, so a
+/// baseline failure says what it was.
+fn failed_before(
+    events: &[CallEvent],
+    start_ms: u64,
+    t0: u64,
+    samples: &BTreeMap<String, String>,
+) -> String {
+    let failed: Vec<String> = events
+        .iter()
+        .filter(|e| !e.ok && e.end_ms < t0)
+        .take(5)
+        .map(|e| {
+            format!(
+                "{} at +{:.2} s",
+                e.kind.as_deref().unwrap_or("unknown"),
+                e.start_ms.saturating_sub(start_ms) as f64 / 1000.0
+            )
+        })
+        .collect();
+    let first_kind = events
+        .iter()
+        .find(|e| !e.ok && e.end_ms < t0)
+        .and_then(|e| e.kind.as_deref());
+    match first_kind {
+        None => String::new(),
+        Some(k) => format!(
+            ": {} (e.g. {k}: {})",
+            failed.join(", "),
+            samples.get(k).map_or("no sample", String::as_str)
+        ),
+    }
 }
