@@ -45,6 +45,9 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs_f64(secs * jitter)
 }
 
+/// Retry after a write conflict: short, and not counted as a failure.
+const CONFLICT_RETRY: Duration = Duration::from_millis(500);
+
 fn error_policy(mcp: Arc<McpServer>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconcile_errors
@@ -53,6 +56,12 @@ fn error_policy(mcp: Arc<McpServer>, err: &Error, ctx: Arc<Context>) -> Action {
         })
         .inc();
     let key = reconcile::object_key(&mcp);
+    if err.metric_label() == "conflict" {
+        // A write raced a newer version of the object (our cache was behind):
+        // routine, and the newer version's watch event reconciles it anyway.
+        tracing::debug!(object = %key, error = %crate::redact::redact(&err.to_string()), "write conflict; reconciling the newer version");
+        return Action::requeue(CONFLICT_RETRY);
+    }
     let n = match ctx.failures.lock() {
         Ok(mut f) => {
             let n = f.entry(key.clone()).or_insert(0);

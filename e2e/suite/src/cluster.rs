@@ -18,6 +18,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt};
 use mcp_operator::api::McpServer;
 use mcp_operator::remediation::ActionRecord;
+use mcp_workload::client::{now_ms, Outcome, Session};
 use tokio::process::{Child, Command};
 
 use crate::measure::{pods_ready, PodSummary, Pods};
@@ -34,6 +35,9 @@ pub const PG_POD: &str = "postgres-0";
 pub const NOTES: &str = "notes";
 pub const FRAGILE: &str = "notes-fragile";
 pub const DEFAULTS: &str = "notes-defaults";
+/// `settle`: calls in a row a fresh server must answer, and for how long to try.
+const SETTLE_CALLS: u32 = 20;
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 /// `notes` with the database in readiness and no readiness gate (S19).
 pub const DBREADY: &str = "notes-dbready";
 pub const DESIRED: usize = 3;
@@ -149,6 +153,8 @@ pub struct Ctx {
     endpoints: Mutex<BTreeMap<String, (String, &'static str)>>,
     forwards: Mutex<Vec<Child>>,
     settings: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// What `settle` saw per McpServer, until a measured run reports it.
+    settled: Mutex<BTreeMap<String, serde_json::Value>>,
 }
 
 impl Ctx {
@@ -162,6 +168,7 @@ impl Ctx {
             endpoints: Mutex::new(BTreeMap::new()),
             forwards: Mutex::new(Vec::new()),
             settings: Mutex::new(BTreeMap::new()),
+            settled: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -569,7 +576,66 @@ impl Ctx {
         }
         self.apply(manifest).await?;
         log(format!("waiting for McpServer {name} to be Ready"));
-        self.wait_mcps_ready(name, Duration::from_secs(180)).await
+        self.wait_mcps_ready(name, Duration::from_secs(180)).await?;
+        self.settle(name).await
+    }
+
+    /// A server just turned Ready: call it through its Service until
+    /// `SETTLE_CALLS` in a row succeed (at most `SETTLE_LIMIT`), so a measured
+    /// baseline starts from a serving server. What failed on the way is kept
+    /// for the next measured run's report (`info.settle`), not hidden.
+    async fn settle(&self, name: &str) -> Result<()> {
+        let (url, _) = self.endpoint(name).await?;
+        let started = tokio::time::Instant::now();
+        let mut session = Session::new(&url, Duration::from_secs(5));
+        let (mut streak, mut calls) = (0u32, 0u32);
+        let mut failed: Vec<String> = Vec::new();
+        while streak < SETTLE_CALLS && started.elapsed() < SETTLE_LIMIT {
+            calls += 1;
+            let key = format!("e2e-settle-{name}-{}-{calls}", now_ms());
+            match session
+                .call(
+                    "put_note",
+                    serde_json::json!({"key": key, "value": "settle"}),
+                )
+                .await
+            {
+                Outcome::Ok(_) => streak += 1,
+                Outcome::Err { kind, message, .. } => {
+                    streak = 0;
+                    failed.push(format!(
+                        "{kind} at +{:.2} s: {}",
+                        started.elapsed().as_secs_f64(),
+                        message.chars().take(200).collect::<String>()
+                    ));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        session.close().await;
+        let took = started.elapsed().as_secs_f64();
+        if !failed.is_empty() {
+            log(format!(
+                "{name}: {} of {calls} settle calls failed after Ready: {}",
+                failed.len(),
+                failed.join("; ")
+            ));
+        }
+        if let Ok(mut m) = self.settled.lock() {
+            m.insert(
+                name.to_string(),
+                serde_json::json!({"calls": calls, "failed": failed, "s": took}),
+            );
+        }
+        if streak < SETTLE_CALLS {
+            bail!("McpServer {name} Ready but not serving: {SETTLE_CALLS} calls in a row did not succeed within {SETTLE_LIMIT:?}");
+        }
+        Ok(())
+    }
+
+    /// What `settle` saw for `name` since the last call (taken once).
+    pub fn take_settled(&self, name: &str) -> Option<serde_json::Value> {
+        self.settled.lock().ok().and_then(|mut m| m.remove(name))
     }
 
     /// Diagnostics of a failed scenario; never fails the run.

@@ -245,6 +245,9 @@ where
         info: disruption.info,
         ..Run::default()
     };
+    if let Some(settle) = ctx.take_settled(target) {
+        run.info.insert("settle".into(), settle);
+    }
     // Which pods were ready at the dip, so a low `min_ready_replicas` can be explained.
     run.info.insert(
         "min_ready_at".into(),
