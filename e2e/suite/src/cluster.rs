@@ -137,7 +137,7 @@ pub struct Endpoint {
     _forward: Option<Child>,
 }
 
-async fn tcp_ok(addr: SocketAddr, timeout: Duration) -> bool {
+pub async fn tcp_ok(addr: SocketAddr, timeout: Duration) -> bool {
     matches!(
         tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
         Ok(Ok(_))

@@ -20,6 +20,7 @@ mod host;
 mod measure;
 mod model;
 mod report;
+mod route;
 mod run;
 mod scenarios;
 mod watch;

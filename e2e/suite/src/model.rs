@@ -103,6 +103,11 @@ pub struct Run {
     pub target: String,
     pub kill_unix_ms: u64,
     pub pg_ready_s: Option<f64>,
+    /// The Postgres Service routed to the new pod again: the first TCP connect
+    /// from this host through its ClusterIP that succeeded after `pg_ready_s`
+    /// (see `route`). Between the two: endpoint propagation and kube-proxy.
+    #[serde(default)]
+    pub pg_routed_s: Option<f64>,
     /// First instant from which all desired MCP replicas stayed ready to the
     /// end of the observation.
     pub mcp_ready_s: Option<f64>,

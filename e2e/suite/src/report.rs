@@ -230,7 +230,10 @@ fn variants(out: &mut String, doc: &Report) {
     out.push_str("## Readiness variants\n\n");
     out.push_str(
         "The same Postgres kill (delete, grace 0) against the same server, two readiness designs. \
-         `min ready` is the fewest Ready MCP pods seen during a run (0: the Service had no endpoint).\n\n",
+         `min ready` is the fewest Ready MCP pods seen during a run (0: the Service had no endpoint). \
+         The route is back at the first TCP connect from this host through the Postgres Service's ClusterIP that succeeded \
+         after Postgres was Ready (one every 25 ms): until then no MCP pod can reach the new Postgres, whatever it does \
+         (endpoint propagation, kube-proxy's sync); the last column is the MCP side's own part.\n\n",
     );
     table_head(
         out,
@@ -239,6 +242,8 @@ fn variants(out: &mut String, doc: &Report) {
             "kills",
             "1st success after pg ready s (p50 / p95)",
             "1st success after kill s (p50 / p95)",
+            "Service routes to Postgres after pg ready s (p50 / p95)",
+            "1st success after the route s (p50 / p95)",
             "min ready (worst run)",
             "failed calls by kind (all kills)",
         ],
@@ -253,6 +258,23 @@ fn variants(out: &mut String, doc: &Report) {
             .map(|r| r.first_success_s.zip(r.pg_ready_s).map(|(f, p)| f - p))
             .collect();
         let fs: Vec<Option<f64>> = sc.runs.iter().map(|r| r.first_success_s).collect();
+        let routed: Vec<Option<f64>> = sc
+            .runs
+            .iter()
+            .map(|r| r.pg_routed_s.zip(r.pg_ready_s).map(|(x, p)| x - p))
+            .collect();
+        let after_route: Vec<Option<f64>> = sc
+            .runs
+            .iter()
+            .map(|r| r.first_success_s.zip(r.pg_routed_s).map(|(f, x)| f - x))
+            .collect();
+        let p50_p95 = |v: &[Option<f64>]| {
+            format!(
+                "{} / {}",
+                fmt_opt(percentile(v, 50.0)),
+                fmt_opt(percentile(v, 95.0))
+            )
+        };
         let min_ready = sc.runs.iter().map(|r| r.min_ready_replicas).min();
         let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
         for r in &sc.runs {
@@ -275,11 +297,9 @@ fn variants(out: &mut String, doc: &Report) {
                     fmt_opt(percentile(&after_pg, 50.0)),
                     fmt_opt(percentile(&after_pg, 95.0))
                 ),
-                format!(
-                    "{} / {}",
-                    fmt_opt(percentile(&fs, 50.0)),
-                    fmt_opt(percentile(&fs, 95.0))
-                ),
+                p50_p95(&fs),
+                p50_p95(&routed),
+                p50_p95(&after_route),
                 min_ready.map_or("–".into(), |m| m.to_string()),
                 kinds,
             ],

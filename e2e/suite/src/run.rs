@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::cluster::{log, server_sel, Ctx, ACTION_EVENT_REASONS, DB_NS, DESIRED, NS, PG_SEL};
 use crate::measure::{self as m, History, McpsSummary, PodSummary, Pods};
 use crate::model::{ActionEvent, Mark, Run, Threshold};
+use crate::route::RouteProbe;
 use crate::watch::Recorder;
 use tokio_util::sync::CancellationToken;
 
@@ -134,6 +135,11 @@ where
     let stop = CancellationToken::new();
     let load = tokio::spawn(run_until(opts, stop.clone()));
     tokio::time::sleep(Duration::from_secs_f64(o.warmup_s)).await;
+    let route = if pg_down {
+        RouteProbe::start(ctx).await
+    } else {
+        None
+    };
     let t0 = now_ms();
     log(format!("{tag}: disruption at t0"));
     let disruption = match disrupt(t0).await {
@@ -150,6 +156,11 @@ where
         let cap = asked + (MAX_STRETCH_S * 1000.0) as u64;
         loop {
             let pg_t = m::first_ready_after_down(&pgw.history(), t0, 1);
+            if let (Some(p), Some(r)) = (pg_t, route.as_ref()) {
+                if r.routed_after(p).is_some() {
+                    r.stop();
+                }
+            }
             let due = m::observe_until(asked, cap, pg_t, AFTER_PG_READY_MS);
             if now_ms() >= due {
                 break;
@@ -172,6 +183,11 @@ where
     } else {
         None
     };
+    let pg_routed_t = route
+        .as_ref()
+        .zip(pg_ready_t)
+        .and_then(|(r, p)| r.routed_after(p));
+    drop(route);
     let mcp_ready_t = m::ready_through_end(&mcp_hist, t0, DESIRED, t_end);
     let first_ok_t = m::first_success(&report.outages, &events, t0, 10_000);
     let (mcp_restarts, mcp_replaced) =
@@ -201,6 +217,7 @@ where
     }];
     for (name, t, class) in [
         ("pg ready", pg_ready_t, "pg"),
+        ("pg routed", pg_routed_t, "pg"),
         ("MCP ready", mcp_ready_t, "mcp"),
         ("1st ok", first_ok_t, "first"),
     ] {
@@ -219,6 +236,7 @@ where
         target: target.to_string(),
         kill_unix_ms: t0,
         pg_ready_s: m::secs(pg_ready_t, t0),
+        pg_routed_s: m::secs(pg_routed_t, t0),
         mcp_ready_s: m::secs(mcp_ready_t, t0),
         first_success_s: m::secs(first_ok_t, t0),
         errors: Some(report.errors_total),
