@@ -49,6 +49,13 @@ if [[ "${E2E_SKIP_BUILD:-0}" != "1" ]]; then
   fi
 fi
 
+# S20 evaluates live McpServers with kstatus and Argo CD's Lua (a Go tool, cached)
+if [[ -z "${GITOPS_HEALTH:-}" ]]; then
+  log "building hack/gitops-health (kstatus + gopher-lua; cached)"
+  GITOPS_HEALTH=$(hack/gitops-health/build.sh)
+fi
+export GITOPS_HEALTH
+
 log "running the suite: ${args[*]}"
 rc=0
 "$CARGO_TARGET_DIR/release/mcp-e2e" "${args[@]}" || rc=$?

@@ -23,11 +23,15 @@ use deadpool_postgres::{
     Connect, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
 use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_postgres::NoTls;
 
 use crate::backoff::Backoff;
+
+/// Reconnect attempts that may be pending at once (see `supervise`).
+const HEDGED_ATTEMPTS: usize = 3;
 use crate::config::{Config, WorkloadMode};
 use crate::metrics::Metrics;
 use crate::redact::redact_credentials;
@@ -647,39 +651,55 @@ impl Db {
             if self.closing.load(Ordering::SeqCst) {
                 return;
             }
-            // (Re)connect with jittered exponential backoff.
+            // (Re)connect with jittered exponential backoff, hedged: each
+            // backoff step starts a new attempt even while older ones are still
+            // pending (at most `HEDGED_ATTEMPTS`), so an attempt stuck on a
+            // stale route (SYN to the old pod, up to the connect timeout)
+            // does not delay noticing the new one.
             let mut backoff =
                 Backoff::new(self.settings.reconnect_base, self.settings.reconnect_max);
             let mut last_logged = Instant::now() - Duration::from_secs(60);
+            let mut pending = FuturesUnordered::new();
+            let mut next_at = tokio::time::Instant::now();
             loop {
                 if self.closing.load(Ordering::SeqCst) {
                     return;
                 }
-                self.loss.pending.store(false, Ordering::SeqCst);
-                match self.probe().await {
-                    Ok(()) => break,
-                    Err(detail) => {
-                        self.metrics.connection_failures.inc();
-                        let delay = backoff.next_delay();
-                        let phase = self.phase();
-                        self.set_state(phase, Some(Instant::now() + delay));
-                        // Log the first failure and then at most every 5 s.
-                        if backoff.attempt() == 1 || last_logged.elapsed() >= Duration::from_secs(5)
-                        {
-                            last_logged = Instant::now();
-                            tracing::warn!(
-                                event = "database_connect_failed",
-                                attempt = backoff.attempt(),
-                                retry_in_ms = ms(delay),
-                                down_for_ms = ms(lost_at.elapsed()),
-                                error = %detail,
-                                "database not reachable, retrying"
-                            );
+                let now = tokio::time::Instant::now();
+                if now >= next_at && pending.len() < HEDGED_ATTEMPTS {
+                    self.loss.pending.store(false, Ordering::SeqCst);
+                    pending.push(self.probe());
+                    next_at = now + backoff.next_delay();
+                }
+                let step = tokio::time::sleep_until(next_at);
+                tokio::select! {
+                    Some(r) = pending.next() => match r {
+                        Ok(()) => break,
+                        Err(detail) => {
+                            self.metrics.connection_failures.inc();
+                            let phase = self.phase();
+                            self.set_state(phase, Some(next_at.into_std()));
+                            // Log the first failure and then at most every 5 s.
+                            if backoff.attempt() == 1
+                                || last_logged.elapsed() >= Duration::from_secs(5)
+                            {
+                                last_logged = Instant::now();
+                                tracing::warn!(
+                                    event = "database_connect_failed",
+                                    attempt = backoff.attempt(),
+                                    in_flight = pending.len(),
+                                    retry_in_ms = ms(next_at.saturating_duration_since(tokio::time::Instant::now())),
+                                    down_for_ms = ms(lost_at.elapsed()),
+                                    error = %detail,
+                                    "database not reachable, retrying"
+                                );
+                            }
                         }
-                        tokio::time::sleep(delay).await;
-                    }
+                    },
+                    _ = step => {}
                 }
             }
+            drop(pending);
             // The probe proved the database serves: open the circuit at once
             // and warm the pool afterwards (calls create connections on demand).
             self.set_state(DbPhase::Up, None);
@@ -705,7 +725,7 @@ impl Db {
                 tracing::info!(
                     event = "database_reconnection_successful",
                     recovery_time_ms = ms(recovery),
-                    attempts = backoff.attempt() + 1,
+                    attempts = backoff.attempt(),
                     pool = ?self.stats(),
                     "database reachable again, serving"
                 );

@@ -9,6 +9,7 @@ use crate::measure::percentile;
 use crate::model::{Check, Run, Scenario};
 
 pub mod drain;
+pub mod gitops;
 pub mod ha;
 pub mod kill;
 pub mod outage;
@@ -18,7 +19,7 @@ pub mod specs;
 pub mod wedge;
 
 /// Every scenario: id, name, part of the default run.
-pub const SCENARIOS: [(&str, &str, bool); 19] = [
+pub const SCENARIOS: [(&str, &str, bool); 20] = [
     ("S1", "delete the Postgres pod (grace 0)", true),
     ("S2", "kill -9 postgres in its container", true),
     ("S3", "S1 repeated", true),
@@ -53,6 +54,11 @@ pub const SCENARIOS: [(&str, &str, bool); 19] = [
         "S1 repeated with the database in readiness and no gate",
         true,
     ),
+    (
+        "S20",
+        "GitOps health: kstatus and Argo CD on live McpServers",
+        true,
+    ),
     ("SOAK", "S1 and S2 alternately, many times", false),
 ];
 
@@ -83,6 +89,7 @@ async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
         "S16" => wedge::s16(ctx).await,
         "S18" => outage::s18(ctx).await,
         "S19" => kill::s19(ctx).await,
+        "S20" => gitops::s20(ctx).await,
         "SOAK" => soak::soak(ctx).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
