@@ -68,6 +68,8 @@ lint "helm lint --strict" --strict
 lint "helm lint --strict (namespaced)" --strict --set 'watchNamespaces={team-a,team-b}'
 lint "helm lint --strict (HA + ServiceMonitor + PDB)" --strict \
   --set replicaCount=3,serviceMonitor.enabled=true,podDisruptionBudget.enabled=true
+lint "helm lint --strict (PrometheusRule + Grafana dashboard)" --strict \
+  --set prometheusRule.enabled=true,grafanaDashboard.enabled=true
 
 echo "== helm template: cluster-wide (default values)"
 f="${work}/cluster.yaml"
@@ -81,6 +83,8 @@ expect_count "${f}" '^kind: Deployment$' 1 "one Deployment"
 expect_count "${f}" '^kind: ServiceAccount$' 1 "one ServiceAccount"
 expect_count "${f}" '^kind: Service$' 1 "one metrics Service"
 expect_count "${f}" '^kind: ServiceMonitor$' 0 "no ServiceMonitor by default"
+expect_count "${f}" '^kind: PrometheusRule$' 0 "no PrometheusRule by default"
+expect_count "${f}" '^kind: ConfigMap$' 0 "no dashboard ConfigMap by default"
 expect_count "${f}" '--namespaces' 0 "no --namespaces flag (all namespaces)"
 expect_count "${f}" '^            - --leader-election=true$' 1 "leader election on"
 expect_count "${f}" '^            - --lease-name=mcp-operator-leader$' 1 "lease name mcp-operator-leader"
@@ -124,9 +128,14 @@ expect_count "${f}" '^            - --namespaces=team-a,team-b$' 1 "--namespaces
 
 echo "== helm template: options"
 f="${work}/options.yaml"
-render "${f}" --set replicaCount=3,serviceMonitor.enabled=true,podDisruptionBudget.enabled=true
+render "${f}" --set replicaCount=3,serviceMonitor.enabled=true,podDisruptionBudget.enabled=true \
+  --set prometheusRule.enabled=true,grafanaDashboard.enabled=true
 expect_count "${f}" '^kind: ServiceMonitor$' 1 "ServiceMonitor when enabled"
 expect_count "${f}" '^    - port: http-metrics$' 1 "ServiceMonitor scrapes http-metrics"
+expect_count "${f}" '^      honorLabels: true$' 1 "ServiceMonitor honours the operator's namespace/name labels"
+expect_count "${f}" '^kind: PrometheusRule$' 1 "PrometheusRule when enabled (rules: hack/check-alerts.sh)"
+expect_count "${f}" '^kind: ConfigMap$' 1 "dashboard ConfigMap when enabled"
+expect_count "${f}" '^    grafana_dashboard: "1"$' 1 "dashboard ConfigMap labelled for Grafana's sidecar"
 expect_count "${f}" '^kind: PodDisruptionBudget$' 1 "PodDisruptionBudget when enabled"
 expect_count "${f}" '^  replicas: 3$' 1 "replicas 3"
 f="${work}/noleader.yaml"
@@ -143,6 +152,9 @@ expect_render_failure "an invalid namespace name" 'watchNamespaces' --set 'watch
 expect_render_failure "image.pullPolicy=Sometimes" 'pullPolicy' --set image.pullPolicy=Sometimes
 expect_render_failure "httpPort=0" 'httpPort' --set httpPort=0
 expect_render_failure "an unknown serviceMonitor key" 'serviceMonitor' --set serviceMonitor.enable=true
+expect_render_failure "an unknown prometheusRule key" 'prometheusRule' --set prometheusRule.enable=true
+expect_render_failure "grafanaDashboard.namespace that is not a DNS label" 'grafanaDashboard' \
+  --set grafanaDashboard.enabled=true,grafanaDashboard.namespace=Bad_NS
 expect_render_failure "replicaCount=2 without leader election" 'requires leaderElection' \
   --set replicaCount=2,leaderElection.enabled=false
 expect_render_failure "renew deadline not below the lease duration" 'renewDeadlineSeconds must be shorter' \

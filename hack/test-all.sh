@@ -2,9 +2,10 @@
 # Every test of the project, in the order a failure is cheapest to find:
 #   1. unit + request-sequence tests (no cluster)
 #   2. integration: a real etcd + kube-apiserver, a real throwaway Postgres
-#   3. the e2e suite on a real single-node cluster (KUBECONFIG if it points at
+#   3. the chart's alert rules (promtool) and the GitOps health tool (go test)
+#   4. the e2e suite on a real single-node cluster (KUBECONFIG if it points at
 #      one and E2E_USE_KUBECONFIG=1, otherwise the local cluster from upstream binaries)
-# Set SKIP_E2E=1 to stop after step 2.
+# Set SKIP_E2E=1 to stop after step 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../e2e/cluster/local/versions.sh
@@ -41,6 +42,13 @@ if ((cargo_rc != 0)); then
   echo "cargo: ${passed} passed, ${failed} failed"
   exit "$cargo_rc"
 fi
+
+# The chart's alerts (promtool check/test rules, promtool built from its Go
+# module and cached) and the GitOps health tool's own tests (kstatus, Lua).
+log "alerts and dashboard: hack/check-alerts.sh"
+hack/check-alerts.sh
+log "GitOps health tool: go test (hack/gitops-health)"
+(cd hack/gitops-health && GOFLAGS=-mod=mod GOMODCACHE=${GOMODCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/go-mod} go test -count=1 ./...)
 
 if [[ "${SKIP_E2E:-0}" == "1" ]]; then
   log "SKIP_E2E=1: not running the e2e suite"

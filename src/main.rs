@@ -84,6 +84,10 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
+    metrics.preset(
+        &controller::error::Error::METRIC_LABELS,
+        &mcp_operator::remediation::reason::ACTION_LABELS,
+    );
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(&args.http_addr)
         .await
@@ -223,6 +227,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
         futures::future::join_all(runs).await;
         metrics.leader.set(0);
+        metrics.forget_objects();
         let (back, lost) = term
             .await
             .map_err(|e| anyhow::anyhow!("lease task failed: {e}"))?;

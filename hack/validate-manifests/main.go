@@ -7,8 +7,9 @@
 //   - every pod template is evaluated against the `restricted` Pod Security
 //     Standard (latest) with the upstream pod-security-admission checks.
 //
-// Kinds without Go types here (monitoring.coreos.com ServiceMonitor) are only
-// checked for apiVersion/kind/metadata.name.
+// Kinds without Go types here (monitoring.coreos.com ServiceMonitor and
+// PrometheusRule) are only checked for apiVersion/kind/metadata.name
+// (hack/check-alerts.sh checks the PrometheusRule's rules).
 //
 // Usage: go run . FILE...   (use "-" for stdin)
 package main
@@ -41,6 +42,8 @@ func newObject(apiVersion, kind string) (any, bool) {
 		return &corev1.ServiceAccount{}, true
 	case "v1/Service":
 		return &corev1.Service{}, true
+	case "v1/ConfigMap":
+		return &corev1.ConfigMap{}, true
 	case "apps/v1/Deployment":
 		return &appsv1.Deployment{}, true
 	case "policy/v1/PodDisruptionBudget":
@@ -53,7 +56,7 @@ func newObject(apiVersion, kind string) (any, bool) {
 		return &rbacv1.Role{}, true
 	case "rbac.authorization.k8s.io/v1/RoleBinding":
 		return &rbacv1.RoleBinding{}, true
-	case "monitoring.coreos.com/v1/ServiceMonitor":
+	case "monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule":
 		return nil, true
 	}
 	return nil, false

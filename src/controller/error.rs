@@ -32,6 +32,19 @@ impl Error {
         }
     }
 
+    /// Every value `metric_label` can return (the series exist at 0 from the start).
+    pub const METRIC_LABELS: [&'static str; 9] = [
+        "conflict",
+        "throttled",
+        "forbidden",
+        "observe",
+        "apply",
+        "status",
+        "serde",
+        "no_namespace",
+        "caches_not_ready",
+    ];
+
     /// The `reconcile_errors` label: the step, or what the API server said.
     pub fn metric_label(&self) -> &'static str {
         match (self, self.api()) {
@@ -66,6 +79,26 @@ mod tests {
                 .with_code(code)
                 .boxed(),
         )
+    }
+
+    #[test]
+    fn every_label_is_preset() {
+        let errors = [
+            Error::Status(api(409)),
+            Error::apply("Service", api(429)),
+            Error::Observe(api(403)),
+            Error::Observe(api(500)),
+            Error::apply("Service", api(500)),
+            Error::Status(api(500)),
+            Error::Serde(serde_json::from_str::<u8>("x").expect_err("not a number")),
+            Error::NoNamespace,
+            Error::CachesNotReady,
+        ];
+        for e in &errors {
+            assert!(Error::METRIC_LABELS.contains(&e.metric_label()), "{e}");
+        }
+        let all: std::collections::BTreeSet<_> = errors.iter().map(Error::metric_label).collect();
+        assert_eq!(all.len(), Error::METRIC_LABELS.len());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::context::Context;
 use super::error::{Error, Result};
 use super::{act, decide, observe, report};
-use crate::api::McpServer;
+use crate::api::{condition, McpServer, McpServerStatus};
 use crate::telemetry::metrics::{ActionLabels, ObjectLabels, ResultLabels};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -74,7 +74,7 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
             .map_err(Error::Status)?;
         ctx.metrics.status_written("report");
     }
-    record_metrics(ctx, &ns, mcp, &observed, &plan, now);
+    record_metrics(ctx, &ns, mcp, &observed, &plan, &status, now);
     report::publish(ctx, mcp, events).await;
 
     let mut requeue = plan.remediation.requeue_after.unwrap_or(RESYNC).min(RESYNC);
@@ -96,12 +96,31 @@ fn record_metrics(
     mcp: &McpServer,
     obs: &observe::Observed,
     plan: &decide::Plan,
+    status: &McpServerStatus,
     now: Timestamp,
 ) {
     let labels = ObjectLabels {
         namespace: ns.to_string(),
         name: mcp.name_any(),
     };
+    let is_true = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
+    let m = &ctx.metrics;
+    m.mcpserver_ready
+        .get_or_create(&labels)
+        .set(i64::from(is_true(condition::READY)));
+    m.pool_budget_clamped
+        .get_or_create(&labels)
+        .set(i64::from(is_true(condition::POOL_BUDGET_EXCEEDED)));
+    let open = status
+        .last_incident
+        .as_ref()
+        .is_some_and(|i| i.started_at.is_some() && i.recovered_at.is_none());
+    m.incident_open.get_or_create(&labels).set(i64::from(open));
     if let Some(up) = obs.dependency.as_ref().and_then(|d| d.known_up()) {
         ctx.metrics
             .dependency_up

@@ -40,3 +40,13 @@ pub const ACTING: &str = "Acting";
 pub const NOT_BLOCKED: &str = "NotBlocked";
 /// Automatic remediation switched off in the spec.
 pub const REMEDIATION_DISABLED: &str = "RemediationDisabled";
+
+/// Every (action kind label, reason) pair an action can carry: the label sets
+/// of the actions metric, created at 0 at startup.
+pub const ACTION_LABELS: [(&str, &str); 5] = [
+    ("evict", UNREADY_TOO_LONG),
+    ("evict", MCP_UNRESPONSIVE),
+    ("evict", MANUAL_OVERRIDE),
+    ("rollback", FAILED_ROLLOUT),
+    ("rollback", MANUAL_OVERRIDE),
+];

@@ -63,6 +63,9 @@ pub struct Metrics {
     pub mcp_check_duration: Histogram,
     pub mcp_check_failures: Family<McpFailureLabels, Counter>,
     pub mcp_wedged_pods: Family<ObjectLabels, Gauge>,
+    pub mcpserver_ready: Family<ObjectLabels, Gauge>,
+    pub pool_budget_clamped: Family<ObjectLabels, Gauge>,
+    pub incident_open: Family<ObjectLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -158,7 +161,28 @@ impl Default for Metrics {
             "Ready pods of an McpServer whose MCP layer has not answered for health.mcp.unhealthyAfterSeconds",
             mcp_wedged_pods.clone(),
         );
+        let mcpserver_ready = Family::<ObjectLabels, Gauge>::default();
+        registry.register(
+            "mcpserver_ready",
+            "1 while an McpServer's status says Ready=True (all desired replicas ready)",
+            mcpserver_ready.clone(),
+        );
+        let pool_budget_clamped = Family::<ObjectLabels, Gauge>::default();
+        registry.register(
+            "pool_budget_clamped",
+            "1 while database.maxConnections forces an McpServer's pool below what it asks (PoolBudgetExceeded=True)",
+            pool_budget_clamped.clone(),
+        );
+        let incident_open = Family::<ObjectLabels, Gauge>::default();
+        registry.register(
+            "incident_open",
+            "1 while an McpServer's status.lastIncident is open (started, not recovered)",
+            incident_open.clone(),
+        );
         Self {
+            mcpserver_ready,
+            pool_budget_clamped,
+            incident_open,
             mcp_check_duration,
             mcp_check_failures,
             mcp_wedged_pods,
@@ -179,7 +203,44 @@ impl Default for Metrics {
     }
 }
 
+/// The closed label sets of the counters, created at 0 so a counter exists
+/// (and `rate()` is 0, not absent) before its first event.
+const RECONCILE_RESULTS: [&str; 2] = ["ok", "error"];
+const MCP_FAILURE_REASONS: [&str; 4] = ["connect", "timeout", "http_status", "protocol"];
+const STATUS_WRITE_STEPS: [&str; 2] = ["intent", "report"];
+
 impl Metrics {
+    /// Create the counters' series at 0: the fixed sets here, and the error
+    /// kinds and (kind, reason) action pairs the controller can produce.
+    pub fn preset(&self, error_kinds: &[&str], actions: &[(&str, &str)]) {
+        for result in RECONCILE_RESULTS {
+            let _ = self.reconciles.get_or_create(&ResultLabels {
+                result: result.into(),
+            });
+        }
+        for kind in error_kinds {
+            let _ = self.reconcile_errors.get_or_create(&ErrorLabels {
+                kind: (*kind).into(),
+            });
+        }
+        for (kind, reason) in actions {
+            let _ = self.remediation_actions.get_or_create(&ActionLabels {
+                kind: (*kind).into(),
+                reason: (*reason).into(),
+            });
+        }
+        for reason in MCP_FAILURE_REASONS {
+            let _ = self.mcp_check_failures.get_or_create(&McpFailureLabels {
+                reason: reason.into(),
+            });
+        }
+        for step in STATUS_WRITE_STEPS {
+            let _ = self
+                .status_writes
+                .get_or_create(&StatusWriteLabels { step: step.into() });
+        }
+    }
+
     pub fn child_writes(&self, kind: &str, reason: &str) {
         self.child_writes
             .get_or_create(&WriteLabels {
@@ -201,9 +262,28 @@ impl Metrics {
             namespace: namespace.into(),
             name: name.into(),
         };
-        self.dependency_up.remove(&labels);
-        self.remediation_blocked.remove(&labels);
-        self.mcp_wedged_pods.remove(&labels);
+        for family in self.per_object() {
+            family.remove(&labels);
+        }
+    }
+
+    /// Drop every per-object series: a replica that stops leading stops
+    /// vouching for them (a standby exports none, so no stale alert fires).
+    pub fn forget_objects(&self) {
+        for family in self.per_object() {
+            family.clear();
+        }
+    }
+
+    fn per_object(&self) -> [&Family<ObjectLabels, Gauge>; 6] {
+        [
+            &self.dependency_up,
+            &self.remediation_blocked,
+            &self.mcp_wedged_pods,
+            &self.mcpserver_ready,
+            &self.pool_budget_clamped,
+            &self.incident_open,
+        ]
     }
 
     pub fn encode(&self) -> String {
@@ -235,5 +315,25 @@ mod tests {
         assert!(!text.contains("name=\"gone\""), "{text}");
         assert!(text.contains("name=\"kept\""), "{text}");
         assert!(text.contains("mcp_operator_writes_skipped_total"), "{text}");
+        m.mcpserver_ready.get_or_create(&labels("kept")).set(1);
+        m.forget_objects();
+        let text = m.encode();
+        assert!(!text.contains("name=\"kept\""), "{text}");
+    }
+
+    #[test]
+    fn preset_counters_exist_at_zero() {
+        let m = Metrics::default();
+        m.preset(&["conflict"], &[("evict", "UnreadyTooLong")]);
+        let text = m.encode();
+        for line in [
+            "mcp_operator_reconciles_total{result=\"error\"} 0",
+            "mcp_operator_reconcile_errors_total{kind=\"conflict\"} 0",
+            "mcp_operator_remediation_actions_total{kind=\"evict\",reason=\"UnreadyTooLong\"} 0",
+            "mcp_operator_mcp_check_failures_total{reason=\"timeout\"} 0",
+            "mcp_operator_status_writes_total{step=\"intent\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
     }
 }

@@ -104,7 +104,13 @@ mod tests {
     #[test]
     fn the_route_is_back_at_the_first_connect_after_postgres_is_ready() {
         // connects to the dying pod succeed before the kill lands; they do not count
-        let a = [at(0, true), at(25, false), at(50, false), at(75, true), at(100, true)];
+        let a = [
+            at(0, true),
+            at(25, false),
+            at(50, false),
+            at(75, true),
+            at(100, true),
+        ];
         assert_eq!(routed_after(&a, 60), Some(77));
         assert_eq!(routed_after(&a, 110), None);
         assert_eq!(routed_after(&[], 0), None);

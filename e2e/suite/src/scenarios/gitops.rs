@@ -2,7 +2,8 @@
 //! cli-utils appliers wait on) and the chart's Argo CD health check (Lua, run
 //! the way Argo CD runs it) evaluated on live McpServers by
 //! `hack/gitops-health`: the ready `notes`; a server created, then rolled out
-//! to a new spec; one whose Secret is missing.
+//! to a new spec; one whose Secret is missing. And the chart's alerts and
+//! dashboard: every metric they name is on the live leader's /metrics.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,7 +16,10 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::cluster::{log, manifest, repo_root, Ctx, NOTES};
+use crate::cluster::{log, manifest, repo_root, Ctx, NOTES, OP_NS};
+
+/// The operator's HTTP port (the chart's `httpPort`).
+const OP_HTTP_PORT: u16 = 8080;
 use crate::model::{Check, Run, Scenario};
 
 const GITOPS: &str = "notes-gitops";
@@ -132,6 +136,57 @@ fn describe(seen: &[(f64, Verdict)]) -> String {
         .join(" -> ")
 }
 
+/// `hack/metric-names.sh --base` against the leader's /metrics (through the
+/// API server's pod proxy, so it works wherever the suite runs): a family
+/// exists once registered (its `# TYPE` line), whether or not it has samples.
+async fn metrics_check(ctx: &Ctx) -> Result<(bool, String)> {
+    let out = Command::new("bash")
+        .arg(repo_root().join("hack/metric-names.sh"))
+        .arg("--base")
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!(
+            "hack/metric-names.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let wanted: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if wanted.is_empty() {
+        bail!("hack/metric-names.sh named no metric");
+    }
+    let mut leader = None;
+    for pod in ctx.operator_pods().await?.keys() {
+        let path = format!("/api/v1/namespaces/{OP_NS}/pods/{pod}:{OP_HTTP_PORT}/proxy/metrics");
+        let (ok, text) = ctx.kubectl_try(&["get", "--raw", &path]).await;
+        if ok && text.lines().any(|l| l.trim() == "mcp_operator_leader 1") {
+            leader = Some((pod.clone(), text));
+            break;
+        }
+    }
+    let Some((pod, text)) = leader else {
+        bail!("no operator pod's /metrics says mcp_operator_leader 1");
+    };
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|m| !text.lines().any(|l| l.starts_with(&format!("# TYPE {m} "))))
+        .collect();
+    Ok((
+        missing.is_empty(),
+        format!(
+            "{pod}: {} of {} present; missing {:?}",
+            wanted.len() - missing.len(),
+            wanted.len(),
+            missing
+        ),
+    ))
+}
+
 fn healthy(v: &Verdict) -> bool {
     v.kstatus.status == "Current" && v.argocd.status == "Healthy"
 }
@@ -213,17 +268,40 @@ pub async fn s20(ctx: &Ctx) -> Result<Scenario> {
     );
 
     // A spec that cannot be realised: Failed / Degraded, not waited on forever.
-    ctx.delete_mcps(MISSING_SECRET, Duration::from_secs(90)).await?;
+    ctx.delete_mcps(MISSING_SECRET, Duration::from_secs(90))
+        .await?;
     let t2 = Instant::now();
     ctx.apply(&manifest("bad/missing-secret.yaml")).await?;
     let failed = |v: &Verdict| v.kstatus.status == "Failed" && v.argocd.status == "Degraded";
-    let bad = follow(ctx, &tool, MISSING_SECRET, t2, Duration::from_secs(60), failed).await;
+    let bad = follow(
+        ctx,
+        &tool,
+        MISSING_SECRET,
+        t2,
+        Duration::from_secs(60),
+        failed,
+    )
+    .await;
     checks.push(Check::new(
         "missing Secret: kstatus Failed, Argo CD Degraded, reason InvalidSpec",
         bad.last()
             .is_some_and(|(_, v)| failed(v) && v.argocd.message.starts_with("InvalidSpec")),
         describe(&bad),
     ));
+
+    // The chart's alerts and dashboard name only metrics the operator exports.
+    match metrics_check(ctx).await {
+        Ok((ok, detail)) => checks.push(Check::new(
+            "every metric the chart's alerts and dashboard use is on the leader's /metrics",
+            ok,
+            detail,
+        )),
+        Err(e) => checks.push(Check::new(
+            "every metric the chart's alerts and dashboard use is on the leader's /metrics",
+            false,
+            format!("{e:#}"),
+        )),
+    }
 
     for name in [GITOPS, MISSING_SECRET] {
         if let Err(e) = ctx.delete_mcps(name, Duration::from_secs(90)).await {

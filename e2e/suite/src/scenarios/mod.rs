@@ -56,7 +56,7 @@ pub const SCENARIOS: [(&str, &str, bool); 20] = [
     ),
     (
         "S20",
-        "GitOps health: kstatus and Argo CD on live McpServers",
+        "GitOps health (kstatus, Argo CD) and the alerts' metrics, live",
         true,
     ),
     ("SOAK", "S1 and S2 alternately, many times", false),
