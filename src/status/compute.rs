@@ -2,7 +2,7 @@
 use super::conditions::{self, Desired};
 use super::phase::{self, PhaseInputs};
 use crate::api::{condition, McpServerStatus, McpStatus, PoolStatus, RollbackHold};
-use crate::remediation::{LastIncident, RemediationState, RemediationStatus};
+use crate::remediation::{reason, LastIncident, RemediationState, RemediationStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -198,11 +198,11 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
         ))
     } else if i.dependency_up == Some(false) {
         Some(("DependencyUnavailable", i.dependency_message.to_string()))
-    } else if let Some(r) = i.remediation.as_ref().filter(|r| {
-        matches!(
-            r.state,
-            RemediationState::Waiting | RemediationState::Acting | RemediationState::CoolingDown
-        )
+    } else if let Some(r) = i.remediation.as_ref().filter(|r| match r.state {
+        RemediationState::Acting | RemediationState::CoolingDown => true,
+        // Pods not started yet: nothing to remediate (a known cause is Stalled above).
+        RemediationState::Waiting => r.reason.as_deref() != Some(reason::PODS_NOT_STARTED),
+        RemediationState::Idle | RemediationState::Blocked => false,
     }) {
         Some((
             "Remediating",
@@ -499,6 +499,19 @@ mod tests {
         let s = compute(i);
         assert_eq!(kstatus(&s), ("Reconciling".into(), "Remediating".into()));
         assert!(cond(&s, "Reconciling").message.contains("notes-abc"));
+
+        // Pods still being created: starting, not remediation.
+        let mut i = inputs(&prev, &t, Some(&starting), &[]);
+        i.remediation = Some(RemediationStatus {
+            state: RemediationState::Waiting,
+            reason: Some(reason::PODS_NOT_STARTED.into()),
+            ..RemediationStatus::default()
+        });
+        let s = compute(i);
+        assert_eq!(
+            kstatus(&s),
+            ("Reconciling".into(), "ReplicasNotReady".into())
+        );
     }
 
     #[test]

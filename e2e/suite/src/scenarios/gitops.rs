@@ -41,8 +41,15 @@ struct Verdict {
 }
 
 impl Verdict {
-    fn pair(&self) -> (String, String) {
-        (self.kstatus.status.clone(), self.argocd.status.clone())
+    /// What a change is: the two verdicts and the reason Argo CD's message
+    /// starts with (RollingOut, Remediating, ...).
+    fn key(&self) -> (String, String, String) {
+        let reason = self.argocd.message.split(':').next().unwrap_or_default();
+        (
+            self.kstatus.status.clone(),
+            self.argocd.status.clone(),
+            reason.to_string(),
+        )
     }
 }
 
@@ -108,7 +115,7 @@ async fn follow(
         match verdict(ctx, tool, name).await {
             Ok(v) => {
                 let fin = done(&v);
-                if seen.last().is_none_or(|(_, l)| l.pair() != v.pair()) {
+                if seen.last().is_none_or(|(_, l)| l.key() != v.key()) {
                     seen.push((t0.elapsed().as_secs_f64(), v));
                 }
                 if fin {

@@ -176,6 +176,18 @@ pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
         "s",
         "the readiness issue's goal is + 1.0 s; medians measured 0.82-0.99 s",
     ));
+    let after_route: Vec<Option<f64>> = sc
+        .runs
+        .iter()
+        .map(|r| r.first_success_s.zip(r.pg_routed_s).map(|(f, x)| f - x))
+        .collect();
+    sc.thresholds.push(Threshold::at_most(
+        "p95 first success after the Postgres Service routes again",
+        percentile(&after_route, 95.0),
+        m::AFTER_ROUTE_S,
+        "s",
+        "the MCP side's part: the goal's + 1.0 s without the EndpointSlice and kube-proxy's sync, measured apart",
+    ));
     sc.notes.push(format!(
         "p95 over {} kills; a kill that never served again counts as infinitely slow, not dropped",
         sc.runs.len()
