@@ -45,10 +45,17 @@ impl Error {
         "caches_not_ready",
     ];
 
+    /// A write refused because the object changed since it was read (409).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self.api(), Some(kube::Error::Api(s)) if s.code == 409)
+    }
+
     /// The `reconcile_errors` label: the step, or what the API server said.
     pub fn metric_label(&self) -> &'static str {
+        if self.is_conflict() {
+            return "conflict";
+        }
         match (self, self.api()) {
-            (_, Some(kube::Error::Api(s))) if s.code == 409 => "conflict",
             (_, Some(kube::Error::Api(s))) if s.code == 429 => "throttled",
             (_, Some(kube::Error::Api(s))) if s.code == 403 => "forbidden",
             (Error::Observe(_), _) => "observe",

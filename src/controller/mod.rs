@@ -56,7 +56,7 @@ fn error_policy(mcp: Arc<McpServer>, err: &Error, ctx: Arc<Context>) -> Action {
         })
         .inc();
     let key = reconcile::object_key(&mcp);
-    if err.metric_label() == "conflict" {
+    if err.is_conflict() {
         // A write raced a newer version of the object (our cache was behind):
         // routine, and the newer version's watch event reconciles it anyway.
         tracing::debug!(object = %key, error = %crate::redact::redact(&err.to_string()), "write conflict; reconciling the newer version");

@@ -103,12 +103,7 @@ fn record_metrics(
         namespace: ns.to_string(),
         name: mcp.name_any(),
     };
-    let is_true = |t: &str| {
-        status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == t && c.status == "True")
-    };
+    let is_true = |t: &str| crate::status::conditions::is_true(&status.conditions, t);
     let m = &ctx.metrics;
     m.mcpserver_ready
         .get_or_create(&labels)

@@ -86,11 +86,9 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
         (None, None) => None,
     };
 
-    let mut conds: Vec<Desired> = i.conditions.to_vec();
-    conds.push(if let Some(r) = i.rejected.first() {
-        Desired::new(
-            condition::READY,
-            false,
+    // Causes shared by Ready/Degraded and kstatus's Stalled: (reason, message).
+    let rejection = i.rejected.first().map(|r| {
+        (
             format!("{}Rejected", r.kind),
             i.rejected
                 .iter()
@@ -98,6 +96,30 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
                 .collect::<Vec<_>>()
                 .join("; "),
         )
+    });
+    let rolled_back = i.rollback_hold.as_ref().map(|h| {
+        if i.rollback_target_missing {
+            (
+                "RollbackTargetMissing",
+                format!(
+                    "generation {} failed and should run revision {}, but that revision's ReplicaSet is gone; the Deployment is left as it is: change the spec to roll out a fixed version",
+                    h.generation, h.revision
+                ),
+            )
+        } else {
+            (
+                "RolledBack",
+                format!(
+                    "generation {} crashed and was rolled back to revision {}; change the spec to try a new rollout",
+                    h.generation, h.revision
+                ),
+            )
+        }
+    });
+
+    let mut conds: Vec<Desired> = i.conditions.to_vec();
+    conds.push(if let Some((reason, why)) = &rejection {
+        Desired::new(condition::READY, false, reason.clone(), why.clone())
     } else if all_ready {
         Desired::new(
             condition::READY,
@@ -106,12 +128,7 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
             format!("{ready}/{desired} replicas ready"),
         )
     } else if !i.config_valid {
-        Desired::new(
-            condition::READY,
-            false,
-            "InvalidSpec",
-            "the spec cannot be realised; see ConfigValid",
-        )
+        Desired::new(condition::READY, false, "InvalidSpec", INVALID_SPEC)
     } else if let Some((reason, why)) = &cannot_start {
         Desired::new(
             condition::READY,
@@ -142,26 +159,14 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
             "no rollout in progress",
         )
     });
-    conds.push(match (&i.rollback_hold, all_ready) {
-        (Some(h), _) if i.rollback_target_missing => Desired::new(
+    conds.push(match (&rolled_back, all_ready) {
+        (Some((reason, why)), _) => Desired::new(condition::DEGRADED, true, *reason, why.clone()),
+        (None, true) => Desired::new(
             condition::DEGRADED,
-            true,
-            "RollbackTargetMissing",
-            format!(
-                "generation {} failed and should run revision {}, but that revision's ReplicaSet is gone; the Deployment is left as it is: change the spec to roll out a fixed version",
-                h.generation, h.revision
-            ),
+            false,
+            "AllReplicasReady",
+            "all replicas ready",
         ),
-        (Some(h), _) => Desired::new(
-            condition::DEGRADED,
-            true,
-            "RolledBack",
-            format!(
-                "generation {} crashed and was rolled back to revision {}; change the spec to try a new rollout",
-                h.generation, h.revision
-            ),
-        ),
-        (None, true) => Desired::new(condition::DEGRADED, false, "AllReplicasReady", "all replicas ready"),
         (None, false) if i.dependency_up == Some(false) => Desired::new(
             condition::DEGRADED,
             true,
@@ -179,7 +184,7 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
             format!("{ready}/{desired} replicas ready"),
         ),
     });
-    let stalled = stalled(&i, cannot_start.as_ref());
+    let stalled = stalled(&i, rejection, cannot_start.as_ref(), rolled_back.as_ref());
     conds.push(match &stalled {
         Some((reason, why)) => Desired::new(condition::STALLED, true, reason.clone(), why.clone()),
         None => Desired::new(
@@ -243,42 +248,27 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
     }
 }
 
+/// Ready's reason and message when the operator's own checks find the spec
+/// invalid (the details are in ConfigValid).
+const INVALID_SPEC: &str = "the spec cannot be realised; see ConfigValid";
+
 /// kstatus `Stalled`: why the spec cannot be realised without a human, if it
-/// cannot. Takes precedence over `Reconciling` (never both True).
-fn stalled(i: &Inputs<'_>, cannot_start: Option<&(&str, String)>) -> Option<(String, String)> {
-    if let Some(r) = i.rejected.first() {
-        return Some((
-            format!("{}Rejected", r.kind),
-            format!("the API server rejected the {}: {}", r.kind, r.message),
-        ));
+/// cannot, from the causes Ready and Degraded report. Takes precedence over
+/// `Reconciling` (never both True).
+fn stalled(
+    i: &Inputs<'_>,
+    rejection: Option<(String, String)>,
+    cannot_start: Option<&(&str, String)>,
+    rolled_back: Option<&(&str, String)>,
+) -> Option<(String, String)> {
+    if rejection.is_some() {
+        return rejection;
     }
     if !i.config_valid {
-        return Some((
-            "InvalidSpec".into(),
-            "the spec cannot be realised; see ConfigValid".into(),
-        ));
+        return Some(("InvalidSpec".into(), INVALID_SPEC.into()));
     }
-    if let Some((reason, why)) = cannot_start {
+    if let Some((reason, why)) = cannot_start.or(rolled_back) {
         return Some(((*reason).into(), why.clone()));
-    }
-    if let Some(h) = &i.rollback_hold {
-        return Some(if i.rollback_target_missing {
-            (
-                "RollbackTargetMissing".into(),
-                format!(
-                    "generation {} failed and revision {} is gone; change the spec",
-                    h.generation, h.revision
-                ),
-            )
-        } else {
-            (
-                "RolledBack".into(),
-                format!(
-                    "generation {} crashed and was rolled back to revision {}; change the spec",
-                    h.generation, h.revision
-                ),
-            )
-        });
     }
     i.remediation
         .as_ref()
