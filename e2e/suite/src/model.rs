@@ -157,6 +157,25 @@ impl Run {
         r
     }
 
+    /// First success minus Postgres ready (None: either never happened).
+    pub fn after_pg_ready_s(&self) -> Option<f64> {
+        self.first_success_s
+            .zip(self.pg_ready_s)
+            .map(|(f, p)| f - p)
+    }
+
+    /// Postgres ready to its Service routing again (Kubernetes' part).
+    pub fn route_delay_s(&self) -> Option<f64> {
+        self.pg_routed_s.zip(self.pg_ready_s).map(|(x, p)| x - p)
+    }
+
+    /// The Service routing again to the first success (the MCP side's part).
+    pub fn after_route_s(&self) -> Option<f64> {
+        self.first_success_s
+            .zip(self.pg_routed_s)
+            .map(|(f, x)| f - x)
+    }
+
     pub fn check(&mut self, name: impl Into<String>, ok: bool, detail: impl std::fmt::Display) {
         self.checks.push(Check::new(name, ok, detail));
     }

@@ -252,27 +252,13 @@ fn variants(out: &mut String, doc: &Report) {
         ("S3: process readiness + readiness gate", gate),
         ("S19: database in readiness, no gate", classic),
     ] {
-        let after_pg: Vec<Option<f64>> = sc
-            .runs
-            .iter()
-            .map(|r| r.first_success_s.zip(r.pg_ready_s).map(|(f, p)| f - p))
-            .collect();
-        let fs: Vec<Option<f64>> = sc.runs.iter().map(|r| r.first_success_s).collect();
-        let routed: Vec<Option<f64>> = sc
-            .runs
-            .iter()
-            .map(|r| r.pg_routed_s.zip(r.pg_ready_s).map(|(x, p)| x - p))
-            .collect();
-        let after_route: Vec<Option<f64>> = sc
-            .runs
-            .iter()
-            .map(|r| r.first_success_s.zip(r.pg_routed_s).map(|(f, x)| f - x))
-            .collect();
-        let p50_p95 = |v: &[Option<f64>]| {
+        // p50 / p95 over the runs of a per-run figure
+        let p50_p95 = |f: fn(&Run) -> Option<f64>| {
+            let v: Vec<Option<f64>> = sc.runs.iter().map(f).collect();
             format!(
                 "{} / {}",
-                fmt_opt(percentile(v, 50.0)),
-                fmt_opt(percentile(v, 95.0))
+                fmt_opt(percentile(&v, 50.0)),
+                fmt_opt(percentile(&v, 95.0))
             )
         };
         let min_ready = sc.runs.iter().map(|r| r.min_ready_replicas).min();
@@ -292,14 +278,10 @@ fn variants(out: &mut String, doc: &Report) {
             &[
                 label.to_string(),
                 sc.runs.len().to_string(),
-                format!(
-                    "{} / {}",
-                    fmt_opt(percentile(&after_pg, 50.0)),
-                    fmt_opt(percentile(&after_pg, 95.0))
-                ),
-                p50_p95(&fs),
-                p50_p95(&routed),
-                p50_p95(&after_route),
+                p50_p95(Run::after_pg_ready_s),
+                p50_p95(|r| r.first_success_s),
+                p50_p95(Run::route_delay_s),
+                p50_p95(Run::after_route_s),
                 min_ready.map_or("–".into(), |m| m.to_string()),
                 kinds,
             ],

@@ -355,28 +355,26 @@ fn failed_before(
     t0: u64,
     samples: &BTreeMap<String, String>,
 ) -> String {
-    let failed: Vec<String> = events
+    let failed: Vec<&CallEvent> = events.iter().filter(|e| !e.ok && e.end_ms < t0).collect();
+    let Some(first) = failed.first() else {
+        return String::new();
+    };
+    let kind = |e: &CallEvent| e.kind.clone().unwrap_or_else(|| "unknown".into());
+    let listed: Vec<String> = failed
         .iter()
-        .filter(|e| !e.ok && e.end_ms < t0)
         .take(5)
         .map(|e| {
             format!(
                 "{} at +{:.2} s",
-                e.kind.as_deref().unwrap_or("unknown"),
+                kind(e),
                 e.start_ms.saturating_sub(start_ms) as f64 / 1000.0
             )
         })
         .collect();
-    let first_kind = events
-        .iter()
-        .find(|e| !e.ok && e.end_ms < t0)
-        .and_then(|e| e.kind.as_deref());
-    match first_kind {
-        None => String::new(),
-        Some(k) => format!(
-            ": {} (e.g. {k}: {})",
-            failed.join(", "),
-            samples.get(k).map_or("no sample", String::as_str)
-        ),
-    }
+    let k = kind(first);
+    format!(
+        ": {} (e.g. {k}: {})",
+        listed.join(", "),
+        samples.get(&k).map_or("no sample", String::as_str)
+    )
 }

@@ -29,12 +29,12 @@ use tokio::sync::Notify;
 use tokio_postgres::NoTls;
 
 use crate::backoff::Backoff;
-
-/// Reconnect attempts that may be pending at once (see `supervise`).
-const HEDGED_ATTEMPTS: usize = 3;
 use crate::config::{Config, WorkloadMode};
 use crate::metrics::Metrics;
 use crate::redact::redact_credentials;
+
+/// Reconnect attempts that may be pending at once (see `supervise`).
+const HEDGED_ATTEMPTS: usize = 3;
 
 /// SQL run once the database is reachable.
 pub const SCHEMA_SQL: &str = "CREATE TABLE IF NOT EXISTS notes (

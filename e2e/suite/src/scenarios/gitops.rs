@@ -17,10 +17,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::cluster::{log, manifest, repo_root, Ctx, NOTES, OP_NS};
+use crate::model::{Check, Run, Scenario};
 
 /// The operator's HTTP port (the chart's `httpPort`).
 const OP_HTTP_PORT: u16 = 8080;
-use crate::model::{Check, Run, Scenario};
 
 const GITOPS: &str = "notes-gitops";
 const MISSING_SECRET: &str = "bad-missing-secret";
@@ -250,18 +250,10 @@ pub async fn s20(ctx: &Ctx) -> Result<Scenario> {
             &Patch::Merge(json!({"spec": {"env": [{"name": "S20_REVISION", "value": "2"}]}})),
         )
         .await?;
-    let rolled = follow(ctx, &tool, GITOPS, t1, Duration::from_secs(120), |v| {
-        healthy(v)
-    })
-    .await;
-    let rolled_reasons = rolled
-        .iter()
-        .filter(|(_, v)| in_progress(v))
-        .map(|(_, v)| v.kstatus.message.clone())
-        .collect::<Vec<_>>();
+    let rolled = follow(ctx, &tool, GITOPS, t1, Duration::from_secs(120), healthy).await;
     checks.push(Check::new(
         "spec change: InProgress/Progressing during the rollout",
-        !rolled_reasons.is_empty(),
+        rolled.iter().any(|(_, v)| in_progress(v)),
         describe(&rolled),
     ));
     checks.push(Check::new(
@@ -297,18 +289,14 @@ pub async fn s20(ctx: &Ctx) -> Result<Scenario> {
     ));
 
     // The chart's alerts and dashboard name only metrics the operator exports.
-    match metrics_check(ctx).await {
-        Ok((ok, detail)) => checks.push(Check::new(
-            "every metric the chart's alerts and dashboard use is on the leader's /metrics",
-            ok,
-            detail,
-        )),
-        Err(e) => checks.push(Check::new(
-            "every metric the chart's alerts and dashboard use is on the leader's /metrics",
-            false,
-            format!("{e:#}"),
-        )),
-    }
+    let (ok, detail) = metrics_check(ctx)
+        .await
+        .unwrap_or_else(|e| (false, format!("{e:#}")));
+    checks.push(Check::new(
+        "every metric the chart's alerts and dashboard use is on the leader's /metrics",
+        ok,
+        detail,
+    ));
 
     for name in [GITOPS, MISSING_SECRET] {
         if let Err(e) = ctx.delete_mcps(name, Duration::from_secs(90)).await {

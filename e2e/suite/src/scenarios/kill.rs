@@ -176,11 +176,7 @@ pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
         "s",
         "the readiness issue's goal is + 1.0 s; medians measured 0.82-0.99 s",
     ));
-    let after_route: Vec<Option<f64>> = sc
-        .runs
-        .iter()
-        .map(|r| r.first_success_s.zip(r.pg_routed_s).map(|(f, x)| f - x))
-        .collect();
+    let after_route: Vec<Option<f64>> = sc.runs.iter().map(Run::after_route_s).collect();
     sc.thresholds.push(Threshold::at_most(
         "p95 first success after the Postgres Service routes again",
         percentile(&after_route, 95.0),
@@ -197,12 +193,7 @@ pub async fn s3(ctx: &Ctx) -> Result<Scenario> {
 
 /// First success minus Postgres ready, per run (None: never served again).
 fn after_pg_ready(runs: &[Run]) -> Vec<Option<f64>> {
-    runs.iter()
-        .map(|r| match (r.first_success_s, r.pg_ready_s) {
-            (Some(f), Some(p)) => Some(f - p),
-            _ => None,
-        })
-        .collect()
+    runs.iter().map(Run::after_pg_ready_s).collect()
 }
 
 pub fn s3_thresholds(runs: &[Run], slack_after_pg_s: f64) -> Vec<Threshold> {
