@@ -48,7 +48,7 @@ fi
 log "alerts and dashboard: hack/check-alerts.sh"
 hack/check-alerts.sh
 log "GitOps health tool: go test (hack/gitops-health)"
-(cd hack/gitops-health && GOFLAGS=-mod=mod GOMODCACHE=${GOMODCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/go-mod} go test -count=1 ./...)
+hack/gitops-health/build.sh --test
 
 if [[ "${SKIP_E2E:-0}" == "1" ]]; then
   log "SKIP_E2E=1: not running the e2e suite"

@@ -9,6 +9,7 @@
 # GOMODCACHE defaults to ~/.cache/go-mod (Go's own default is ~/go/pkg/mod).
 #
 # Usage: bin=$(hack/gitops-health/build.sh) && "$bin" -expect-argocd Healthy obj.json
+#        hack/gitops-health/build.sh --test     # go test, same Go environment
 set -euo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +25,7 @@ stale() {
   [ -n "$(find "$SRC" -maxdepth 1 -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -newer "$BIN" -print -quit)" ]
 }
 
-if stale; then
+go_env() {
   if ! command -v go >/dev/null; then
     for d in /usr/local/go/bin /usr/lib/go/bin "$HOME/go/bin" "$HOME/sdk/go/bin"; do
       if [ -x "$d/go" ]; then PATH="$d:$PATH"; break; fi
@@ -34,6 +35,16 @@ if stale; then
   export GOFLAGS=-mod=mod
   export GOCACHE="${GOCACHE:-$(go env GOCACHE)}"
   export GOMODCACHE="${GOMODCACHE:-$CACHE_HOME/go-mod}"
+}
+
+# --test: the tool's own tests, with the same Go environment as the build.
+if [ "${1:-}" = "--test" ]; then
+  go_env
+  cd "$SRC" && exec go test -count=1 ./...
+fi
+
+if stale; then
+  go_env
   mkdir -p "$(dirname "$BIN")"
   t0=$SECONDS
   echo "gitops-health: building $BIN" >&2
