@@ -31,8 +31,6 @@ TESTS_DIR="${CHART}/alerts/tests"
 DASHBOARD="${CHART}/dashboards/mcp-operator.json"
 README="${CHART}/README.md"
 METRICS_RS="${ROOT}/src/telemetry/metrics.rs"
-# Metrics the rules or the dashboard may use before the operator exports them (none).
-PROPOSED=""
 
 PROMTOOL="${PROMTOOL:-$("${ROOT}/hack/promtool.sh")}"
 HELM="${HELM:-$("${ROOT}/hack/install-helm.sh")}"
@@ -286,11 +284,11 @@ run "every dashboard query is valid PromQL (promtool check rules, variables subs
 
 echo "== metrics used vs metrics the operator registers (src/telemetry/metrics.rs)"
 "${ROOT}/hack/metric-names.sh" >"${work}/used.txt"
-python3 - "${METRICS_RS}" "${work}/used.txt" "${PROPOSED}" >"${work}/metrics.out" 2>&1 <<'PY' || true
+python3 - "${METRICS_RS}" "${work}/used.txt" >"${work}/metrics.out" 2>&1 <<'PY' || true
 import re
 import sys
 
-metrics_rs, used_path, proposed = sys.argv[1], sys.argv[2], sys.argv[3].split()
+metrics_rs, used_path = sys.argv[1], sys.argv[2]
 with open(metrics_rs) as f:
     src = f.read()
 prefix = re.search(r'Registry::with_prefix\(\s*"([a-z0-9_]+)"\s*\)', src).group(1)
@@ -315,13 +313,11 @@ for name in used:
         fam, kind = samples[name]
         used_families.add(fam)
         print(f"ok   {name} ({kind} {fam})")
-    elif name in proposed:
-        print(f"note {name}: not exported by the operator yet (proposed)")
     else:
         near = sorted((fam for fam in families if name.startswith(fam)), key=len, reverse=True)
         hint = f"; {near[0]} is a {families[near[0]]}, exposed as " + ", ".join(
             near[0] + s for s in SUFFIXES.get(families[near[0]], [""])) if near else ""
-        print(f"FAIL {name}: not a series the operator exposes (src/telemetry/metrics.rs) nor proposed{hint}")
+        print(f"FAIL {name}: not a series the operator exposes (src/telemetry/metrics.rs){hint}")
 for fam in sorted(set(families) - used_families):
     print(f"note {fam}: exported ({families[fam]}), used by neither the alerts nor the dashboard")
 PY
