@@ -1,9 +1,13 @@
 # syntax=docker/dockerfile:1
 #
-# mcp-operator image: multi-stage, static-ish Rust binary on distroless, non-root.
+# The mcp-operator image and the e2e workload image, from one Rust build:
 #
-#   docker build -t mcp-operator:dev .
-#   (podman/buildah work too; BuildKit cache mounts only speed up rebuilds)
+#   docker build -t mcp-operator:dev .                       # the operator (default target)
+#   docker build --target workload -t mcp-workload:dev .     # MCP server + load client (e2e)
+#
+# Both targets share the `build` stage, so the second build reuses the first's
+# compile (BuildKit, podman and buildah cache it). Both images are distroless
+# and non-root.
 #
 # The build context is the repository root: the Cargo workspace has members
 # [".", "e2e/workload"] and fails to load unless both manifests (and sources) are
@@ -18,12 +22,22 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin mcp-operator \
- && install -D -m 0755 target/release/mcp-operator /out/mcp-operator
+    cargo build --release --locked -p mcp-operator -p mcp-workload \
+      --bin mcp-operator --bin mcp-workload-server --bin mcp-loadclient \
+ && mkdir -p /out \
+ && cp target/release/mcp-operator target/release/mcp-workload-server target/release/mcp-loadclient /out/
 
 # distroless/cc: glibc + libgcc, CA certificates, no shell, no package manager.
-# The operator uses rustls (no OpenSSL needed). Debian 12 matches the builder's glibc.
-FROM gcr.io/distroless/cc-debian12:nonroot
+# rustls throughout (no OpenSSL). Debian 12 matches the builder's glibc.
+FROM gcr.io/distroless/cc-debian12:nonroot AS workload
+COPY --from=build /out/mcp-workload-server /usr/local/bin/mcp-workload-server
+COPY --from=build /out/mcp-loadclient /usr/local/bin/mcp-loadclient
+USER 65532:65532
+ENV PORT=8080 MCP_PATH=/mcp
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/mcp-workload-server"]
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS operator
 LABEL org.opencontainers.image.title="mcp-operator" \
       org.opencontainers.image.description="Kubernetes operator that keeps MCP servers serving through failures" \
       org.opencontainers.image.licenses="Apache-2.0"

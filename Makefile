@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .PHONY: demo test soak unit lint crds helm-lint e2e cluster-up cluster-down build
 
-## Run the demo: a cluster (KUBECONFIG, or the local one), the operator, Postgres killed once (S1), the report.
+## Run the demo: a cluster (the local one; KUBECONFIG of your own needs IMAGE_REPOSITORY), the operator, Postgres killed once (S1), the report.
 demo:
 	e2e/demo.sh
 

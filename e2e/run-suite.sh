@@ -49,12 +49,17 @@ if [[ "${E2E_SKIP_BUILD:-0}" != "1" ]]; then
   fi
 fi
 
-# S20 evaluates live McpServers with kstatus and Argo CD's Lua (a Go tool, cached)
-if [[ -z "${GITOPS_HEALTH:-}" ]]; then
+# S20 evaluates live McpServers with kstatus and Argo CD's Lua (a Go tool,
+# cached); runs that name their scenarios without S20 (the demo) need no Go.
+needs_gitops=1
+if [[ " ${args[*]} " == *" --scenarios "* && ! " ${args[*]} " =~ [\ ,]S20([\ ,]|$) ]]; then
+  needs_gitops=0
+fi
+if [[ -z "${GITOPS_HEALTH:-}" && $needs_gitops == 1 ]]; then
   log "building hack/gitops-health (kstatus + gopher-lua; cached)"
   GITOPS_HEALTH=$(hack/gitops-health/build.sh)
 fi
-export GITOPS_HEALTH
+export GITOPS_HEALTH=${GITOPS_HEALTH:-}
 
 log "running the suite: ${args[*]}"
 rc=0

@@ -3,7 +3,7 @@
 # docker-archive tarballs under ~/.cache/mcp-operator/images/out, and
 # optionally imports them into containerd (`ctr -n k8s.io images import`).
 #
-# Usage: build.sh [--import] [NAME...]     NAME: pause postgres operator workload all
+# Usage: build.sh [--import] [--push=REPO] [NAME...]  NAME: pause postgres operator workload all
 #   pause     registry.k8s.io/pause:3.10  static C binary (containerd's sandbox_image)
 #   postgres  mcp-e2e/postgres:15         Debian bookworm PostgreSQL 15, debootstrap rootfs
 #   operator  mcp-operator:dev            $CARGO_TARGET_DIR/release/mcp-operator
@@ -13,6 +13,10 @@
 # skipped with a warning; named explicitly, that is an error.
 # --import: import into the containerd at $CONTAINERD_ADDRESS (default: the
 # local cluster's, ~/.cache/mcp-operator/cluster/run/containerd.sock).
+# --push=REPO: push each image to REPO/<its tag above> (mcp-operator:dev goes
+# to REPO/mcp-operator:dev) with crane (hack/crane.sh); credentials come from
+# ~/.docker/config.json as for docker. Loopback and private addresses are
+# spoken to over plain HTTP (crane's rule); PUSH_INSECURE=1 allows it anywhere.
 # Each image is rebuilt only when its inputs changed; an import is skipped
 # when containerd already holds the same image.
 set -euo pipefail
@@ -32,10 +36,12 @@ log() { printf '[%s] images: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 DO_IMPORT=0
+PUSH_TO=""
 NAMES=()
 for arg in "$@"; do
   case "$arg" in
     --import) DO_IMPORT=1 ;;
+    --push=?*) PUSH_TO="${arg#--push=}"; PUSH_TO="${PUSH_TO%/}" ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     pause|postgres|operator|workload|all) NAMES+=("$arg") ;;
     *) die "unknown argument: $arg" ;;
@@ -91,7 +97,7 @@ build_pause() {
   gcc -Os -static -Wall -o "$WORK/pause/root/pause" "$HERE/pause/pause.c"
   strip "$WORK/pause/root/pause" 2>/dev/null || true
   mktar "$WORK/pause/root" "$WORK/pause/layer.tar"
-  finish_image pause "$hash" --tag registry.k8s.io/pause:3.10 --layer "$WORK/pause/layer.tar" \
+  finish_image pause "$hash" --tag "${TAG[pause]}" --layer "$WORK/pause/layer.tar" \
     --entrypoint '["/pause"]' --user 65535:65535
 }
 
@@ -138,7 +144,7 @@ build_postgres() {
   mkdir -p "$top/usr/local/bin"
   install -m 0755 "$HERE/postgres/entrypoint.sh" "$top/usr/local/bin/docker-entrypoint.sh"
   mktar "$top" "$WORK/pgtop.tar"
-  finish_image postgres "$hash" --tag mcp-e2e/postgres:15 \
+  finish_image postgres "$hash" --tag "${TAG[postgres]}" \
     --layer "$PG_ROOTFS_TAR" --layer "$WORK/pgtop.tar" \
     --entrypoint '["/usr/local/bin/docker-entrypoint.sh"]' --cmd '["postgres"]' \
     --env PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -222,6 +228,13 @@ import_image() {
   log "$name: imported $ref in $(( $(date +%s) - t0 ))s"
 }
 
+# The tag each image is built with, and the reference containerd gives it.
+declare -A TAG=(
+  [pause]=registry.k8s.io/pause:3.10
+  [postgres]=mcp-e2e/postgres:15
+  [operator]=mcp-operator:dev
+  [workload]=mcp-workload:dev
+)
 declare -A REF=(
   [pause]=registry.k8s.io/pause:3.10
   [postgres]=docker.io/mcp-e2e/postgres:15
@@ -233,8 +246,8 @@ for n in "${NAMES[@]}"; do
   case "$n" in
     pause) build_pause ;;
     postgres) build_postgres ;;
-    operator) build_rust operator mcp-operator mcp-operator:dev ;;
-    workload) build_rust workload mcp-workload-server mcp-workload:dev mcp-loadclient \
+    operator) build_rust operator mcp-operator "${TAG[operator]}" ;;
+    workload) build_rust workload mcp-workload-server "${TAG[workload]}" mcp-loadclient \
       -- --env PORT=8080 --env MCP_PATH=/mcp ;;
   esac
 done
@@ -242,4 +255,16 @@ done
 if [ "$DO_IMPORT" -eq 1 ]; then
   [ -S "$CONTAINERD_ADDRESS" ] || die "no containerd socket at $CONTAINERD_ADDRESS (is the cluster up?)"
   for n in "${NAMES[@]}"; do import_image "$n" "${REF[$n]}"; done
+fi
+
+if [ -n "$PUSH_TO" ]; then
+  crane="$("$REPO/hack/crane.sh")"
+  push_args=()
+  if [ "${PUSH_INSECURE:-0}" = 1 ]; then push_args+=(--insecure); fi
+  for n in "${NAMES[@]}"; do
+    [ -s "$OUT/$n.tar" ] || die "$n: no image archive to push (build it first)"
+    t0=$(date +%s)
+    "$crane" push "${push_args[@]}" "$OUT/$n.tar" "$PUSH_TO/${TAG[$n]}" >/dev/null
+    log "$n: pushed $PUSH_TO/${TAG[$n]} in $(( $(date +%s) - t0 ))s"
+  done
 fi

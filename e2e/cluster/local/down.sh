@@ -42,6 +42,8 @@ fi
 for d in pv-recycler coredns kube-proxy kubelet kube-scheduler kube-controller-manager; do
   stop_daemon "$d" "$D"
 done
+# The registry the cluster may pull from (hack/registry.sh), if it runs.
+"$HERE/../../../hack/registry.sh" stop || true
 
 # 2. Containers: kill every task in containerd's k8s.io namespace, remove
 #    sandboxes through the CRI so the CNI DEL runs (releases IPs, veths,

@@ -182,6 +182,14 @@ write_file "$D/cni/net.d/10-mcp-e2e.conflist" <<EOF
 EOF
 CNI_BIN=/usr/lib/cni
 [ -x "$CNI_BIN/bridge" ] || CNI_BIN=/opt/cni/bin
+# A registry on this machine (hack/registry.sh) speaks plain HTTP.
+mkdir -p "$D/etc/certs.d/$LOCAL_REGISTRY"
+write_file "$D/etc/certs.d/$LOCAL_REGISTRY/hosts.toml" <<EOF
+server = "http://$LOCAL_REGISTRY"
+
+[host."http://$LOCAL_REGISTRY"]
+  capabilities = ["pull", "resolve"]
+EOF
 write_file "$D/etc/containerd.toml" <<EOF
 version = 2
 root = "$D/containerd/root"
@@ -214,6 +222,8 @@ oom_score = 0
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         Root = "$D/containerd/runc"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$D/etc/certs.d"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN"
     conf_dir = "$D/cni/net.d"

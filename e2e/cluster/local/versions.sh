@@ -15,6 +15,9 @@ K8S_BIN="$MCP_CACHE/k8s/$K8S_VERSION/bin"
 # Runtime state of the local cluster (certs, etcd data, containerd, logs, PVs).
 CLUSTER_DIR="${CLUSTER_DIR:-$MCP_CACHE/cluster}"
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig"
+# The registry hack/registry.sh serves; the local cluster's containerd pulls
+# from it over plain HTTP (up.sh writes its hosts.toml).
+LOCAL_REGISTRY="${LOCAL_REGISTRY:-127.0.0.1:5000}"
 # Control-plane-only (etcd + kube-apiserver) for integration tests.
 CP_DIR="${CP_DIR:-$MCP_CACHE/control-plane}"
 CP_KUBECONFIG_PATH="$CP_DIR/kubeconfig"

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use mcp_operator::remediation::ActionRecord;
 use mcp_workload::client::{now_ms, Outcome, Session};
 use tokio::process::{Child, Command};
 
+use crate::load::LoadFrom;
 use crate::measure::{pods_ready, PodSummary, Pods};
 use crate::Opts;
 
@@ -32,6 +34,8 @@ pub const OP_SEL: &str =
     "app.kubernetes.io/name=mcp-operator,app.kubernetes.io/instance=mcp-operator";
 pub const PG_SEL: &str = "app.kubernetes.io/name=postgres";
 pub const PG_POD: &str = "postgres-0";
+/// The operator's HTTP port (the chart's `httpPort`): /metrics, probes.
+pub const OP_HTTP_PORT: u16 = 8080;
 pub const NOTES: &str = "notes";
 pub const FRAGILE: &str = "notes-fragile";
 pub const DEFAULTS: &str = "notes-defaults";
@@ -76,6 +80,29 @@ pub fn repo_root() -> PathBuf {
 
 pub fn manifest(rel: &str) -> PathBuf {
     repo_root().join("e2e/manifests").join(rel)
+}
+
+/// A manifest for a cluster that pulls from `repo`: every `image: X` becomes
+/// `image: repo/X` (where `e2e/images/build.sh --push=repo` put it), pulled
+/// every time, since a pushed tag may have moved.
+pub fn with_registry(manifest: &str, repo: &str) -> String {
+    let repo = repo.trim_end_matches('/');
+    manifest
+        .lines()
+        .map(|line| {
+            let body = line.trim_start();
+            let indent = &line[..line.len() - body.len()];
+            if let Some(image) = body.strip_prefix("image: ") {
+                format!("{indent}image: {repo}/{}", image.trim())
+            } else if body.starts_with("imagePullPolicy: ") {
+                format!("{indent}imagePullPolicy: Always")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// Poll `f` until it yields `Some`, tolerating errors (a transient API error
@@ -155,10 +182,13 @@ pub struct Ctx {
     settings: Mutex<BTreeMap<String, serde_json::Value>>,
     /// What `settle` saw per McpServer, until a measured run reports it.
     settled: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// The load runs in a pod in the cluster, not on the host (`--load-from`).
+    load_in_cluster: AtomicBool,
 }
 
 impl Ctx {
     pub fn new(client: Client, kubectl: String, helm: String, out: PathBuf, opts: Opts) -> Self {
+        let opts_load_in_cluster = opts.load_from == LoadFrom::Cluster;
         Self {
             client,
             kubectl,
@@ -169,7 +199,17 @@ impl Ctx {
             forwards: Mutex::new(Vec::new()),
             settings: Mutex::new(BTreeMap::new()),
             settled: Mutex::new(BTreeMap::new()),
+            load_in_cluster: AtomicBool::new(opts_load_in_cluster),
         }
+    }
+
+    pub fn load_in_cluster(&self) -> bool {
+        self.load_in_cluster.load(Ordering::Relaxed)
+    }
+
+    /// `--load-from auto`: decided once the first Service is reached (or not).
+    pub fn set_load_in_cluster(&self, v: bool) {
+        self.load_in_cluster.store(v, Ordering::Relaxed);
     }
 
     /// Remember the settings an McpServer ran with, for the report.
@@ -258,6 +298,24 @@ impl Ctx {
         }
     }
 
+    /// The `--set`s every install and upgrade of the chart gets: the local
+    /// image (or the registry's, pulled Always) and the user's `--helm-set`s.
+    pub fn helm_sets(&self) -> Vec<String> {
+        let mut sets = vec!["image.pullPolicy=IfNotPresent".to_string()];
+        if let Some(repo) = &self.opts.image_repository {
+            let repo = repo.trim_end_matches('/');
+            sets.extend([
+                format!("image.repository={repo}/mcp-operator"),
+                "image.tag=dev".to_string(),
+                "image.pullPolicy=Always".to_string(),
+            ]);
+        }
+        sets.extend(self.opts.helm_set.iter().cloned());
+        sets.into_iter()
+            .flat_map(|s| ["--set".to_string(), s])
+            .collect()
+    }
+
     pub async fn helm(&self, args: &[&str], timeout: Duration) -> Result<String> {
         let (ok, out, err) = self.tool(&self.helm, args, None, timeout).await?;
         if !ok {
@@ -266,9 +324,24 @@ impl Ctx {
         Ok(out)
     }
 
+    /// `kubectl apply` of a manifest; with `--image-repository` its images
+    /// are the registry's (see [`with_registry`]).
     pub async fn apply(&self, path: &Path) -> Result<String> {
-        let p = path.to_string_lossy();
-        self.kubectl(&["apply", "-f", &p]).await
+        let Some(repo) = self.opts.image_repository.as_deref() else {
+            let p = path.to_string_lossy();
+            return self.kubectl(&["apply", "-f", &p]).await;
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = with_registry(&text, repo);
+        let args = ["apply", "-f", "-"];
+        let (ok, out, err) = self
+            .tool(&self.kubectl, &args, Some(&text), Duration::from_secs(60))
+            .await?;
+        if !ok {
+            bail!("kubectl apply -f {} failed: {}", path.display(), err.trim());
+        }
+        Ok(out)
     }
 
     // -- look-ups --------------------------------------------------------
@@ -287,6 +360,19 @@ impl Ctx {
 
     pub async fn operator_pods(&self) -> Result<Pods> {
         self.pods(OP_NS, OP_SEL).await
+    }
+
+    /// The operator pod in `ns` whose /metrics says it leads, and that text,
+    /// read through the API server's pod proxy (works wherever the suite runs).
+    pub async fn leader_metrics(&self, ns: &str) -> Result<Option<(String, String)>> {
+        for pod in self.pods(ns, OP_SEL).await?.keys() {
+            let path = format!("/api/v1/namespaces/{ns}/pods/{pod}:{OP_HTTP_PORT}/proxy/metrics");
+            let (ok, text) = self.kubectl_try(&["get", "--raw", &path]).await;
+            if ok && text.lines().any(|l| l.trim() == "mcp_operator_leader 1") {
+                return Ok(Some((pod.clone(), text)));
+            }
+        }
+        Ok(None)
     }
 
     pub async fn mcps(&self, name: &str) -> Result<Option<McpServer>> {
@@ -393,7 +479,10 @@ impl Ctx {
             .as_ref()
             .and_then(|p| p.first())
             .map_or(8080, |p| p.port);
-        if let Some(ip) = spec.cluster_ip.filter(|ip| ip != "None") {
+        // With --load-from cluster the host may not reach a ClusterIP at all
+        // (kind): the suite's own few calls (settle) go through a port-forward.
+        let try_cluster_ip = self.opts.load_from != LoadFrom::Cluster;
+        if let Some(ip) = spec.cluster_ip.filter(|ip| ip != "None" && try_cluster_ip) {
             if let Ok(addr) = format!("{ip}:{port}").parse::<SocketAddr>() {
                 // A new Service may take kube-proxy a few seconds to program:
                 // wait rather than fall back to a port-forward that pins one pod.
@@ -688,5 +777,20 @@ impl Ctx {
             }
             f.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_registry;
+
+    #[test]
+    fn images_come_from_the_registry_and_are_pulled_every_time() {
+        let m = "spec:\n  image: mcp-workload:dev\n  imagePullPolicy: IfNotPresent\n  containers:\n    - name: pg\n      image: mcp-e2e/postgres:15\n      imagePullPolicy: IfNotPresent\n  port: 8080\n";
+        let out = with_registry(m, "127.0.0.1:5000/mcp/");
+        assert_eq!(
+            out,
+            "spec:\n  image: 127.0.0.1:5000/mcp/mcp-workload:dev\n  imagePullPolicy: Always\n  containers:\n    - name: pg\n      image: 127.0.0.1:5000/mcp/mcp-e2e/postgres:15\n      imagePullPolicy: Always\n  port: 8080\n"
+        );
     }
 }

@@ -17,6 +17,7 @@ use kube::Client;
 
 mod cluster;
 mod host;
+mod load;
 mod measure;
 mod model;
 mod report;
@@ -27,6 +28,7 @@ mod watch;
 
 pub use cluster::Ctx;
 use cluster::{log, manifest, repo_root, FRAGILE, NOTES, NS, OP_NS, OP_SEL, RELEASE};
+use load::LoadFrom;
 use model::{Meta, Report, Settings};
 
 #[derive(Parser, Debug, Clone)]
@@ -56,6 +58,10 @@ pub struct Opts {
     /// S1-S3, S13-S15: seconds measured after each kill
     #[arg(long = "window-s", default_value_t = 15.0)]
     pub window_s: f64,
+    /// S3, S19, SOAK: seconds measured after each of many kills (each still
+    /// runs until at least 5 s after Postgres is ready)
+    #[arg(long = "repeat-window-s", default_value_t = 8.0)]
+    pub repeat_window_s: f64,
     /// S4/S6: seconds Postgres stays down
     #[arg(long = "outage-s", default_value_t = 20.0)]
     pub outage_s: f64,
@@ -98,6 +104,17 @@ pub struct Opts {
     /// Reuse an existing Ready McpServer instead of recreating it
     #[arg(long = "keep-workloads")]
     pub keep_workloads: bool,
+    /// Pull every image from this registry prefix (pushed there by
+    /// `e2e/images/build.sh --push=REPO`): the operator's, and the manifests'
+    /// `image: X` become `REPO/X`, pulled Always
+    #[arg(long = "image-repository", env = "E2E_IMAGE_REPOSITORY")]
+    pub image_repository: Option<String>,
+    /// Where the MCP client runs: `host` (this process, through the Service's
+    /// ClusterIP), `cluster` (a pod running mcp-loadclient, through the
+    /// Service's DNS name: works on any cluster), `auto` (host when it reaches
+    /// the ClusterIP)
+    #[arg(long = "load-from", value_enum, default_value_t = LoadFrom::Auto, env = "E2E_LOAD_FROM")]
+    pub load_from: LoadFrom,
     /// Extra helm --set (repeatable)
     #[arg(long = "helm-set")]
     pub helm_set: Vec<String>,
@@ -141,17 +158,13 @@ async fn setup(ctx: &Ctx) -> Result<()> {
             "-n",
             OP_NS,
             "--create-namespace",
-            "--set",
-            "image.pullPolicy=IfNotPresent",
             "--wait",
             "--timeout",
             "5m",
         ]
         .map(String::from)
         .to_vec();
-        for s in &ctx.opts.helm_set {
-            args.extend(["--set".to_string(), s.clone()]);
-        }
+        args.extend(ctx.helm_sets());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         ctx.helm(&refs, Duration::from_secs(360)).await?;
         // Helm installs crds/ only on first install; keep them current on upgrades.
@@ -231,6 +244,14 @@ async fn setup(ctx: &Ctx) -> Result<()> {
     log(format!(
         "McpServer {NOTES} Ready in {NS}; MCP endpoint {url} (via {mode})"
     ));
+    if ctx.opts.load_from == LoadFrom::Auto {
+        ctx.set_load_in_cluster(mode != "clusterip");
+    }
+    log(if ctx.load_in_cluster() {
+        "the load runs in a pod in the cluster (mcp-loadclient)"
+    } else {
+        "the load runs on the host"
+    });
     Ok(())
 }
 
@@ -300,6 +321,10 @@ async fn run(opts: Opts) -> Result<i32> {
             rate: opts.rate,
             sessions: opts.sessions,
             call_timeout_s: opts.call_timeout_s,
+            warmup_s: opts.warmup_s,
+            window_s: opts.window_s,
+            repeat_window_s: opts.repeat_window_s,
+            image_repository: opts.image_repository.clone(),
             ..Settings::default()
         },
         ..Report::default()
@@ -308,7 +333,16 @@ async fn run(opts: Opts) -> Result<i32> {
     doc.meta.session_affinity_workaround = opts.session_affinity;
     doc.meta.started = k8s_openapi::jiff::Timestamp::now().to_string();
 
-    if let Err(e) = setup(&ctx).await {
+    let set_up = setup(&ctx).await;
+    doc.settings.load_from = Some(
+        if ctx.load_in_cluster() {
+            "cluster"
+        } else {
+            "host"
+        }
+        .into(),
+    );
+    if let Err(e) = set_up {
         log(format!("setup failed: {e:#}"));
         doc.setup_error = Some(format!("{e:#}"));
         doc.meta.duration_s = started.elapsed().as_secs_f64();

@@ -259,6 +259,21 @@ pub struct Settings {
     /// MCP sessions the load is spread over.
     pub sessions: usize,
     pub call_timeout_s: f64,
+    /// Seconds of load before each disruption.
+    #[serde(default)]
+    pub warmup_s: f64,
+    /// Seconds measured after a single kill (S1, S2, ...) and after each of
+    /// many (S3, S19), at least until 5 s after Postgres is ready.
+    #[serde(default)]
+    pub window_s: f64,
+    #[serde(default)]
+    pub repeat_window_s: f64,
+    /// Where the MCP client ran: "host" or "cluster" (a pod).
+    #[serde(default)]
+    pub load_from: Option<String>,
+    /// The registry every image was pulled from (`--image-repository`).
+    #[serde(default)]
+    pub image_repository: Option<String>,
     /// McpServer name -> the settings that shape recovery (readiness probe,
     /// pool acquire timeout, remediation timings), as applied.
     pub mcpservers: BTreeMap<String, Value>,

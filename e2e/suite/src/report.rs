@@ -389,6 +389,27 @@ pub fn markdown(doc: &Report) -> String {
         st.sessions,
         fmt_num(st.call_timeout_s),
     );
+    let _ = writeln!(
+        out,
+        "- {} s of load before each disruption; {} s measured after a single kill, {} s after each of many (S3, S19), at least until Postgres ready + 5 s.",
+        fmt_num(st.warmup_s),
+        fmt_num(st.window_s),
+        fmt_num(st.repeat_window_s),
+    );
+    if let Some(from) = &st.load_from {
+        let _ = writeln!(
+            out,
+            "- The client ran {}.",
+            if from == "cluster" {
+                "in a pod in the cluster (mcp-loadclient, through the Service's DNS name)"
+            } else {
+                "on the host (through the Service's ClusterIP)"
+            }
+        );
+    }
+    if let Some(repo) = &st.image_repository {
+        let _ = writeln!(out, "- Every image pulled from {}.", code(repo));
+    }
     for (name, v) in &st.mcpservers {
         let _ = writeln!(out, "- McpServer {}: {}", code(name), code(&compact(v)));
     }

@@ -10,16 +10,16 @@ use anyhow::Result;
 use kube::runtime::watcher;
 use mcp_operator::api::McpServer;
 use mcp_operator::remediation::ActionRecord;
-use mcp_workload::client::{now_ms, run_until, LoadOptions};
+use mcp_workload::client::{now_ms, LoadOptions};
 use mcp_workload::report::CallEvent;
 use serde_json::{json, Value};
 
 use crate::cluster::{log, server_sel, Ctx, ACTION_EVENT_REASONS, DB_NS, DESIRED, NS, PG_SEL};
+use crate::load::Load;
 use crate::measure::{self as m, History, McpsSummary, PodSummary, Pods};
 use crate::model::{ActionEvent, Mark, Run, Threshold};
 use crate::route::RouteProbe;
 use crate::watch::Recorder;
-use tokio_util::sync::CancellationToken;
 
 /// When Postgres itself is slow to come back, the window is stretched so the
 /// recovery after it can still be seen: it closes no earlier than this long
@@ -35,6 +35,9 @@ pub struct Disruption {
     /// When the disruption ended (S5: the last eviction; S8: the rollback).
     pub end_ms: Option<u64>,
     pub info: BTreeMap<String, Value>,
+    /// A disruption of unknown length asks for a long window and ends the
+    /// load here instead (not for runs with Postgres down, which end on it).
+    pub stop_load_at: Option<u64>,
 }
 
 /// Everything observed in a run, for scenario-specific checks.
@@ -115,7 +118,11 @@ where
             log(format!("warning: the watch of {what} did not sync in 20 s"));
         }
     }
-    let (url, url_mode) = ctx.endpoint(target).await?;
+    let (url, url_mode) = if ctx.load_in_cluster() {
+        (String::new(), "in-cluster")
+    } else {
+        ctx.endpoint(target).await?
+    };
     let o = &ctx.opts;
     let opts = LoadOptions {
         url,
@@ -132,8 +139,7 @@ where
         since_ms: None,
         max_in_flight: None,
     };
-    let stop = CancellationToken::new();
-    let load = tokio::spawn(run_until(opts, stop.clone()));
+    let load = Load::start(ctx, target, opts).await?;
     tokio::time::sleep(Duration::from_secs_f64(o.warmup_s)).await;
     let route = if pg_down {
         RouteProbe::start(ctx).await
@@ -145,7 +151,7 @@ where
     let disruption = match disrupt(t0).await {
         Ok(d) => d,
         Err(e) => {
-            load.abort();
+            load.abort(ctx).await;
             return Err(e.context(format!("{tag}: the disruption failed")));
         }
     };
@@ -167,9 +173,13 @@ where
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        stop.cancel();
+        load.stop(ctx).await;
+    } else if let Some(at) = disruption.stop_load_at {
+        let wait = at.saturating_sub(now_ms());
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        load.stop(ctx).await;
     }
-    let (report, events) = load.await?;
+    let (report, events) = load.finish(ctx).await?;
     let t_end = now_ms();
     let pg_hist = pgw.stop();
     let mcp_hist = mcpw.stop();

@@ -32,7 +32,7 @@ use rmcp::transport::streamable_http_client::{
 };
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -606,14 +606,14 @@ pub struct Ack {
 
 /// A mark (an instant of interest, e.g. "Postgres accepting again") and the
 /// first success after it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MarkResult {
     pub mark_unix_ms: u64,
     pub first_success_after_s: Option<f64>,
 }
 
 /// Latency summary.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
     pub p50: f64,
     pub p95: f64,
@@ -622,7 +622,7 @@ pub struct Latency {
 }
 
 /// The client's JSON report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
     pub url: String,
     pub key_prefix: String,
@@ -670,6 +670,17 @@ pub struct LoadReport {
     pub timeline_bucket_ms: u64,
     pub timeline: Vec<Bucket>,
 }
+
+/// What `mcp-loadclient --events` prints on one stdout line after
+/// [`RESULT_PREFIX`]: the report and every call, for a caller that runs the
+/// client elsewhere (the e2e suite's in-cluster load) and measures itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadResult {
+    pub report: LoadReport,
+    pub events: Vec<CallEvent>,
+}
+
+pub const RESULT_PREFIX: &str = "mcp-load-result ";
 
 /// Read marks (unix ms, one per line) from a file; missing file = no marks.
 pub fn read_marks(path: &std::path::Path) -> Vec<u64> {

@@ -27,7 +27,7 @@ pub struct CallEvent {
 }
 
 /// A run of failures between two successes.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Outage {
     /// Last success before the failures (or the run start), unix ms.
     pub start_unix_ms: u64,

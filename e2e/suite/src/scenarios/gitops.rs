@@ -19,9 +19,6 @@ use tokio::process::Command;
 use crate::cluster::{log, manifest, repo_root, Ctx, NOTES, OP_NS};
 use crate::model::{Check, Run, Scenario};
 
-/// The operator's HTTP port (the chart's `httpPort`).
-const OP_HTTP_PORT: u16 = 8080;
-
 const GITOPS: &str = "notes-gitops";
 const MISSING_SECRET: &str = "bad-missing-secret";
 /// How often the states are sampled while they change.
@@ -55,7 +52,7 @@ impl Verdict {
 
 /// The tool: `GITOPS_HEALTH` (run-suite.sh builds it), else the cache's.
 fn tool() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("GITOPS_HEALTH") {
+    if let Some(p) = std::env::var_os("GITOPS_HEALTH").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
     let cache = std::env::var_os("MCP_CACHE")
@@ -167,16 +164,7 @@ async fn metrics_check(ctx: &Ctx) -> Result<(bool, String)> {
     if wanted.is_empty() {
         bail!("hack/metric-names.sh named no metric");
     }
-    let mut leader = None;
-    for pod in ctx.operator_pods().await?.keys() {
-        let path = format!("/api/v1/namespaces/{OP_NS}/pods/{pod}:{OP_HTTP_PORT}/proxy/metrics");
-        let (ok, text) = ctx.kubectl_try(&["get", "--raw", &path]).await;
-        if ok && text.lines().any(|l| l.trim() == "mcp_operator_leader 1") {
-            leader = Some((pod.clone(), text));
-            break;
-        }
-    }
-    let Some((pod, text)) = leader else {
+    let Some((pod, text)) = ctx.leader_metrics(OP_NS).await? else {
         bail!("no operator pod's /metrics says mcp_operator_leader 1");
     };
     let missing: Vec<&String> = wanted

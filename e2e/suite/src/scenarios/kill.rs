@@ -54,7 +54,12 @@ pub async fn pg_kill_run(
     // baseline taken while the pools still refill fails its steady-state check.
     ctx.wait_mcps_ready(target, Duration::from_secs(120))
         .await?;
-    let window = ctx.opts.window_s;
+    // One kill of many (no bound of its own) is measured for a shorter window.
+    let window = if per_run_slack.is_some() {
+        ctx.opts.window_s
+    } else {
+        ctx.opts.repeat_window_s
+    };
     let measured = measured_run(ctx, tag, target, window, true, |_t0| async move {
         kill(ctx, how).await?;
         Ok(Disruption::default())
@@ -421,6 +426,7 @@ pub async fn s13(ctx: &Ctx) -> Result<Scenario> {
                 marks: vec![Mark::other("partition healed", t_up)],
                 end_ms: Some(t_up),
                 info: [("partitioned_ip".to_string(), json!(ip))].into(),
+                ..Disruption::default()
             })
         }
     })

@@ -11,6 +11,7 @@ use crate::model::{Check, Run, Scenario};
 pub mod drain;
 pub mod gitops;
 pub mod ha;
+pub mod install;
 pub mod kill;
 pub mod outage;
 pub mod rollout;
@@ -19,7 +20,7 @@ pub mod specs;
 pub mod wedge;
 
 /// Every scenario: id, name, part of the default run.
-pub const SCENARIOS: [(&str, &str, bool); 20] = [
+pub const SCENARIOS: [(&str, &str, bool); 21] = [
     ("S1", "delete the Postgres pod (grace 0)", true),
     ("S2", "kill -9 postgres in its container", true),
     ("S3", "S1 repeated", true),
@@ -59,6 +60,11 @@ pub const SCENARIOS: [(&str, &str, bool); 20] = [
         "GitOps health (kstatus, Argo CD) and the alerts' metrics, live",
         true,
     ),
+    (
+        "S21",
+        "helm uninstall, kubectl bundle, previous chart version, helm upgrade",
+        true,
+    ),
     ("SOAK", "S1 and S2 alternately, many times", false),
 ];
 
@@ -90,6 +96,7 @@ async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
         "S18" => outage::s18(ctx).await,
         "S19" => kill::s19(ctx).await,
         "S20" => gitops::s20(ctx).await,
+        "S21" => install::s21(ctx).await,
         "SOAK" => soak::soak(ctx).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }

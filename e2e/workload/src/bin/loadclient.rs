@@ -2,13 +2,18 @@
 //! MCP sessions (call k is sent at start + k/rate, whatever happened to earlier
 //! calls), then a read-back of every acknowledged write. Prints the JSON report
 //! (see README) and writes it to --out.
+//! With --events it prints instead one line, `mcp-load-result {"report":…,"events":[…]}`,
+//! for a caller that runs it elsewhere (the e2e suite's load from inside the
+//! cluster). With --control-port it answers `GET /stop` (stop offering calls,
+//! verify, report) on that port; SIGTERM does the same.
 //! Exit code: 0 ok, 3 acknowledged writes lost, 4 some could not be verified, 2 bad flags.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use mcp_workload::client::{now_ms, run, LoadOptions};
+use mcp_workload::client::{now_ms, run_until, LoadOptions, LoadResult, RESULT_PREFIX};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,6 +63,49 @@ struct Args {
     /// Do not print the report to stdout
     #[arg(long)]
     quiet: bool,
+    /// Print the report and every call's event as one line (see above)
+    #[arg(long)]
+    events: bool,
+    /// Answer GET /stop on this port (0.0.0.0): stop offering calls early
+    #[arg(long = "control-port")]
+    control_port: Option<u16>,
+}
+
+/// Stop on SIGTERM, and on `GET /stop` when a control port is given.
+async fn stop_on_request(port: Option<u16>, stop: CancellationToken) {
+    let term = stop.clone();
+    tokio::spawn(async move {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            eprintln!("SIGTERM: stopping the load");
+            term.cancel();
+        }
+    });
+    let Some(port) = port else { return };
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on port {port}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let on_stop = stop.clone();
+    let app = axum::Router::new().route(
+        "/stop",
+        axum::routing::get(move || {
+            let stop = on_stop.clone();
+            async move {
+                stop.cancel();
+                "stopping\n"
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("control port: {e}");
+        }
+    });
 }
 
 fn secs(name: &str, v: f64) -> Duration {
@@ -94,7 +142,22 @@ async fn main() {
         since_ms: args.since,
         max_in_flight: args.max_in_flight,
     };
-    let report = run(opts).await;
+    let stop = CancellationToken::new();
+    stop_on_request(args.control_port, stop.clone()).await;
+    let (report, events) = run_until(opts, stop).await;
+    if args.events {
+        let result = LoadResult {
+            report: report.clone(),
+            events,
+        };
+        match serde_json::to_string(&result) {
+            Ok(line) => println!("{RESULT_PREFIX}{line}"),
+            Err(e) => {
+                eprintln!("error: cannot encode the result: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let text = match serde_json::to_string_pretty(&report) {
         Ok(t) => t,
         Err(e) => {
@@ -111,7 +174,7 @@ async fn main() {
             std::process::exit(1);
         }
     }
-    if !args.quiet {
+    if !args.quiet && !args.events {
         println!("{text}");
     }
     eprintln!(
