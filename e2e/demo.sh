@@ -33,13 +33,13 @@ is_local() {
 would_install() {
   {
     echo "customresourcedefinition.apiextensions.k8s.io/mcpservers.mcp.operator.dev"
-    echo "namespace/mcp-system"
+    echo "namespace/mcp-system, with the Helm release mcp-operator:"
     "$helm_bin" template mcp-operator charts/mcp-operator -n mcp-system |
-      "$kubectl_bin" create --dry-run=client -o name -f - 2>/dev/null | sed 's|^|mcp-system: |' || true
+      "$kubectl_bin" create --dry-run=client -o name -f - 2>/dev/null | sed 's|^|  |' || true
     "$kubectl_bin" create --dry-run=client -o name -f e2e/manifests/namespaces.yaml \
       -f e2e/manifests/postgres.yaml -f e2e/manifests/db-secret.yaml 2>/dev/null || true
     # kubectl cannot map the McpServer kind before its CRD exists
-    echo "mcp-e2e: mcpserver.mcp.operator.dev/notes (3 replicas)"
+    echo "mcpserver.mcp.operator.dev/notes (3 replicas, namespace mcp-e2e)"
   } | sed 's/^/  /'
 }
 

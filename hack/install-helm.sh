@@ -9,8 +9,9 @@
 #        HELM_VERSION=v3.x.y hack/install-helm.sh
 set -euo pipefail
 
-HELM_VERSION="${HELM_VERSION:-v3.21.4}"
-MCP_CACHE="${MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-operator}"
+# The version and MCP_CACHE the local cluster uses (one helm for everything).
+# shellcheck source=../e2e/cluster/local/versions.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../e2e/cluster/local/versions.sh"
 TOOLS_DIR="${MCP_TOOLS_DIR:-$MCP_CACHE/tools}"
 BIN_DIR="${TOOLS_DIR}/helm-${HELM_VERSION}"
 HELM_BIN="${BIN_DIR}/helm"

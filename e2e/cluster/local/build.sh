@@ -3,7 +3,8 @@
 # binaries the local cluster needs:
 #   kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy
 #   kubectl [kubeadm] (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3),
-#   coredns, helm.
+#   coredns (coredns-build: only the plugins the Corefile uses),
+#   helm (hack/install-helm.sh, linked here).
 # Binaries land in ~/.cache/mcp-operator/k8s/<k8s version>/bin.
 # A warm run (everything present) does nothing but check.
 #
@@ -151,12 +152,35 @@ build_module() {
 mkdir -p "$K8S_BIN"
 [ "$DO_APT" -eq 1 ] && apt_install
 
+# CoreDNS with the plugins the Corefile uses (coredns-build/main.go).
+build_coredns() {
+  if have coredns "$COREDNS_VERSION"; then
+    log "coredns $COREDNS_VERSION cached"
+    return
+  fi
+  need_go
+  grep -q "github.com/coredns/coredns $COREDNS_VERSION\$" "$HERE/coredns-build/go.mod" ||
+    die "coredns-build/go.mod does not pin github.com/coredns/coredns $COREDNS_VERSION"
+  local t0; t0=$(date +%s)
+  log "coredns $COREDNS_VERSION: building (bind, errors, ready, kubernetes, cache)"
+  (
+    cd "$HERE/coredns-build"
+    CGO_ENABLED=0 go build -p "$GO_BUILD_P" -trimpath -buildvcs=false -ldflags "-s -w" \
+      -o "$K8S_BIN/coredns.tmp" .
+  )
+  mv -f "$K8S_BIN/coredns.tmp" "$K8S_BIN/coredns"
+  stamp coredns "$COREDNS_VERSION"
+  log "coredns: built in $(( $(date +%s) - t0 ))s"
+}
+
 build_module etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3
 build_k8s
 if [ "$ONLY_CP" -eq 0 ]; then
-  build_module coredns "$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns
-  build_module helm "$HELM_VERSION" helm.sh/helm/v3 helm.sh/helm/v3/cmd/helm \
-    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  build_coredns
+  # One helm for the chart checks and the clusters (hack/install-helm.sh).
+  helm_bin=$(HELM_VERSION="$HELM_VERSION" "$HERE/../../../hack/install-helm.sh")
+  ln -sf "$helm_bin" "$K8S_BIN/helm"
+  log "helm $HELM_VERSION: $K8S_BIN/helm"
 fi
 
 log "build.sh: done in $(( $(date +%s) - START ))s; binaries in $K8S_BIN"

@@ -521,7 +521,11 @@ impl Ctx {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        log(format!("ClusterIP of {name} not reachable from this host; using kubectl port-forward (pins one pod)"));
+        log(if try_cluster_ip {
+            format!("ClusterIP of {name} not reachable from this host; using kubectl port-forward (pins one pod)")
+        } else {
+            format!("{name}: the suite's own calls go through kubectl port-forward (--load-from cluster)")
+        });
         Ok(Endpoint {
             url: format!("http://{addr}/mcp"),
             mode: "port-forward",

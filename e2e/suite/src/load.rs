@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::Api;
-use mcp_workload::client::{run_until, LoadOptions, LoadReport, LoadResult, RESULT_PREFIX};
+use mcp_workload::client::{join_result_lines, run_until, LoadOptions, LoadReport, LoadResult};
 use mcp_workload::report::CallEvent;
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -129,19 +129,10 @@ fn load_pod(
     serde_json::from_value(pod).context("the load client pod's manifest")
 }
 
-/// The `mcp-load-result` line of a load client's log.
+/// The result a load client printed in its log.
 pub fn parse_result(log_text: &str) -> Result<LoadResult> {
-    let line = log_text
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(RESULT_PREFIX))
-        .ok_or_else(|| {
-            anyhow!(
-                "no '{}' line in the load client's log",
-                RESULT_PREFIX.trim()
-            )
-        })?;
-    serde_json::from_str(line).context("the load client's result line")
+    let json = join_result_lines(log_text).map_err(|e| anyhow!("the load client's log: {e}"))?;
+    serde_json::from_str(&json).context("the load client's result")
 }
 
 impl Load {
@@ -277,6 +268,7 @@ impl Load {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcp_workload::client::{result_lines, RESULT_PREFIX};
 
     #[test]
     fn pod_names_are_dns_labels() {
@@ -299,11 +291,31 @@ mod tests {
             "mark_unix_ms": null, "first_success_after_s": null, "marks": [],
             "lost_acked_writes": 0, "unverified_acked_writes": 0, "lost_keys": [],
             "verify_duration_s": 0.0, "latency_ms": {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0},
-            "timeline_bucket_ms": 500, "timeline": []}, "events": []});
-        let log_text =
-            format!("SIGTERM: stopping the load\n{RESULT_PREFIX}{report}\noffered=0 calls=0\n");
+            "timeline_bucket_ms": 500, "timeline": []}, "events": (0..200).map(|i| json!({
+                "slot": i, "scheduled_ms": 1000 + i, "start_ms": 1000 + i, "end_ms": 1005 + i,
+                "ok": true, "kind": null, "session_lost": false})).collect::<Vec<_>>()});
+        // Cut into lines with a stderr line in between, as a runtime may log them.
+        let lines = result_lines(&report.to_string());
+        assert!(lines.len() > 1, "{} lines", lines.len());
+        let mut log_text = String::from("SIGTERM: stopping the load\n");
+        for (i, l) in lines.iter().enumerate() {
+            log_text.push_str(l);
+            log_text.push('\n');
+            if i == 0 {
+                log_text.push_str("offered=0 calls=0\n");
+            }
+        }
         let r = parse_result(&log_text).expect("parsed");
         assert_eq!(r.report.rate, 50.0);
+        assert_eq!(r.events.len(), 200);
         assert!(parse_result("offered=0 calls=0\n").is_err());
+        // a missing piece is an error, not a truncated result
+        let last = format!("{RESULT_PREFIX}{}/", lines.len());
+        let without_last: String = log_text
+            .lines()
+            .filter(|l| !l.starts_with(&last))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(parse_result(&without_last).is_err());
     }
 }

@@ -671,9 +671,10 @@ pub struct LoadReport {
     pub timeline: Vec<Bucket>,
 }
 
-/// What `mcp-loadclient --events` prints on one stdout line after
-/// [`RESULT_PREFIX`]: the report and every call, for a caller that runs the
-/// client elsewhere (the e2e suite's in-cluster load) and measures itself.
+/// What `mcp-loadclient --events` prints: the report and every call, for a
+/// caller that runs the client elsewhere (the e2e suite's in-cluster load) and
+/// measures itself. Printed as JSON in numbered lines ([`result_lines`]):
+/// container runtimes split long log lines and interleave them with stderr.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadResult {
     pub report: LoadReport,
@@ -681,6 +682,55 @@ pub struct LoadResult {
 }
 
 pub const RESULT_PREFIX: &str = "mcp-load-result ";
+/// Bytes of JSON per result line, well under the runtimes' 16 KiB split.
+const RESULT_CHUNK: usize = 4096;
+
+/// `json` as lines `mcp-load-result <i>/<n> <piece>`, pieces cut on char
+/// boundaries.
+pub fn result_lines(json: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < json.len() {
+        let mut end = (start + RESULT_CHUNK).min(json.len());
+        while !json.is_char_boundary(end) {
+            end -= 1;
+        }
+        pieces.push(&json[start..end]);
+        start = end;
+    }
+    let n = pieces.len();
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{RESULT_PREFIX}{}/{n} {p}", i + 1))
+        .collect()
+}
+
+/// The JSON [`result_lines`] printed, from a log that may hold other lines
+/// in between; an error names what is missing.
+pub fn join_result_lines(log: &str) -> Result<String, String> {
+    let mut parts: BTreeMap<usize, &str> = BTreeMap::new();
+    let mut total = None;
+    for line in log.lines() {
+        let Some(rest) = line.strip_prefix(RESULT_PREFIX) else {
+            continue;
+        };
+        let (pos, piece) = rest.split_once(' ').unwrap_or((rest, ""));
+        let Some((i, n)) = pos.split_once('/') else {
+            return Err(format!("malformed result line {pos:?}"));
+        };
+        let (Ok(i), Ok(n)) = (i.parse::<usize>(), n.parse::<usize>()) else {
+            return Err(format!("malformed result line {pos:?}"));
+        };
+        total = Some(n);
+        parts.insert(i, piece);
+    }
+    let n = total.ok_or_else(|| format!("no '{}' lines", RESULT_PREFIX.trim()))?;
+    if parts.len() != n || (1..=n).any(|i| !parts.contains_key(&i)) {
+        return Err(format!("{} of {n} result lines", parts.len()));
+    }
+    Ok(parts.into_values().collect())
+}
 
 /// Read marks (unix ms, one per line) from a file; missing file = no marks.
 pub fn read_marks(path: &std::path::Path) -> Vec<u64> {

@@ -317,19 +317,20 @@ pub async fn s21(ctx: &Ctx) -> Result<Scenario> {
         run.remediation_actions == 0,
         run.remediation_actions,
     );
-    let status_ok = measured.obj_after.as_ref().is_some_and(|o| {
-        let st = o.status.as_ref();
-        st.and_then(|s| s.observed_generation) == o.metadata.generation
-            && st.is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-    });
+    let (observed, generation, ready) =
+        measured.obj_after.as_ref().map_or((None, None, None), |o| {
+            let st = o.status.as_ref();
+            let ready = st.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+            (
+                st.and_then(|s| s.observed_generation),
+                o.metadata.generation,
+                ready.map(|c| c.status.clone()),
+            )
+        });
     run.check(
         "McpServer Ready with its generation observed at the end",
-        status_ok,
-        "",
+        observed.is_some() && observed == generation && ready.as_deref() == Some("True"),
+        format!("observedGeneration={observed:?} generation={generation:?} Ready={ready:?}"),
     );
     run.thresholds.push(Threshold::zero(
         "failed calls",

@@ -2,7 +2,8 @@
 //! MCP sessions (call k is sent at start + k/rate, whatever happened to earlier
 //! calls), then a read-back of every acknowledged write. Prints the JSON report
 //! (see README) and writes it to --out.
-//! With --events it prints instead one line, `mcp-load-result {"report":…,"events":[…]}`,
+//! With --events it prints instead `{"report":…,"events":[…]}` cut into lines
+//! `mcp-load-result <i>/<n> <piece>` (runtimes split long log lines),
 //! for a caller that runs it elsewhere (the e2e suite's load from inside the
 //! cluster). With --control-port it answers `GET /stop` (stop offering calls,
 //! verify, report) on that port; SIGTERM does the same.
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use mcp_workload::client::{now_ms, run_until, LoadOptions, LoadResult, RESULT_PREFIX};
+use mcp_workload::client::{now_ms, result_lines, run_until, LoadOptions, LoadResult};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -151,7 +152,11 @@ async fn main() {
             events,
         };
         match serde_json::to_string(&result) {
-            Ok(line) => println!("{RESULT_PREFIX}{line}"),
+            Ok(json) => {
+                for line in result_lines(&json) {
+                    println!("{line}");
+                }
+            }
             Err(e) => {
                 eprintln!("error: cannot encode the result: {e}");
                 std::process::exit(1);
