@@ -24,9 +24,6 @@ say() { echo "demo: $*" >&2; }
 reachable() {
   [[ -n "${KUBECONFIG:-}" ]] && "$kubectl_bin" --request-timeout=5s get --raw /readyz >/dev/null 2>&1
 }
-is_local() {
-  [[ -e "$KUBECONFIG_PATH" && "$(realpath "$KUBECONFIG")" == "$(realpath "$KUBECONFIG_PATH")" ]]
-}
 
 # What the demo would create, from the same chart and manifests it applies
 # (client-side dry run: discovery reads only).
@@ -54,7 +51,7 @@ if ! reachable; then
   exec e2e/run-e2e.sh --demo "$@"
 fi
 export E2E_USE_KUBECONFIG=1
-if is_local; then
+if kubeconfig_is_local; then
   say "using the local cluster (KUBECONFIG=$KUBECONFIG)"
   exec e2e/run-e2e.sh --demo "$@"
 fi

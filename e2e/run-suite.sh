@@ -32,7 +32,7 @@ for a in "$@"; do
 done
 
 is_local=0
-if [[ -e "$KUBECONFIG_PATH" && "$(realpath "$KUBECONFIG")" == "$(realpath "$KUBECONFIG_PATH")" ]]; then
+if kubeconfig_is_local; then
   is_local=1
   # the HA scenarios read its audit log and stop its daemons
   export E2E_CLUSTER_DIR="$CLUSTER_DIR"

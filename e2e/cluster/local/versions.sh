@@ -22,5 +22,11 @@ LOCAL_REGISTRY="${LOCAL_REGISTRY:-127.0.0.1:5000}"
 CP_DIR="${CP_DIR:-$MCP_CACHE/control-plane}"
 CP_KUBECONFIG_PATH="$CP_DIR/kubeconfig"
 
+# KUBECONFIG is the local cluster's (the suite then imports images into its
+# containerd and may stop its daemons).
+kubeconfig_is_local() {
+  [[ -n "${KUBECONFIG:-}" && -e "$KUBECONFIG_PATH" && "$(realpath "$KUBECONFIG")" == "$(realpath "$KUBECONFIG_PATH")" ]]
+}
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -105,6 +105,15 @@ pub fn with_registry(manifest: &str, repo: &str) -> String {
         + "\n"
 }
 
+/// A Service's first port (the MCP port: the operator makes one), 8080 if none.
+pub fn service_port(svc: &Service) -> i32 {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|p| p.first())
+        .map_or(8080, |p| p.port)
+}
+
 /// Poll `f` until it yields `Some`, tolerating errors (a transient API error
 /// must not end a wait); the last error is part of the timeout message.
 pub async fn eventually<T, F, Fut>(
@@ -300,20 +309,55 @@ impl Ctx {
 
     /// The `--set`s every install and upgrade of the chart gets: the local
     /// image (or the registry's, pulled Always) and the user's `--helm-set`s.
-    pub fn helm_sets(&self) -> Vec<String> {
-        let mut sets = vec!["image.pullPolicy=IfNotPresent".to_string()];
-        if let Some(repo) = &self.opts.image_repository {
-            let repo = repo.trim_end_matches('/');
-            sets.extend([
-                format!("image.repository={repo}/mcp-operator"),
-                "image.tag=dev".to_string(),
-                "image.pullPolicy=Always".to_string(),
-            ]);
-        }
+    fn helm_sets(&self) -> Vec<String> {
+        let mut sets = match &self.opts.image_repository {
+            None => vec!["image.pullPolicy=IfNotPresent".to_string()],
+            Some(repo) => {
+                let repo = repo.trim_end_matches('/');
+                vec![
+                    format!("image.repository={repo}/mcp-operator"),
+                    "image.tag=dev".to_string(),
+                    "image.pullPolicy=Always".to_string(),
+                ]
+            }
+        };
         sets.extend(self.opts.helm_set.iter().cloned());
         sets.into_iter()
             .flat_map(|s| ["--set".to_string(), s])
             .collect()
+    }
+
+    /// `helm <verb> RELEASE CHART` in the operator's namespace, with `values`
+    /// and [`Self::helm_sets`], waiting at most `wait` for the release.
+    pub async fn helm_release(
+        &self,
+        verb: &[&str],
+        chart: &Path,
+        values: Option<&Path>,
+        wait: Duration,
+    ) -> Result<String> {
+        let chart = chart.to_string_lossy();
+        let timeout = format!("{}s", wait.as_secs());
+        let mut args: Vec<String> = verb.iter().map(|v| v.to_string()).collect();
+        args.extend(
+            [
+                RELEASE,
+                &chart,
+                "-n",
+                OP_NS,
+                "--create-namespace",
+                "--wait",
+                "--timeout",
+                &timeout,
+            ]
+            .map(String::from),
+        );
+        if let Some(v) = values {
+            args.extend(["-f".to_string(), v.to_string_lossy().into_owned()]);
+        }
+        args.extend(self.helm_sets());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.helm(&refs, wait + Duration::from_secs(60)).await
     }
 
     pub async fn helm(&self, args: &[&str], timeout: Duration) -> Result<String> {
@@ -327,16 +371,19 @@ impl Ctx {
     /// `kubectl apply` of a manifest; with `--image-repository` its images
     /// are the registry's (see [`with_registry`]).
     pub async fn apply(&self, path: &Path) -> Result<String> {
-        let Some(repo) = self.opts.image_repository.as_deref() else {
-            let p = path.to_string_lossy();
-            return self.kubectl(&["apply", "-f", &p]).await;
-        };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let text = with_registry(&text, repo);
-        let args = ["apply", "-f", "-"];
+        let text = match self.opts.image_repository.as_deref() {
+            Some(repo) => with_registry(&text, repo),
+            None => text,
+        };
         let (ok, out, err) = self
-            .tool(&self.kubectl, &args, Some(&text), Duration::from_secs(60))
+            .tool(
+                &self.kubectl,
+                &["apply", "-f", "-"],
+                Some(&text),
+                Duration::from_secs(60),
+            )
             .await?;
         if !ok {
             bail!("kubectl apply -f {} failed: {}", path.display(), err.trim());
@@ -467,18 +514,18 @@ impl Ctx {
         Ok((ep.url, ep.mode))
     }
 
-    async fn open_endpoint(&self, name: &str) -> Result<Endpoint> {
+    /// The Service of McpServer `name` (it has the McpServer's name).
+    pub async fn service(&self, name: &str) -> Result<Service> {
         let svc: Api<Service> = Api::namespaced(self.client.clone(), NS);
-        let s = svc
-            .get(name)
+        svc.get(name)
             .await
-            .with_context(|| format!("Service {NS}/{name}"))?;
+            .with_context(|| format!("Service {NS}/{name}"))
+    }
+
+    async fn open_endpoint(&self, name: &str) -> Result<Endpoint> {
+        let s = self.service(name).await?;
+        let port = service_port(&s);
         let spec = s.spec.unwrap_or_default();
-        let port = spec
-            .ports
-            .as_ref()
-            .and_then(|p| p.first())
-            .map_or(8080, |p| p.port);
         // With --load-from cluster the host may not reach a ClusterIP at all
         // (kind): the suite's own few calls (settle) go through a port-forward.
         let try_cluster_ip = self.opts.load_from != LoadFrom::Cluster;

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::Api;
 use mcp_workload::client::{join_result_lines, run_until, LoadOptions, LoadReport, LoadResult};
@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{eventually, log, Ctx, NS};
+use crate::cluster::{eventually, log, service_port, Ctx, NS};
 
 /// `--load-from`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,15 +153,7 @@ impl Load {
             .spec
             .image_pull_policy
             .map_or("IfNotPresent", |p| p.as_str());
-        let svc = Api::<Service>::namespaced(ctx.client.clone(), NS)
-            .get(target)
-            .await
-            .with_context(|| format!("Service {NS}/{target}"))?;
-        let port = svc
-            .spec
-            .and_then(|s| s.ports)
-            .and_then(|p| p.first().map(|p| p.port))
-            .unwrap_or(8080);
+        let port = service_port(&ctx.service(target).await?);
         let path = if mcp.spec.path.is_empty() {
             "/mcp".to_string()
         } else {

@@ -147,26 +147,15 @@ async fn setup(ctx: &Ctx) -> Result<()> {
     ctx.kubectl_t(&["get", "--raw", "/readyz"], Duration::from_secs(15))
         .await?;
     let chart = repo_root().join("charts/mcp-operator");
-    let chart_s = chart.to_string_lossy().into_owned();
     if !ctx.opts.skip_install {
         log("installing the CRDs and the operator with Helm");
-        let mut args: Vec<String> = [
-            "upgrade",
-            "--install",
-            RELEASE,
-            &chart_s,
-            "-n",
-            OP_NS,
-            "--create-namespace",
-            "--wait",
-            "--timeout",
-            "5m",
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(ctx.helm_sets());
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        ctx.helm(&refs, Duration::from_secs(360)).await?;
+        ctx.helm_release(
+            &["upgrade", "--install"],
+            &chart,
+            None,
+            Duration::from_secs(300),
+        )
+        .await?;
         // Helm installs crds/ only on first install; keep them current on upgrades.
         let crds = chart.join("crds");
         ctx.kubectl(&[

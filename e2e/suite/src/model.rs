@@ -180,6 +180,15 @@ impl Run {
         self.checks.push(Check::new(name, ok, detail));
     }
 
+    /// Threshold: no call failed (a run without the figure counts as failed).
+    pub fn require_no_failed_calls(&mut self) {
+        self.thresholds.push(Threshold::zero(
+            "failed calls",
+            self.errors.unwrap_or(u64::MAX),
+            "calls",
+        ));
+    }
+
     pub fn finish(&mut self) {
         self.passed = self.checks.iter().all(|c| c.ok) && self.thresholds.iter().all(|t| t.ok);
     }

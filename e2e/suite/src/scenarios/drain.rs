@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::cluster::{eventually, log, server_sel, Ctx, DESIRED, NOTES, NS};
 use crate::measure::{self as m, pods_ready};
-use crate::model::{Mark, Scenario, Threshold};
+use crate::model::{Mark, Scenario};
 use crate::run::{measured_run, Disruption};
 use mcp_workload::client::now_ms;
 
@@ -151,11 +151,7 @@ pub async fn s5(ctx: &Ctx) -> Result<Scenario> {
         run.remediation_actions == 0,
         run.remediation_actions,
     );
-    run.thresholds.push(Threshold::zero(
-        "failed calls",
-        run.errors.unwrap_or(u64::MAX),
-        "calls",
-    ));
+    run.require_no_failed_calls();
     run.finish();
     let mut sc = Scenario::with_runs(vec![run]);
     sc.notes.push(

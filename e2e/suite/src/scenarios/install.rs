@@ -24,7 +24,7 @@ use kube::Api;
 use serde_json::{json, Value};
 
 use crate::cluster::{eventually, log, repo_root, Ctx, DESIRED, NOTES, NS, OP_NS, RELEASE};
-use crate::model::{Mark, Scenario, Threshold};
+use crate::model::{Mark, Scenario};
 use crate::run::{measured_run, Disruption};
 use mcp_workload::client::now_ms;
 
@@ -40,6 +40,8 @@ const TAIL_MS: u64 = 5_000;
 /// How long the McpServer runs with no operator at all after the uninstall.
 const ORPHANED: Duration = Duration::from_secs(5);
 const STEP_TIMEOUT: Duration = Duration::from_secs(240);
+/// helm's own --wait for the installs and the upgrade.
+const HELM_WAIT: Duration = Duration::from_secs(240);
 
 /// One step: what was done, when (ms), how long it took, and what it showed.
 struct Steps {
@@ -62,6 +64,16 @@ impl Steps {
             "detail": detail,
         }));
         self.marks.push(Mark::other(name, t));
+    }
+
+    /// Record step `name` with what of `notes` and its CRD is left; all must be.
+    async fn record_survivors(&mut self, ctx: &Ctx, name: &str, started: Instant) -> Result<()> {
+        let left = survivors(ctx).await?;
+        self.record(name, started, json!(left));
+        if let Some((what, _)) = left.iter().find(|(_, present)| !present) {
+            bail!("{name} removed the {what}");
+        }
+        Ok(())
     }
 }
 
@@ -116,8 +128,7 @@ async fn survivors(ctx: &Ctx) -> Result<Vec<(&'static str, bool)>> {
 }
 
 async fn sequence(ctx: &Ctx, steps: &mut Steps) -> Result<()> {
-    let helm_t = Duration::from_secs(300);
-    let sets = ctx.helm_sets();
+    let helm_t = HELM_WAIT + Duration::from_secs(60);
 
     // 1. helm uninstall: only the operator goes.
     let s = Instant::now();
@@ -146,11 +157,7 @@ async fn sequence(ctx: &Ctx, steps: &mut Steps) -> Result<()> {
         },
     )
     .await?;
-    let left = survivors(ctx).await?;
-    steps.record("helm uninstall", s, json!(left));
-    if let Some((what, _)) = left.iter().find(|(_, present)| !present) {
-        bail!("helm uninstall removed the {what}");
-    }
+    steps.record_survivors(ctx, "helm uninstall", s).await?;
     tokio::time::sleep(ORPHANED).await;
 
     // 2. The kubectl bundle.
@@ -178,30 +185,16 @@ async fn sequence(ctx: &Ctx, steps: &mut Steps) -> Result<()> {
         STEP_TIMEOUT,
     )
     .await?;
-    let left = survivors(ctx).await?;
-    steps.record("kubectl delete deploy/install.yaml", s, json!(left));
-    if let Some((what, _)) = left.iter().find(|(_, present)| !present) {
-        bail!("deleting the bundle removed the {what}");
-    }
+    steps
+        .record_survivors(ctx, "kubectl delete deploy/install.yaml", s)
+        .await?;
 
     // 4. The previous chart version with its user's values.
     let s = Instant::now();
-    let (chart, values) = (path(PREVIOUS_CHART), path(PREVIOUS_VALUES));
-    let mut args: Vec<&str> = vec![
-        "install",
-        RELEASE,
-        chart.as_str(),
-        "-n",
-        OP_NS,
-        "--create-namespace",
-        "-f",
-        values.as_str(),
-        "--wait",
-        "--timeout",
-        "4m",
-    ];
-    args.extend(sets.iter().map(String::as_str));
-    ctx.helm(&args, helm_t).await?;
+    let values = repo_root().join(PREVIOUS_VALUES);
+    let chart = repo_root().join(PREVIOUS_CHART);
+    ctx.helm_release(&["install"], &chart, Some(&values), HELM_WAIT)
+        .await?;
     let leader = new_leader_reconciled(ctx, OP_NS, &[]).await?;
     steps.record(
         "helm install (previous chart version)",
@@ -212,21 +205,9 @@ async fn sequence(ctx: &Ctx, steps: &mut Steps) -> Result<()> {
     // 5. Upgrade to this chart with the same values.
     let s = Instant::now();
     let old = operator_pod_names(ctx, OP_NS).await?;
-    let current = path("charts/mcp-operator");
-    let mut args: Vec<&str> = vec![
-        "upgrade",
-        RELEASE,
-        current.as_str(),
-        "-n",
-        OP_NS,
-        "-f",
-        values.as_str(),
-        "--wait",
-        "--timeout",
-        "4m",
-    ];
-    args.extend(sets.iter().map(String::as_str));
-    ctx.helm(&args, helm_t).await?;
+    let current = repo_root().join("charts/mcp-operator");
+    ctx.helm_release(&["upgrade"], &current, Some(&values), HELM_WAIT)
+        .await?;
     let leader = new_leader_reconciled(ctx, OP_NS, &old).await?;
     let release = ctx
         .helm(
@@ -332,11 +313,7 @@ pub async fn s21(ctx: &Ctx) -> Result<Scenario> {
         observed.is_some() && observed == generation && ready.as_deref() == Some("True"),
         format!("observedGeneration={observed:?} generation={generation:?} Ready={ready:?}"),
     );
-    run.thresholds.push(Threshold::zero(
-        "failed calls",
-        run.errors.unwrap_or(u64::MAX),
-        "calls",
-    ));
+    run.require_no_failed_calls();
     run.finish();
     let mut sc = Scenario::with_runs(vec![run]);
     sc.notes.push(format!(

@@ -13,7 +13,7 @@ use mcp_operator::remediation::ActionKind;
 use serde_json::json;
 
 use crate::cluster::{eventually, manifest, server_sel, Ctx, DESIRED, NOTES, NS};
-use crate::model::{Mark, Scenario, Threshold};
+use crate::model::{Mark, Scenario};
 use crate::run::{measured_run, Disruption};
 use mcp_workload::client::now_ms;
 
@@ -155,11 +155,7 @@ pub async fn s8(ctx: &Ctx) -> Result<Scenario> {
             measured.actions.iter().map(|a| a.kind).collect::<Vec<_>>()
         ),
     );
-    run.thresholds.push(Threshold::zero(
-        "failed calls",
-        run.errors.unwrap_or(u64::MAX),
-        "calls",
-    ));
+    run.require_no_failed_calls();
     // restore the good spec: a new generation clears the hold
     ctx.apply(&manifest("mcpserver.yaml")).await?;
     let restored = ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await;
@@ -252,11 +248,7 @@ pub async fn s9(ctx: &Ctx) -> Result<Scenario> {
         run.min_ready_replicas >= DESIRED as u64,
         run.min_ready_replicas,
     );
-    run.thresholds.push(Threshold::zero(
-        "failed calls",
-        run.errors.unwrap_or(u64::MAX),
-        "calls",
-    ));
+    run.require_no_failed_calls();
     // back to the fixed pool: the HPA goes, the operator owns spec.replicas again
     ctx.apply(&manifest("mcpserver.yaml")).await?;
     let back = eventually(
