@@ -14,6 +14,11 @@
 #   env     print `export KUBECONFIG=...`
 # Env: CP_APISERVER_PORT (default 16443), CP_ETCD_PORT (default 12379; the
 # peer port is CP_ETCD_PORT+1). Different from up.sh's ports, so both can run.
+# CP_DIR moves the state dir (so a second control plane can run beside).
+# For the scale benchmark: CP_AUDIT_POLICY (a policy file: the API server
+# writes $CP_DIR/audit.log), CP_WITH_SCHEDULER=1 (kube-scheduler too),
+# CP_CLIENT_QPS (QPS of the controller manager and scheduler; default theirs),
+# CP_CONTROLLERS (the controller manager's --controllers).
 # Kubeconfig: ~/.cache/mcp-operator/control-plane/kubeconfig
 set -euo pipefail
 
@@ -50,8 +55,17 @@ up() {
   gen_cert "$CP_DIR/pki" admin "/O=system:masters/CN=kubernetes-admin" client
   gen_sa_keys "$CP_DIR/pki"
   start_etcd "$CP_DIR" "$ETCD_PORT" "$ETCD_PEER_PORT"
+  local audit=()
+  if [ -n "${CP_AUDIT_POLICY:-}" ]; then
+    audit=(--audit-policy-file "$CP_AUDIT_POLICY" --audit-log-path "$CP_DIR/audit.log"
+      --audit-log-format json --audit-log-maxsize 0)
+  fi
+  local qps=()
+  if [ -n "${CP_CLIENT_QPS:-}" ]; then
+    qps=(--kube-api-qps "$CP_CLIENT_QPS" --kube-api-burst "$(( CP_CLIENT_QPS * 2 ))")
+  fi
   start_apiserver "$CP_DIR" "$ETCD_PORT" "$PORT" 127.0.0.1 127.0.0.1 \
-    --endpoint-reconciler-type none
+    --endpoint-reconciler-type none "${audit[@]}"
   write_kubeconfig "$CP_KUBECONFIG_PATH" "https://127.0.0.1:$PORT" "$CP_DIR/pki" admin kubernetes-admin
   wait_for "default namespace" 60 "$K8S_BIN/kubectl" --kubeconfig "$CP_KUBECONFIG_PATH" get ns default
   if [ "${CP_WITH_CONTROLLERS:-0}" = 1 ]; then
@@ -64,8 +78,16 @@ up() {
       --service-account-private-key-file "$CP_DIR/pki/sa.key" \
       --root-ca-file "$CP_DIR/pki/ca.crt" \
       --service-cluster-ip-range 10.96.0.0/16 --allocate-node-cidrs=false \
-      --controllers '*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle' \
-      --profiling=false
+      --controllers "${CP_CONTROLLERS:-*,-nodelifecycle,-nodeipam,-cloud-node-lifecycle}" \
+      --profiling=false "${qps[@]}" ${CP_CONTROLLER_MANAGER_FLAGS:-}
+  fi
+  if [ "${CP_WITH_SCHEDULER:-0}" = 1 ]; then
+    start_daemon kube-scheduler "$CP_DIR" "$K8S_BIN/kube-scheduler" \
+      --kubeconfig "$CP_KUBECONFIG_PATH" \
+      --authentication-kubeconfig "$CP_KUBECONFIG_PATH" \
+      --authorization-kubeconfig "$CP_KUBECONFIG_PATH" \
+      --bind-address 127.0.0.1 --secure-port "${CP_SCHEDULER_PORT:-20259}" \
+      --leader-elect=false --profiling=false "${qps[@]}"
   fi
   log "control plane ready in $(( $(date +%s) - t0 ))s"
   echo "export KUBECONFIG=$CP_KUBECONFIG_PATH"
@@ -73,6 +95,7 @@ up() {
 }
 
 down() {
+  stop_daemon kube-scheduler "$CP_DIR"
   stop_daemon kube-controller-manager "$CP_DIR"
   stop_daemon kube-apiserver "$CP_DIR"
   stop_daemon etcd "$CP_DIR"

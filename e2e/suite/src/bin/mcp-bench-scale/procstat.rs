@@ -1,0 +1,58 @@
+//! The operator process as the kernel accounts it: CPU seconds (user + system)
+//! and resident memory, read from /proc.
+use anyhow::{Context as _, Result};
+use std::process::Command;
+
+pub struct Proc {
+    pid: u32,
+    ticks_per_s: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    pub cpu_s: f64,
+    pub rss_mib: f64,
+    /// The kernel's high-water mark of RSS since the process started.
+    pub hwm_mib: f64,
+}
+
+impl Proc {
+    pub fn new(pid: u32) -> Result<Self> {
+        let out = Command::new("getconf").arg("CLK_TCK").output()?;
+        let ticks_per_s: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .context("getconf CLK_TCK")?;
+        Ok(Self { pid, ticks_per_s })
+    }
+
+    pub fn sample(&self) -> Result<Sample> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .with_context(|| format!("operator process {} is gone", self.pid))?;
+        // Fields after the command name, which may hold spaces and ')'.
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .context("/proc/pid/stat without ')'")?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the whole line; `rest` starts at field 3.
+        let tick = |i: usize| -> Result<f64> {
+            Ok(f.get(i).context("short /proc/pid/stat")?.parse::<f64>()?)
+        };
+        let cpu_s = (tick(11)? + tick(12)?) / self.ticks_per_s;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let kib = |key: &str| -> f64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Ok(Sample {
+            cpu_s,
+            rss_mib: kib("VmRSS:") / 1024.0,
+            hwm_mib: kib("VmHWM:") / 1024.0,
+        })
+    }
+}
