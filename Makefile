@@ -1,6 +1,6 @@
 # The two commands: `make demo` and `make test`. Everything else is a helper.
 SHELL := /usr/bin/env bash
-.PHONY: demo test soak unit lint crds helm-lint e2e cluster-up cluster-down build
+.PHONY: demo test soak bench-scale unit lint crds helm-lint e2e cluster-up cluster-down build
 
 ## Run the demo: a cluster (the local one; KUBECONFIG of your own needs IMAGE_REPOSITORY), the operator, Postgres killed once (S1), the report.
 demo:
@@ -13,6 +13,10 @@ test:
 ## Not in CI: S1 and S2 alternately 100 times; first-success p50/p95/p99/max, lost writes, restarts.
 soak:
 	e2e/run-e2e.sh --scenarios SOAK
+
+## Not in CI (N=50 of it is): N = 100, 1,000, 3,000 McpServers on kwok nodes beside ToolHive's operator; bench/scale/report.md.
+bench-scale:
+	bench/scale/run.sh
 
 unit:
 	cargo test --workspace --locked --lib

@@ -2,7 +2,8 @@
 # Every test of the project, in the order a failure is cheapest to find:
 #   1. unit + request-sequence tests (no cluster)
 #   2. integration: a real etcd + kube-apiserver, a real throwaway Postgres
-#   3. the chart's alert rules (promtool) and the GitOps health tool (go test)
+#   3. the chart's alert rules (promtool), the GitOps health tool (go test), the
+#      scale benchmark at N = 50 (control plane + kwok)
 #   4. the e2e suite on a real single-node cluster (KUBECONFIG if it points at
 #      one and E2E_USE_KUBECONFIG=1, otherwise the local cluster from upstream binaries)
 # Set SKIP_E2E=1 to stop after step 3.
@@ -49,6 +50,13 @@ log "alerts and dashboard: hack/check-alerts.sh"
 hack/check-alerts.sh
 log "GitOps health tool: go test (hack/gitops-health)"
 hack/gitops-health/build.sh --test
+# The scale benchmark at a small N, ours only (make bench-scale runs N = 100,
+# 1,000 and 3,000 beside ToolHive): the same thresholds, on a control plane
+# with kwok nodes of its own.
+log "scale benchmark smoke: N=50 (bench/scale/run.sh)"
+bench_out=$(mktemp -d)
+BENCH_N=50 BENCH_OPERATORS=mcp-operator BENCH_IDLE_S=30 BENCH_OUT="$bench_out" bench/scale/run.sh
+rm -rf "$bench_out"
 
 if [[ "${SKIP_E2E:-0}" == "1" ]]; then
   log "SKIP_E2E=1: not running the e2e suite"

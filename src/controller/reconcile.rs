@@ -69,10 +69,17 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     };
     if status != *stored {
         let rv = rv.or_else(|| mcp.resource_version());
-        report::write_status(ctx, mcp, &status, rv)
-            .await
-            .map_err(Error::Status)?;
-        ctx.metrics.status_written("report");
+        match report::write_status(ctx, mcp, &status, rv).await {
+            Ok(_) => ctx.metrics.status_written("report"),
+            // Deleted since this reconcile began (`kubectl delete`, a namespace
+            // going): nothing is left to report on, and its deletion event
+            // forgets it. Not a failure to retry or warn about.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                tracing::debug!(object = %object_key(mcp), "deleted during the reconcile; status not written");
+                return Ok(Action::await_change());
+            }
+            Err(e) => return Err(Error::Status(e)),
+        }
     }
     record_metrics(ctx, &ns, mcp, &observed, &plan, &status, now);
     report::publish(ctx, mcp, events).await;

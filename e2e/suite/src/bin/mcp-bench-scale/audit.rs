@@ -66,9 +66,7 @@ pub fn count(log: &Path, user: &str, from: Timestamp, to: Timestamp) -> Result<C
         if e.user.username != user || e.received < from || e.received >= to {
             continue;
         }
-        if is_write(&e.verb)
-            && e.object.as_ref().is_some_and(|o| o.resource == "leases")
-        {
+        if is_write(&e.verb) && e.object.as_ref().is_some_and(|o| o.resource == "leases") {
             c.lease_writes += 1;
         } else if is_write(&e.verb) {
             c.writes += 1;

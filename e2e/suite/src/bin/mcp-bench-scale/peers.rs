@@ -29,7 +29,9 @@ impl Peer {
     pub fn resource(self) -> ApiResource {
         let gvk = match self {
             Peer::McpOperator => GroupVersionKind::gvk("mcp.operator.dev", "v1alpha1", "McpServer"),
-            Peer::Toolhive => GroupVersionKind::gvk("toolhive.stacklok.dev", "v1beta1", "MCPServer"),
+            Peer::Toolhive => {
+                GroupVersionKind::gvk("toolhive.stacklok.dev", "v1beta1", "MCPServer")
+            }
         };
         ApiResource::from_gvk(&gvk)
     }
@@ -87,7 +89,9 @@ impl Peer {
                     .and_then(|s| s.get("observedGeneration"))
                     .and_then(Value::as_i64);
                 let phase = status.and_then(|s| s.get("phase")).and_then(Value::as_str);
-                observed == generation && phase == Some("Ready") && condition(o, "Ready") == Some(true)
+                observed == generation
+                    && phase == Some("Ready")
+                    && condition(o, "Ready") == Some(true)
             }
         }
     }
@@ -134,9 +138,12 @@ impl Peer {
                 .spec
                 .as_ref()
                 .and_then(|s| s.template.spec.as_ref())
-                .is_some_and(|p| p.containers.iter().any(|c| c.image.as_deref() == Some(image))),
-            Peer::Toolhive => serde_json::to_string(&d.spec)
-                .is_ok_and(|s| s.contains(image)),
+                .is_some_and(|p| {
+                    p.containers
+                        .iter()
+                        .any(|c| c.image.as_deref() == Some(image))
+                }),
+            Peer::Toolhive => serde_json::to_string(&d.spec).is_ok_and(|s| s.contains(image)),
         }
     }
 }

@@ -26,7 +26,8 @@ fn labels_match(line: &str, filter: &[(&str, &str)]) -> bool {
 }
 
 fn value(line: &str) -> Option<f64> {
-    line.rsplit_once(' ').and_then(|(_, v)| v.trim().parse().ok())
+    line.rsplit_once(' ')
+        .and_then(|(_, v)| v.trim().parse().ok())
 }
 
 pub fn histogram(text: &str, name: &str, filter: &[(&str, &str)]) -> Histogram {
@@ -93,7 +94,11 @@ impl Histogram {
                     return Some(lo);
                 }
                 let width = cum - below;
-                let frac = if width > 0.0 { (rank - below) / width } else { 1.0 };
+                let frac = if width > 0.0 {
+                    (rank - below) / width
+                } else {
+                    1.0
+                };
                 return Some(lo + (le.0 - lo) * frac);
             }
             lo = le.0;

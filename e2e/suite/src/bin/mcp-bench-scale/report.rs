@@ -74,7 +74,9 @@ pub fn report(o: &Opts) -> Result<bool> {
         let p = e?.path();
         if p.extension().is_some_and(|x| x == "json") {
             let text = std::fs::read_to_string(&p)?;
-            runs.push(serde_json::from_str(&text).with_context(|| format!("parse {}", p.display()))?);
+            runs.push(
+                serde_json::from_str(&text).with_context(|| format!("parse {}", p.display()))?,
+            );
         }
     }
     runs.sort_by(|a, b| (a.n, &a.operator).cmp(&(b.n, &b.operator)));
@@ -87,12 +89,20 @@ pub fn report(o: &Opts) -> Result<bool> {
         let n = r.n;
         thresholds.push(Check {
             what: format!("N={n}: converged, no error"),
-            value: if r.errors.is_empty() { fmt(r.converge_s, 1) + " s" } else { r.errors.join("; ") },
+            value: if r.errors.is_empty() {
+                fmt(r.converge_s, 1) + " s"
+            } else {
+                r.errors.join("; ")
+            },
             ok: r.errors.is_empty() && r.converge_s.is_some(),
         });
         thresholds.push(Check {
             what: format!("N={n}: idle writes = 0"),
-            value: format!("{} /min {:?}", fmt(r.idle_writes_per_min, 1), r.idle_writes_by_kind),
+            value: format!(
+                "{} /min {:?}",
+                fmt(r.idle_writes_per_min, 1),
+                r.idle_writes_by_kind
+            ),
             ok: r.idle_writes_per_min == Some(0.0),
         });
         thresholds.push(Check {
@@ -120,20 +130,40 @@ pub fn report(o: &Opts) -> Result<bool> {
             };
             goals.push(le("N=1000: converge ≤ 60 s", r.converge_s, 60.0, "s"));
             goals.push(le("N=1000: idle RSS ≤ 64 MiB", r.rss_idle_mib, 64.0, "MiB"));
-            goals.push(le("N=1000: peak RSS ≤ 1/3 of ToolHive's", peer.and_then(|p| ratio(r.rss_peak_mib, p.rss_peak_mib)), 1.0 / 3.0, "×"));
-            goals.push(le("N=1000: CPU to converge ≤ 1/3 of ToolHive's", peer.and_then(|p| ratio(r.cpu_converge_s, p.cpu_converge_s)), 1.0 / 3.0, "×"));
-            goals.push(le("N=1000: idle writes = 0", r.idle_writes_per_min, 0.0, "/min"));
+            goals.push(le(
+                "N=1000: peak RSS ≤ 1/3 of ToolHive's",
+                peer.and_then(|p| ratio(r.rss_peak_mib, p.rss_peak_mib)),
+                1.0 / 3.0,
+                "×",
+            ));
+            goals.push(le(
+                "N=1000: CPU to converge ≤ 1/3 of ToolHive's",
+                peer.and_then(|p| ratio(r.cpu_converge_s, p.cpu_converge_s)),
+                1.0 / 3.0,
+                "×",
+            ));
+            goals.push(le(
+                "N=1000: idle writes = 0",
+                r.idle_writes_per_min,
+                0.0,
+                "/min",
+            ));
             goals.push(le("N=1000: outage fan-out ≤ 5 s", r.fanout_s, 5.0, "s"));
         }
         if n == 3000 {
             goals.push(Check {
-                what: "N=3000: works within the chart's memory limit (256 MiB, enforced by a cgroup)".into(),
+                what:
+                    "N=3000: works within the chart's memory limit (256 MiB, enforced by a cgroup)"
+                        .into(),
                 value: format!("peak {} MiB", fmt(r.rss_peak_mib, 0)),
                 ok: r.errors.is_empty() && r.rss_peak_mib.is_some_and(|v| v <= 256.0),
             });
         }
     }
-    for r in runs.iter().filter(|r| r.operator != OURS && !r.errors.is_empty()) {
+    for r in runs
+        .iter()
+        .filter(|r| r.operator != OURS && !r.errors.is_empty())
+    {
         thresholds.push(Check {
             what: format!("{} N={}: the peer's run completed", r.operator, r.n),
             value: r.errors.join("; "),
@@ -141,15 +171,36 @@ pub fn report(o: &Opts) -> Result<bool> {
         });
     }
 
-    let rep = Report { notes: &o.notes, runs: &runs, ratios: ratios.clone(), thresholds: thresholds.clone(), goals: goals.clone() };
+    let rep = Report {
+        notes: &o.notes,
+        runs: &runs,
+        ratios: ratios.clone(),
+        thresholds: thresholds.clone(),
+        goals: goals.clone(),
+    };
     std::fs::create_dir_all(&o.out)?;
-    std::fs::write(o.out.join("report.json"), serde_json::to_string_pretty(&rep)? + "\n")?;
+    std::fs::write(
+        o.out.join("report.json"),
+        serde_json::to_string_pretty(&rep)? + "\n",
+    )?;
     std::fs::write(o.out.join("report.md"), markdown(&rep))?;
     let thresholds_ok = thresholds.iter().all(|c| c.ok);
     let goals_ok = goals.iter().all(|c| c.ok);
     for c in thresholds.iter().chain(&goals) {
-        eprintln!("{} {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.what, c.value);
+        eprintln!(
+            "{} {}: {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.what,
+            c.value
+        );
     }
+    let passed = thresholds.iter().filter(|c| c.ok).count();
+    println!(
+        "bench checks: {passed} passed, {} failed (thresholds; goals: {} of {} met)",
+        thresholds.len() - passed,
+        goals.iter().filter(|c| c.ok).count(),
+        goals.len()
+    );
     eprintln!("wrote {}", o.out.join("report.md").display());
     Ok(thresholds_ok && (goals_ok || !o.goals))
 }
@@ -159,11 +210,11 @@ fn markdown(r: &Report) -> String {
     for n in r.notes {
         let _ = writeln!(s, "- {n}");
     }
-    s.push_str("\n| operator | N | converge s | peak RSS MiB | idle RSS MiB | CPU-s to converge | idle CPU-s/min | reads | writes | idle reads/min | idle writes/min | idle reconciles/min | reconcile p50 / p99 s | fan-out s (down / back) | spec rollout s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("\n| operator | N | converge s | peak RSS MiB | idle RSS MiB | CPU-s to converge | idle CPU-s/min | reads | writes | idle reads/min | idle writes/min (+ Lease renewals) | idle reconciles/min | reconcile p50 / p99 s | fan-out s (down / back) | spec rollout s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for x in r.runs {
         let _ = writeln!(
             s,
-            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} |",
+            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} (+{}) | {} | {} / {} | {} / {} | {} |",
             x.operator,
             x.version,
             x.n,
@@ -176,6 +227,7 @@ fn markdown(r: &Report) -> String {
             x.writes.map_or("—".into(), |v| v.to_string()),
             fmt(x.idle_reads_per_min, 0),
             fmt(x.idle_writes_per_min, 1),
+            fmt(x.idle_lease_writes_per_min, 0),
             fmt(x.idle_reconciles_per_min, 0),
             fmt(x.reconcile_p50_s, 3),
             fmt(x.reconcile_p99_s, 3),
@@ -200,13 +252,22 @@ fn markdown(r: &Report) -> String {
             );
         }
     }
-    for (title, checks) in [("Thresholds (asserted)", &r.thresholds), ("Goals", &r.goals)] {
+    for (title, checks) in [
+        ("Thresholds (asserted)", &r.thresholds),
+        ("Goals", &r.goals),
+    ] {
         if checks.is_empty() {
             continue;
         }
         let _ = writeln!(s, "\n## {title}\n");
         for c in checks {
-            let _ = writeln!(s, "- {} {}: {}", if c.ok { "✅" } else { "❌" }, c.what, c.value);
+            let _ = writeln!(
+                s,
+                "- {} {}: {}",
+                if c.ok { "✅" } else { "❌" },
+                c.what,
+                c.value
+            );
         }
     }
     s

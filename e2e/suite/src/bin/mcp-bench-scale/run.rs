@@ -169,23 +169,37 @@ async fn setup(client: &Client, namespaces: usize) -> Result<()> {
     let pp = PatchParams::apply("mcp-bench-scale").force();
     let nss: Api<Namespace> = Api::all(client.clone());
     for name in (0..namespaces).map(ns_name).chain([DB_NS.to_string()]) {
-        nss.patch(&name, &pp, &Patch::Apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})))
-            .await?;
+        nss.patch(
+            &name,
+            &pp,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+            ),
+        )
+        .await?;
         if name != DB_NS {
             let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
             secrets
-                .patch("db", &pp, &Patch::Apply(json!({
-                    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-                    "stringData": {"url": "postgres://bench@postgres.bench-db.svc:5432/bench"}
-                })))
+                .patch(
+                    "db",
+                    &pp,
+                    &Patch::Apply(json!({
+                        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                        "stringData": {"url": "postgres://bench@postgres.bench-db.svc:5432/bench"}
+                    })),
+                )
                 .await?;
         }
     }
     let svcs: Api<Service> = Api::namespaced(client.clone(), DB_NS);
-    svcs.patch(DB_SERVICE, &pp, &Patch::Apply(json!({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": DB_SERVICE},
-        "spec": {"ports": [{"name": "postgres", "port": 5432}]}
-    })))
+    svcs.patch(
+        DB_SERVICE,
+        &pp,
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": DB_SERVICE},
+            "spec": {"ports": [{"name": "postgres", "port": 5432}]}
+        })),
+    )
     .await?;
     set_db_ready(client, true).await
 }
@@ -225,8 +239,16 @@ fn reconcile_metrics(peer: Peer, text: &str) -> (Histogram, f64) {
             promtext::counter(text, "mcp_operator_reconciles_total", &[]),
         ),
         Peer::Toolhive => (
-            promtext::histogram(text, "controller_runtime_reconcile_time_seconds", &[("controller", "mcpserver")]),
-            promtext::counter(text, "controller_runtime_reconcile_total", &[("controller", "mcpserver")]),
+            promtext::histogram(
+                text,
+                "controller_runtime_reconcile_time_seconds",
+                &[("controller", "mcpserver")],
+            ),
+            promtext::counter(
+                text,
+                "controller_runtime_reconcile_total",
+                &[("controller", "mcpserver")],
+            ),
         ),
     }
 }
@@ -235,11 +257,19 @@ type Store<K> = reflector::Store<K>;
 
 fn spawn_store<K>(api: Api<K>, cfg: watcher::Config) -> Store<K>
 where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, cfg)).default_backoff().touched_objects();
+    let stream = reflector(writer, watcher(api, cfg))
+        .default_backoff()
+        .touched_objects();
     tokio::spawn(async move {
         stream.for_each(|_| async {}).await;
     });
@@ -247,7 +277,12 @@ where
 }
 
 /// Wait until `pred` holds, checking every 200 ms; the seconds it took.
-async fn wait_for(what: &str, timeout: f64, sampler: &Sampler, mut pred: impl FnMut() -> bool) -> Result<f64> {
+async fn wait_for(
+    what: &str,
+    timeout: f64,
+    sampler: &Sampler,
+    mut pred: impl FnMut() -> bool,
+) -> Result<f64> {
     let t0 = Instant::now();
     loop {
         if pred() {
@@ -272,7 +307,10 @@ impl Sampler {
     fn start(pid: u32) -> Result<Self> {
         let proc_ = Arc::new(Proc::new(pid)?);
         let first = proc_.sample()?;
-        let s = Sampler { proc_, last: Arc::new(Mutex::new(Ok(first))) };
+        let s = Sampler {
+            proc_,
+            last: Arc::new(Mutex::new(Ok(first))),
+        };
         let bg = s.clone();
         tokio::spawn(async move {
             loop {
@@ -333,7 +371,8 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         });
         reader
     };
-    let deployments: Store<Deployment> = spawn_store(Api::all(client.clone()), watcher::Config::default());
+    let deployments: Store<Deployment> =
+        spawn_store(Api::all(client.clone()), watcher::Config::default());
     servers.wait_until_ready().await?;
     deployments.wait_until_ready().await?;
 
@@ -350,7 +389,8 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
             let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
             async move {
                 if let Some(s) = stand_in {
-                    sts.create(&PostParams::default(), &serde_json::from_value(s)?).await?;
+                    sts.create(&PostParams::default(), &serde_json::from_value(s)?)
+                        .await?;
                 }
                 let obj: DynamicObject = serde_json::from_value(manifest)?;
                 api.create(&PostParams::default(), &obj).await?;
@@ -362,14 +402,20 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         .await
         .context("create")?;
     rec.create_s = Some(started.elapsed().as_secs_f64());
-    log(format!("created in {:.1} s; waiting for all to converge", started.elapsed().as_secs_f64()));
+    log(format!(
+        "created in {:.1} s; waiting for all to converge",
+        started.elapsed().as_secs_f64()
+    ));
     let n = o.n;
     let peer = o.peer;
     let all = |pred: &dyn Fn(&DynamicObject) -> bool| {
         let st = servers.state();
         st.len() == n && st.iter().all(|x| pred(x))
     };
-    let converge = wait_for("converge", timeout, &sampler, || all(&|x| peer.converged(x))).await?;
+    let converge = wait_for("converge", timeout, &sampler, || {
+        all(&|x| peer.converged(x))
+    })
+    .await?;
     let t_conv = Timestamp::now();
     rec.converge_s = Some(converge);
     let s1 = sampler.now()?;
@@ -405,9 +451,21 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     rec.idle_reconciles_per_min = Some((rec_i1 - rec_i0) / idle_min);
 
     // Outage fan-out: the database's endpoint goes not-ready, then comes back.
-    if o.peer.dependency_up(servers.state().first().map(|x| x.as_ref()).context("no servers")?).is_some() {
+    if o.peer
+        .dependency_up(
+            servers
+                .state()
+                .first()
+                .map(|x| x.as_ref())
+                .context("no servers")?,
+        )
+        .is_some()
+    {
         set_db_ready(client, false).await?;
-        let down = wait_for("fan-out (down)", timeout, &sampler, || all(&|x| peer.dependency_up(x) == Some(false))).await?;
+        let down = wait_for("fan-out (down)", timeout, &sampler, || {
+            all(&|x| peer.dependency_up(x) == Some(false))
+        })
+        .await?;
         rec.fanout_s = Some(down);
         log(format!("outage reached all {n} in {down:.2} s"));
         set_db_ready(client, true).await?;
@@ -437,7 +495,10 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         .try_collect::<()>()
         .await
         .context("patch")?;
-    log(format!("patched all in {:.1} s", t_p.elapsed().as_secs_f64()));
+    log(format!(
+        "patched all in {:.1} s",
+        t_p.elapsed().as_secs_f64()
+    ));
     let rollout = wait_for("spec rollout", timeout, &sampler, || {
         deployments
             .state()
@@ -448,7 +509,9 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     })
     .await?;
     rec.spec_rollout_s = Some(rollout);
-    log(format!("every Deployment updated {rollout:.1} s after the last patch"));
+    log(format!(
+        "every Deployment updated {rollout:.1} s after the last patch"
+    ));
 
     let s_end = sampler.now()?;
     rec.rss_peak_mib = Some(s_end.hwm_mib);
