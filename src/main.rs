@@ -52,6 +52,11 @@ struct Args {
     lease_renew_deadline_seconds: u64,
     #[arg(long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2)]
     lease_retry_period_seconds: u64,
+    /// Reconciles in flight at once (per watched namespace). Bounds the
+    /// operator's memory and its load on the API server when many McpServers
+    /// change at once (a start, a database outage, a spec change to all).
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    max_concurrent_reconciles: u16,
     /// Every API request must be answered (headers) within this many seconds.
     #[arg(long, env = "API_REQUEST_TIMEOUT_SECONDS", default_value_t = 15)]
     api_request_timeout_seconds: u64,
@@ -220,6 +225,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 recorder.clone(),
                 metrics.clone(),
                 ns,
+                args.max_concurrent_reconciles,
                 async move {
                     let _ = rx.wait_for(|s| *s).await;
                 },

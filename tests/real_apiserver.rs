@@ -776,6 +776,7 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         recorder,
         metrics,
         Some(ns.to_string()),
+        16,
         async move {
             let _ = rx.await;
         },

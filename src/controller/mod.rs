@@ -108,6 +108,7 @@ pub async fn run(
     recorder: Recorder,
     metrics: Arc<Metrics>,
     namespace: Option<String>,
+    concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     fn api<K>(c: &Client, ns: &Option<String>) -> Api<K>
@@ -179,7 +180,9 @@ pub async fn run(
             |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
         );
     let server_store = store.clone();
-    let controller = Controller::for_stream(servers, store.clone()).reconcile_on(woken);
+    let controller = Controller::for_stream(servers, store.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .reconcile_on(woken);
     let forget_ctx = ctx.clone();
     let stop_ctx = ctx.clone();
     let listed_ctx = ctx.clone();

@@ -35,6 +35,11 @@ impl Proc {
             .map(|(_, r)| r)
             .context("/proc/pid/stat without ')'")?;
         let f: Vec<&str> = rest.split_whitespace().collect();
+        // A zombie (killed, e.g. by the OOM killer, and not yet reaped) still
+        // has a stat file, with nothing resident.
+        if matches!(f.first(), Some(&"Z") | Some(&"X")) {
+            anyhow::bail!("operator process {} exited", self.pid);
+        }
         // utime and stime are fields 14 and 15 of the whole line; `rest` starts at field 3.
         let tick = |i: usize| -> Result<f64> {
             Ok(f.get(i).context("short /proc/pid/stat")?.parse::<f64>()?)

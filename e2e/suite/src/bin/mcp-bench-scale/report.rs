@@ -210,15 +210,16 @@ fn markdown(r: &Report) -> String {
     for n in r.notes {
         let _ = writeln!(s, "- {n}");
     }
-    s.push_str("\n| operator | N | converge s | peak RSS MiB | idle RSS MiB | CPU-s to converge | idle CPU-s/min | reads | writes | idle reads/min | idle writes/min (+ Lease renewals) | idle reconciles/min | reconcile p50 / p99 s | fan-out s (down / back) | spec rollout s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("\n| operator | N | converge s (all pods Ready s) | peak RSS MiB | idle RSS MiB | CPU-s to converge | idle CPU-s/min | reads | writes | idle reads/min | idle writes/min (+ Lease renewals) | idle reconciles/min | reconcile p50 / p99 s | fan-out s (down / back) | spec rollout s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for x in r.runs {
         let _ = writeln!(
             s,
-            "| {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} (+{}) | {} | {} / {} | {} / {} | {} |",
+            "| {} {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} (+{}) | {} | {} / {} | {} / {} | {} |",
             x.operator,
             x.version,
             x.n,
             fmt(x.converge_s, 1),
+            fmt(x.pods_ready_s, 1),
             fmt(x.rss_peak_mib, 0),
             fmt(x.rss_idle_mib, 0),
             fmt(x.cpu_converge_s, 1),

@@ -7,7 +7,7 @@ use crate::promtext::{self, Histogram};
 use anyhow::{bail, Context as _, Result};
 use futures::{stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -95,6 +95,9 @@ pub struct RunRecord {
     pub spec_rollout_s: Option<f64>,
     /// From the first create to the last (the benchmark's own pace).
     pub create_s: Option<f64>,
+    /// From the last create until 2N pods were Ready: the control plane's
+    /// and kwok's pace, which bounds `converge_s` from below.
+    pub pods_ready_s: Option<f64>,
     pub errors: Vec<String>,
 }
 
@@ -373,8 +376,11 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     };
     let deployments: Store<Deployment> =
         spawn_store(Api::all(client.clone()), watcher::Config::default());
+    // Pods only as far as a Ready count goes (2N of them at N = 3,000).
+    let pods: Store<Pod> = spawn_store(Api::all(client.clone()), watcher::Config::default());
     servers.wait_until_ready().await?;
     deployments.wait_until_ready().await?;
+    pods.wait_until_ready().await?;
 
     // Create.
     let t_first = Timestamp::now();
@@ -412,10 +418,18 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         let st = servers.state();
         st.len() == n && st.iter().all(|x| pred(x))
     };
+    let created = Instant::now();
+    let pods_ready = Arc::new(Mutex::new(None::<f64>));
     let converge = wait_for("converge", timeout, &sampler, || {
+        if let Ok(mut p) = pods_ready.lock() {
+            if p.is_none() && pods.state().iter().filter(|p| pod_ready(p)).count() >= 2 * n {
+                *p = Some(created.elapsed().as_secs_f64());
+            }
+        }
         all(&|x| peer.converged(x))
     })
     .await?;
+    rec.pods_ready_s = pods_ready.lock().ok().and_then(|p| *p);
     let t_conv = Timestamp::now();
     rec.converge_s = Some(converge);
     let s1 = sampler.now()?;
@@ -533,6 +547,13 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         idle.writes as f64 / idle_min
     ));
     Ok(())
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Delete every server and wait until they are gone (finalizers included).
