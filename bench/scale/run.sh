@@ -12,6 +12,7 @@
 #
 # Env: BENCH_N (default "100 1000 3000"), BENCH_OPERATORS (default
 #      "mcp-operator toolhive"), BENCH_NODES (50), BENCH_IDLE_S (60),
+#      BENCH_TIMEOUT_S (900: longest wait of any one phase),
 #      BENCH_OUT (default bench/scale: report.json, report.md, runs/, logs/),
 #      BENCH_GOALS=1 (fail when a goal at N=1000 is missed, not only a threshold)
 set -euo pipefail
@@ -24,6 +25,7 @@ BENCH_N="${BENCH_N:-100 1000 3000}"
 BENCH_OPERATORS="${BENCH_OPERATORS:-mcp-operator toolhive}"
 BENCH_NODES="${BENCH_NODES:-50}"
 BENCH_IDLE_S="${BENCH_IDLE_S:-60}"
+BENCH_TIMEOUT_S="${BENCH_TIMEOUT_S:-900}"
 OUT="${BENCH_OUT:-$ROOT/bench/scale}"
 TOOLHIVE_VERSION="${TOOLHIVE_VERSION:-v0.46.0}"
 WORK="$MCP_CACHE/bench-scale"
@@ -184,8 +186,9 @@ PY
 
 main() {
   build
+  # A run replaces its own file (operator, N); the report renders every run in
+  # runs/, so BENCH_N and BENCH_OPERATORS can add rows one at a time.
   mkdir -p "$OUT/runs" "$OUT/logs" "$WORK"
-  rm -f "$OUT"/runs/*.json
   trap cluster_down EXIT
   local n op failed=0
   for n in $BENCH_N; do
@@ -193,7 +196,7 @@ main() {
       log "== $op, N=$n"
       cluster_up
       "install_${op//-/_}"
-      "$TARGET/mcp-bench-scale" run --peer "$op" --n "$n" --idle-s "$BENCH_IDLE_S" \
+      "$TARGET/mcp-bench-scale" run --peer "$op" --n "$n" --idle-s "$BENCH_IDLE_S" --timeout-s "$BENCH_TIMEOUT_S" \
         --out "$OUT/runs/$op-$n.json" --audit-log "$CP_DIR/audit.log" --user "$OP_USER" \
         --metrics-url "$OP_METRICS" --operator-log "$OUT/logs/$op-$n.log" \
         --operator-kubeconfig "$WORK/operator.kubeconfig" --version "$OP_VERSION" \
@@ -204,11 +207,11 @@ main() {
   cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   "$TARGET/mcp-bench-scale" report --runs "$OUT/runs" --out "$OUT" \
     --note "machine: $(nproc) cores ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB; everything (etcd, API server, controller manager, scheduler, kwok, the operator, the benchmark's client) shares it" \
-    --note "cluster: Kubernetes $K8S_VERSION control plane + kwok $("$KWOK" --version 2>/dev/null | head -1), $BENCH_NODES simulated nodes; controller manager and scheduler at $CP_CLIENT_QPS QPS, 25 Deployment and ReplicaSet workers" \
+    --note "cluster: Kubernetes $K8S_VERSION control plane + $("$KWOK" --version 2>/dev/null | head -1), $BENCH_NODES simulated nodes; controller manager and scheduler at $CP_CLIENT_QPS QPS, 25 Deployment and ReplicaSet workers" \
     --note "workload: N servers, 2 replicas each, over 10 namespaces, one database Service with a hand-made EndpointSlice; created 16 at a time" \
     --note "ours runs under the chart's memory limit ($(( $(chart_memory_limit) / 1048576 )) MiB, a cgroup), leader election on; ToolHive without a limit" \
     --note "idle: ${BENCH_IDLE_S} s, starting 10 s after convergence; requests from the API server's audit log (one event per request)" \
-    --note "command: BENCH_N=\"$BENCH_N\" BENCH_OPERATORS=\"$BENCH_OPERATORS\" make bench-scale" \
+    --note "command: make bench-scale (BENCH_N and BENCH_OPERATORS choose the runs; this report renders every run in runs/ beside it)" \
     ${BENCH_GOALS:+--goals} || failed=1
   return "$failed"
 }

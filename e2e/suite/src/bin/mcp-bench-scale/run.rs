@@ -145,6 +145,10 @@ pub async fn run(o: Opts) -> Result<()> {
     if let Err(e) = &res {
         rec.errors.push(format!("{e:#}"));
     }
+    // The kernel's high-water mark over every phase (before the deletes).
+    if let Ok(s) = Proc::new(pid).and_then(|p| p.sample()) {
+        rec.rss_peak_mib = Some(s.hwm_mib);
+    }
     // Stop the operator only after its servers are gone: a peer's finalizers
     // would otherwise hold them (and the namespaces) forever.
     if let Err(e) = delete_all(&client, &o).await {
@@ -464,6 +468,24 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     rec.rss_idle_mib = Some(si1.rss_mib);
     rec.idle_reconciles_per_min = Some((rec_i1 - rec_i0) / idle_min);
 
+    // API requests, from the audit log (written: both windows are over), now
+    // so that a later phase's failure keeps them.
+    let conv = audit::count(&o.audit_log, &o.user, t_first, t_conv)?;
+    let idle = audit::count(&o.audit_log, &o.user, t_i0, t_i1)?;
+    rec.reads = Some(conv.reads);
+    rec.writes = Some(conv.writes);
+    rec.idle_reads_per_min = Some(idle.reads as f64 / idle_min);
+    rec.idle_writes_per_min = Some(idle.writes as f64 / idle_min);
+    rec.idle_lease_writes_per_min = Some(idle.lease_writes as f64 / idle_min);
+    rec.idle_writes_by_kind = idle.writes_by_kind;
+    log(format!(
+        "requests to converge: {} reads, {} writes; idle per min: {:.0} reads, {:.1} writes",
+        conv.reads,
+        conv.writes,
+        idle.reads as f64 / idle_min,
+        idle.writes as f64 / idle_min
+    ));
+
     // Outage fan-out: the database's endpoint goes not-ready, then comes back.
     if o.peer
         .dependency_up(
@@ -527,25 +549,6 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         "every Deployment updated {rollout:.1} s after the last patch"
     ));
 
-    let s_end = sampler.now()?;
-    rec.rss_peak_mib = Some(s_end.hwm_mib);
-
-    // API requests, from the audit log.
-    let conv = audit::count(&o.audit_log, &o.user, t_first, t_conv)?;
-    let idle = audit::count(&o.audit_log, &o.user, t_i0, t_i1)?;
-    rec.reads = Some(conv.reads);
-    rec.writes = Some(conv.writes);
-    rec.idle_reads_per_min = Some(idle.reads as f64 / idle_min);
-    rec.idle_writes_per_min = Some(idle.writes as f64 / idle_min);
-    rec.idle_lease_writes_per_min = Some(idle.lease_writes as f64 / idle_min);
-    rec.idle_writes_by_kind = idle.writes_by_kind;
-    log(format!(
-        "requests to converge: {} reads, {} writes; idle per min: {:.0} reads, {:.1} writes",
-        conv.reads,
-        conv.writes,
-        idle.reads as f64 / idle_min,
-        idle.writes as f64 / idle_min
-    ));
     Ok(())
 }
 
