@@ -262,7 +262,9 @@ fn reconcile_metrics(peer: Peer, text: &str) -> (Histogram, f64) {
 
 type Store<K> = reflector::Store<K>;
 
-fn spawn_store<K>(api: Api<K>, cfg: watcher::Config) -> Store<K>
+/// A cache of every `K` in the cluster, kept by a watch of its own. `writer`
+/// carries the type's dynamic part (a custom resource's group and kind).
+fn spawn_store<K>(writer: reflector::store::Writer<K>, api: Api<K>) -> Store<K>
 where
     K: kube::Resource
         + Clone
@@ -271,10 +273,10 @@ where
         + Send
         + Sync
         + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api, cfg))
+    let reader = writer.as_reader();
+    let stream = reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .touched_objects();
     tokio::spawn(async move {
@@ -366,22 +368,13 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     let s0 = sampler.now()?;
 
     let ar = o.peer.resource();
-    let servers: Store<DynamicObject> = {
-        let writer = reflector::store::Writer::new(ar.clone());
-        let reader = writer.as_reader();
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let stream = reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
-        tokio::spawn(async move {
-            stream.for_each(|_| async {}).await;
-        });
-        reader
-    };
-    let deployments: Store<Deployment> =
-        spawn_store(Api::all(client.clone()), watcher::Config::default());
+    let servers: Store<DynamicObject> = spawn_store(
+        reflector::store::Writer::new(ar.clone()),
+        Api::all_with(client.clone(), &ar),
+    );
+    let deployments: Store<Deployment> = spawn_store(Default::default(), Api::all(client.clone()));
     // Pods only as far as a Ready count goes (2N of them at N = 3,000).
-    let pods: Store<Pod> = spawn_store(Api::all(client.clone()), watcher::Config::default());
+    let pods: Store<Pod> = spawn_store(Default::default(), Api::all(client.clone()));
     servers.wait_until_ready().await?;
     deployments.wait_until_ready().await?;
     pods.wait_until_ready().await?;
