@@ -115,6 +115,11 @@ pub async fn act(ctx: &Context, mcp: &McpServer, plan: &Plan) -> Result<Acted> {
         .await
         .map_err(Error::Status)?;
     ctx.metrics.status_written("intent");
+    ctx.superseded.record(
+        &super::reconcile::object_key(mcp),
+        mcp.resource_version(),
+        written.resource_version(),
+    );
     out.intent = Some((status, written.resource_version()));
 
     if let Some(replicas) = plan.deployment.hand_over_replicas {

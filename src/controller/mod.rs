@@ -135,7 +135,7 @@ pub async fn run(
         api::<ReplicaSet>(c, ns),
         stores::managed(),
         w.replica_sets,
-        true,
+        stores::trim::managed_fields,
     );
     let rs_task = tokio::spawn(async move {
         let mut s = std::pin::pin!(rs_stream);
@@ -193,16 +193,16 @@ pub async fn run(
             .store(true, std::sync::atomic::Ordering::Relaxed);
     };
     let drained = controller
-        .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, false))
-        .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, false))
-        .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, false))
-        .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, false))
-        .watches_stream(stores::watch(api::<Pod>(c, ns), stores::managed(), w.pods, true), |pod: Pod| {
+        .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, stores::trim::others_fields))
+        .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, stores::trim::others_fields))
+        .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, stores::trim::others_fields))
+        .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, stores::trim::others_fields))
+        .watches_stream(stores::watch(api::<Pod>(c, ns), stores::managed(), w.pods, stores::trim::pod), |pod: Pod| {
             let ns = pod.namespace();
             pod.labels().get(labels::SERVER_LABEL).cloned().zip(ns).map(|(n, ns)| ObjectRef::new(&n).within(&ns))
         })
         .watches_stream(
-            stores::watch(api::<EndpointSlice>(c, ns), watcher::Config::default(), w.endpoint_slices, true),
+            stores::watch(api::<EndpointSlice>(c, ns), stores::databases(), w.endpoint_slices, stores::trim::managed_fields),
             move |slice: EndpointSlice| servers_for_slice(&store, &slice),
         )
         .graceful_shutdown_on(shutdown)

@@ -22,7 +22,25 @@ const REJECTED_RECHECK: Duration = Duration::from_secs(60);
 /// How long a reconcile waits for the caches' first list before giving up this round.
 const CACHE_WAIT: Duration = Duration::from_secs(10);
 
+/// When the cache still shows a version our own status write replaced: look
+/// again this late at the latest (the watch event of that write comes first).
+const STALE_RECHECK: Duration = Duration::from_secs(5);
+
 pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action> {
+    let key = object_key(&mcp);
+    if ctx
+        .superseded
+        .is_stale(&key, mcp.resource_version().as_deref())
+    {
+        // Not timed: it did no work, and would flatter the latency histogram.
+        ctx.metrics
+            .reconciles
+            .get_or_create(&ResultLabels {
+                result: "stale".into(),
+            })
+            .inc();
+        return Ok(Action::requeue(STALE_RECHECK));
+    }
     let started = std::time::Instant::now();
     let res = reconcile_steps(&mcp, &ctx).await;
     ctx.metrics
@@ -37,7 +55,7 @@ pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action>
         .inc();
     if res.is_ok() {
         if let Ok(mut f) = ctx.failures.lock() {
-            f.remove(&object_key(&mcp));
+            f.remove(&key);
         }
     }
     res
@@ -69,8 +87,12 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     };
     if status != *stored {
         let rv = rv.or_else(|| mcp.resource_version());
-        match report::write_status(ctx, mcp, &status, rv).await {
-            Ok(_) => ctx.metrics.status_written("report"),
+        match report::write_status(ctx, mcp, &status, rv.clone()).await {
+            Ok(written) => {
+                ctx.metrics.status_written("report");
+                ctx.superseded
+                    .record(&object_key(mcp), rv, written.resource_version());
+            }
             // Deleted since this reconcile began (`kubectl delete`, a namespace
             // going): nothing is left to report on, and its deletion event
             // forgets it. Not a failure to retry or warn about.

@@ -111,9 +111,13 @@ pub fn status(
     })
 }
 
-/// Pure: Events for conditions that changed.
+/// Pure: Events for conditions that changed. Readiness is told when it is
+/// reached and when it is lost, not at each step of a server coming up (a new
+/// server is not ready, and its reason moves on as pods start: at a thousand
+/// servers those were most of the operator's writes).
 pub fn transition_events(prev: &McpServerStatus, next: &McpServerStatus) -> Vec<PendingEvent> {
     let mut events = Vec::new();
+    let was_ready = conditions::is_true(&prev.conditions, condition::READY);
     for c in conditions::transitions(&prev.conditions, &next.conditions) {
         match (c.type_.as_str(), c.status.as_str()) {
             (condition::CONFIG_VALID, "False") => events.push(PendingEvent::warning(
@@ -129,7 +133,7 @@ pub fn transition_events(prev: &McpServerStatus, next: &McpServerStatus) -> Vec<
             (condition::READY, _) if c.reason.ends_with("Rejected") => {
                 events.push(PendingEvent::warning(&c.reason, "Apply", c.message.clone()))
             }
-            (condition::READY, _) => events.push(PendingEvent::warning(
+            (condition::READY, _) if was_ready => events.push(PendingEvent::warning(
                 "NotReady",
                 "Reconcile",
                 c.message.clone(),
@@ -173,5 +177,52 @@ pub async fn publish(ctx: &Context, mcp: &McpServer, events: Vec<PendingEvent>) 
         if let Err(err) = ctx.recorder.publish(&ev, &reference).await {
             tracing::warn!(error = %err, "failed to publish event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    fn status(ready: &str, reason: &str) -> McpServerStatus {
+        McpServerStatus {
+            conditions: vec![Condition {
+                type_: condition::READY.into(),
+                status: ready.into(),
+                reason: reason.into(),
+                message: format!("{ready} {reason}"),
+                last_transition_time: Time(Timestamp::from_second(100).expect("valid timestamp")),
+                observed_generation: Some(1),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn reasons(prev: &McpServerStatus, next: &McpServerStatus) -> Vec<String> {
+        transition_events(prev, next)
+            .into_iter()
+            .map(|e| e.reason)
+            .collect()
+    }
+
+    #[test]
+    fn readiness_is_told_when_reached_and_when_lost() {
+        let new = McpServerStatus::default();
+        let starting = status("False", "ReplicasNotReady");
+        let progressing = status("False", "Progressing");
+        let ready = status("True", "AllReady");
+        // Coming up: no warning per step, one Event when Ready.
+        assert!(reasons(&new, &starting).is_empty());
+        assert!(reasons(&starting, &progressing).is_empty());
+        assert_eq!(reasons(&progressing, &ready), ["Ready"]);
+        // Lost: one warning, not another as the reason moves on.
+        assert_eq!(reasons(&ready, &starting), ["NotReady"]);
+        assert!(reasons(&starting, &progressing).is_empty());
+        // A rejected child is told at once, ready before or not.
+        assert_eq!(
+            reasons(&new, &status("False", "DeploymentRejected")),
+            ["DeploymentRejected"]
+        );
     }
 }

@@ -155,25 +155,67 @@ pub fn managed() -> watcher::Config {
     ))
 }
 
+/// The EndpointSlices a reconcile reads are its databases': all but those of
+/// our own Services, which carry our label (the EndpointSlice controller copies
+/// a Service's labels onto its slices) and at N servers would be N slices in
+/// memory that nothing reads. (A database that is itself an McpServer's Service
+/// is not supported.)
+pub fn databases() -> watcher::Config {
+    watcher::Config::default().labels(&format!(
+        "app.kubernetes.io/managed-by!={}",
+        labels::MANAGED_BY
+    ))
+}
+
+/// What a cache keeps of each object: only what a reconcile reads, since at
+/// thousands of servers the caches are most of the operator's memory.
+pub mod trim {
+    use crate::controller::apply::FIELD_MANAGER;
+    use k8s_openapi::api::core::v1::{Pod, PodSpec};
+    use kube::Resource;
+
+    /// Children: drift is judged from our own Apply entry, so the other
+    /// managers' field sets go (the entries stay: their presence matters, see
+    /// `apply::write_needed`).
+    pub fn others_fields<K: Resource>(o: &mut K) {
+        for e in o.meta_mut().managed_fields.iter_mut().flatten() {
+            if e.manager.as_deref() != Some(FIELD_MANAGER) {
+                e.fields_v1 = None;
+            }
+        }
+    }
+
+    /// ReplicaSets and EndpointSlices: no managed fields at all.
+    pub fn managed_fields<K: Resource>(o: &mut K) {
+        o.meta_mut().managed_fields = None;
+    }
+
+    /// Pods: their status, labels and readiness gates; not the managed fields
+    /// nor the rest of the spec (containers, volumes, tolerations).
+    pub fn pod(p: &mut Pod) {
+        p.metadata.managed_fields = None;
+        if let Some(spec) = p.spec.as_mut() {
+            *spec = PodSpec {
+                readiness_gates: spec.readiness_gates.take(),
+                ..PodSpec::default()
+            };
+        }
+    }
+}
+
 /// A reflector over `api` feeding `writer`; yields every touched object (deletions
-/// too, so a deleted child is re-created). `strip` drops what we never read.
+/// too, so a deleted child is re-created). `trim` drops what we never read.
 pub fn watch<K>(
     api: Api<K>,
     config: watcher::Config,
     writer: Writer<K>,
-    strip_managed_fields: bool,
+    trim: fn(&mut K),
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(move |o: &mut K| {
-            if strip_managed_fields {
-                o.managed_fields_mut().clear();
-            }
-        });
+    let stream = watcher(api, config).default_backoff().modify(trim);
     reflector::reflector(writer, stream).touched_objects()
 }
 
@@ -191,43 +233,43 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
         Api::namespaced(c.clone(), ns),
         managed(),
         w.deployments,
-        false,
+        trim::others_fields,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.services,
-        false,
+        trim::others_fields,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.pdbs,
-        false,
+        trim::others_fields,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.hpas,
-        false,
+        trim::others_fields,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.pods,
-        true,
+        trim::pod,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.replica_sets,
-        true,
+        trim::managed_fields,
     ));
     drain(watch(
         Api::namespaced(c, ns),
-        watcher::Config::default(),
+        databases(),
         w.endpoint_slices,
-        true,
+        trim::managed_fields,
     ));
     stores
 }

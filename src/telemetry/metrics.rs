@@ -205,7 +205,8 @@ impl Default for Metrics {
 
 /// The closed label sets of the counters, created at 0 so a counter exists
 /// (and `rate()` is 0, not absent) before its first event.
-const RECONCILE_RESULTS: [&str; 2] = ["ok", "error"];
+/// `stale`: skipped, the cache had not yet seen our own last status write.
+const RECONCILE_RESULTS: [&str; 3] = ["ok", "error", "stale"];
 const MCP_FAILURE_REASONS: [&str; 4] = ["connect", "timeout", "http_status", "protocol"];
 const STATUS_WRITE_STEPS: [&str; 2] = ["intent", "report"];
 

@@ -253,6 +253,23 @@ fn markdown(r: &Report) -> String {
             );
         }
     }
+    let split: Vec<_> = r
+        .runs
+        .iter()
+        .filter(|x| !x.writes_by_kind.is_empty())
+        .collect();
+    if !split.is_empty() {
+        s.push_str("\nWrites to converge, per server, by request (from the audit log):\n\n");
+        for x in split {
+            let per = |c: u64| c as f64 / x.n.max(1) as f64;
+            let parts: Vec<String> = x
+                .writes_by_kind
+                .iter()
+                .map(|(k, c)| format!("{k} {:.2}", per(*c)))
+                .collect();
+            let _ = writeln!(s, "- {} N={}: {}", x.operator, x.n, parts.join(", "));
+        }
+    }
     for (title, checks) in [
         ("Thresholds (asserted)", &r.thresholds),
         ("Goals", &r.goals),

@@ -85,6 +85,9 @@ pub struct RunRecord {
     /// Writes other than renewing the leader-election Lease.
     pub idle_writes_per_min: Option<f64>,
     pub idle_lease_writes_per_min: Option<f64>,
+    /// What the writes to converge were ("verb resource" -> count).
+    #[serde(default)]
+    pub writes_by_kind: std::collections::BTreeMap<String, u64>,
     /// What the idle writes were ("verb resource" -> count).
     pub idle_writes_by_kind: std::collections::BTreeMap<String, u64>,
     pub idle_reconciles_per_min: Option<f64>,
@@ -471,6 +474,7 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     rec.idle_writes_per_min = Some(idle.writes as f64 / idle_min);
     rec.idle_lease_writes_per_min = Some(idle.lease_writes as f64 / idle_min);
     rec.idle_writes_by_kind = idle.writes_by_kind;
+    rec.writes_by_kind = conv.writes_by_kind;
     log(format!(
         "requests to converge: {} reads, {} writes; idle per min: {:.0} reads, {:.1} writes",
         conv.reads,
