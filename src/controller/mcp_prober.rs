@@ -125,12 +125,20 @@ pub struct Planned {
 /// Pure: what to check — the Ready, non-terminating pods with an IP of every
 /// McpServer whose MCP checks are on.
 pub fn plan(servers: &[Arc<McpServer>], pods: &[Arc<Pod>]) -> Vec<Planned> {
-    // Pods by (namespace, server label): one pass over pods, not one per server.
-    let mut by_server: HashMap<(String, &str), Vec<&Pod>> = HashMap::new();
+    // This runs every TICK: with no server checked, no pass over the pods.
+    if !servers.iter().any(|m| m.spec.health.mcp.enabled) {
+        return Vec::new();
+    }
+    // Pods by (namespace, server label): one pass over pods, not one per server,
+    // borrowing their names (no allocation per pod).
+    let mut by_server: HashMap<(&str, &str), Vec<&Pod>> = HashMap::new();
     for p in pods {
         if let Some(s) = p.labels().get(labels::SERVER_LABEL) {
             by_server
-                .entry((p.namespace().unwrap_or_default(), s.as_str()))
+                .entry((
+                    p.metadata.namespace.as_deref().unwrap_or_default(),
+                    s.as_str(),
+                ))
                 .or_default()
                 .push(p);
         }
@@ -141,7 +149,7 @@ pub fn plan(servers: &[Arc<McpServer>], pods: &[Arc<Pod>]) -> Vec<Planned> {
         if !h.enabled {
             continue;
         }
-        let ns = m.namespace().unwrap_or_default();
+        let ns = m.metadata.namespace.as_deref().unwrap_or_default();
         let selector = labels::selector(m);
         let period = Duration::from_secs(u64::try_from(h.period_seconds.max(1)).unwrap_or(10));
         let timeout = Duration::from_secs(u64::try_from(h.timeout_seconds.max(1)).unwrap_or(3));
@@ -204,7 +212,13 @@ pub async fn run(
     let mut in_flight: HashSet<PodKey> = HashSet::new();
     let mut tasks: JoinSet<(Planned, Outcome, Duration)> = JoinSet::new();
     loop {
-        let planned = plan(&servers.state(), &pods.state());
+        let checked = servers.state();
+        // Not even a copy of the pod cache while no server is checked.
+        let planned = if checked.iter().any(|m| m.spec.health.mcp.enabled) {
+            plan(&checked, &pods.state())
+        } else {
+            Vec::new()
+        };
         let keep: HashSet<PodKey> = planned.iter().map(|p| p.key.clone()).collect();
         verdicts.retain(&keep);
         due.retain(|k, _| keep.contains(k));
