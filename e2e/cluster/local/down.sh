@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Tears down what up.sh created: every daemon it started (by pidfile), the
+# Tears down what up.sh created: the extra nodes (their daemons, containers,
+# mounts, cgroups and network namespaces, the link bridge and the registry
+# forward), every daemon it started on the host (by pidfile), the
 # containers and their shims, mounts under the cluster dir (overlay rootfs,
 # shm, secret tmpfs, network namespaces), the CNI bridge and veths, the
 # kubelet's cgroups, and the KUBE-*/CNI-* iptables chains; restores the
@@ -16,12 +18,14 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/versions.sh"
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$HERE/lib.sh"
+# shellcheck source=SCRIPTDIR/nodes.sh
+source "$HERE/nodes.sh"
 
 PURGE=0
 for arg in "$@"; do
   case "$arg" in
     --purge) PURGE=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown argument: $arg" ;;
   esac
 done
@@ -42,6 +46,18 @@ fi
 for d in pv-recycler coredns kube-proxy kubelet kube-scheduler kube-controller-manager; do
   stop_daemon "$d" "$D"
 done
+# Nodes 2..N: each goes with its network namespace.
+for k in $(existing_nodes); do
+  log "node $k: stopping"
+  node_down "$k"
+done
+reg_port="${LOCAL_REGISTRY##*:}"
+while iptables -w -t nat -D PREROUTING -i "$NODE_LINK_BRIDGE" -d "$NODE_LINK_GW" -p tcp --dport "$reg_port" \
+  -m comment --comment mcp-e2e-registry -j DNAT --to-destination "$LOCAL_REGISTRY" 2>/dev/null; do :; done
+if ip link show "$NODE_LINK_BRIDGE" >/dev/null 2>&1; then
+  ip link del "$NODE_LINK_BRIDGE"
+  log "removed bridge $NODE_LINK_BRIDGE"
+fi
 # The registry the cluster may pull from (hack/registry.sh), if it runs.
 "$HERE/../../../hack/registry.sh" stop || true
 
@@ -134,6 +150,7 @@ clean_tables ip6tables-save ip6tables-restore
 if command -v conntrack >/dev/null; then
   conntrack -D -s 10.244.0.0/16 >/dev/null 2>&1 || true
   conntrack -D -d 10.96.0.0/16 >/dev/null 2>&1 || true
+  conntrack -D -s "$NODE_LINK_CIDR" >/dev/null 2>&1 || true
 fi
 
 # 8. sysctls we changed.

@@ -5,7 +5,8 @@
 # ---------------------------------------------------------------- processes
 # start_daemon NAME RUNDIR CMD...: start CMD in the background (own session),
 # stdout+stderr to RUNDIR/logs/NAME.log, pid in RUNDIR/run/NAME.pid.
-# No-op when the pidfile names a live process.
+# No-op when the pidfile names a live process. With NETNS set, CMD runs in
+# that network namespace (/run/netns/NETNS), everything else shared.
 start_daemon() {
   local name="$1" dir="$2"; shift 2
   mkdir -p "$dir/logs" "$dir/run"
@@ -15,7 +16,9 @@ start_daemon() {
   fi
   log "$name: starting (log: $dir/logs/$name.log)"
   # fd 9 is up.sh's lock: daemons must not inherit it.
-  setsid "$@" >>"$dir/logs/$name.log" 2>&1 < /dev/null 9>&- &
+  local enter=()
+  [ -n "${NETNS:-}" ] && enter=(nsenter "--net=/run/netns/$NETNS")
+  setsid "${enter[@]}" "$@" >>"$dir/logs/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$dir/run/$name.pid"
   # What the process must look like, so a pid reused after a reboot or a
   # killed session is never taken for (or signalled as) ours.
@@ -189,4 +192,169 @@ start_apiserver() {
   wait_for "kube-apiserver /readyz on :$port" 120 \
     curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
     "https://127.0.0.1:$port/readyz"
+}
+
+# ------------------------------------------------------- node configuration
+# The files each node's daemons read (node 1 on the host, nodes 2..N in their
+# network namespaces, see nodes.sh). Pod CIDR 10.244.0.0/16, one /24 per node,
+# Services 10.96.0.0/16, cluster DNS 10.96.0.10.
+
+# write_cni_config FILE SUBNET GATEWAY IPAM_DIR: the pod bridge mcp-cni0.
+write_cni_config() {
+  local f="$1" subnet="$2" gw="$3" ipam="$4"
+  write_file "$f" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "mcp-e2e",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "mcp-cni0",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$ipam",
+        "ranges": [[{"subnet": "$subnet", "gateway": "$gw"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+}
+
+# write_containerd_config FILE DIR SOCKET: root, state, runc root and CNI
+# config under DIR; registry hosts under DIR/etc/certs.d.
+write_containerd_config() {
+  local f="$1" dir="$2" sock="$3" CNI_BIN=/usr/lib/cni
+  [ -x "$CNI_BIN/bridge" ] || CNI_BIN=/opt/cni/bin
+  write_file "$f" <<EOF
+version = 2
+root = "$dir/containerd/root"
+state = "$dir/containerd/state"
+# Lowering an oom_score_adj needs CAP_SYS_RESOURCE, which this VM's root
+# lacks: keep containerd at 0 and clamp the kubelet's negative values (-998
+# for sandboxes, -997 for Guaranteed pods) to it, or runc init fails with
+# "failed to update /proc/self/oom_score_adj: Permission denied".
+oom_score = 0
+
+[grpc]
+  address = "$sock"
+
+[ttrpc]
+  address = "$sock.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/containerd/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.10"
+  netns_mounts_under_state_dir = true
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "$dir/containerd/runc"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$dir/etc/certs.d"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN"
+    conf_dir = "$dir/cni/net.d"
+    max_conf_num = 1
+EOF
+}
+
+# write_registry_hosts DIR SERVER: containerd pulls $LOCAL_REGISTRY/... over
+# plain HTTP from SERVER (host:port).
+write_registry_hosts() {
+  local dir="$1" server="$2"
+  mkdir -p "$dir/etc/certs.d/$LOCAL_REGISTRY"
+  write_file "$dir/etc/certs.d/$LOCAL_REGISTRY/hosts.toml" <<EOF
+server = "http://$LOCAL_REGISTRY"
+
+[host."http://$server"]
+  capabilities = ["pull", "resolve"]
+EOF
+}
+
+# write_kubelet_config FILE SOCKET PKI SERVING_CERT NODE_IP POD_SUBNET
+#   RESOLV_CONF CGROUP_ROOT POD_LOGS_DIR (the last two empty on node 1, the
+#   defaults; every other node has its own, or the kubelets would clean up
+#   each other's pod cgroups and logs).
+write_kubelet_config() {
+  local f="$1" sock="$2" pki="$3" serving="$4" ip="$5" subnet="$6" resolv="$7"
+  local cgroup_root="$8" logs_dir="$9"
+  write_file "$f" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://$sock
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: "$pki/ca.crt"}
+authorization: {mode: AlwaysAllow}
+tlsCertFile: "$pki/$serving.crt"
+tlsPrivateKeyFile: "$pki/$serving.key"
+address: $ip
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+clusterDomain: cluster.local
+clusterDNS: [10.96.0.10]
+resolvConf: "$resolv"
+podCIDR: $subnet
+failSwapOn: false
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "100Mi"
+  nodefs.available: "1%"
+  nodefs.inodesFree: "1%"
+  imagefs.available: "1%"
+evictionPressureTransitionPeriod: 10s
+maxPods: 110
+rotateCertificates: false
+serverTLSBootstrap: false
+protectKernelDefaults: false
+makeIPTablesUtilChains: true
+localStorageCapacityIsolation: true
+containerLogMaxSize: 10Mi
+shutdownGracePeriod: 0s${cgroup_root:+
+cgroupRoot: $cgroup_root}${logs_dir:+
+podLogsDir: $logs_dir}
+EOF
+}
+
+# write_kube_proxy_config FILE KUBECONFIG NODE_NAME NODE_IP
+write_kube_proxy_config() {
+  local f="$1" kubeconfig="$2" name="$3" ip="$4"
+  write_file "$f" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: "$kubeconfig"
+mode: iptables
+clusterCIDR: 10.244.0.0/16
+hostnameOverride: $name
+bindAddress: $ip
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: ["$ip/32"]
+conntrack:
+  maxPerCore: 0             # 0 = leave the host's conntrack sysctls alone
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+EOF
 }

@@ -13,7 +13,9 @@
 # Usage: up.sh [--control-plane-only] [--no-images]
 #   --control-plane-only  same as `control-plane.sh up` (etcd + apiserver)
 #   --no-images           do not build/import images (pause is always needed)
-# Env: CLUSTER_DIR (default ~/.cache/mcp-operator/cluster), PV_COUNT (12)
+# Env: CLUSTER_DIR (default ~/.cache/mcp-operator/cluster), PV_COUNT (12),
+#   NODES (default: as many as the cluster has, else 1): node 1 is this host,
+#   nodes 2..N each run in a network namespace of their own (nodes.sh).
 # Prints `export KUBECONFIG=...` and `export PATH=<bin dir>:$PATH` on stdout
 # at the end (eval-able); progress goes to stderr.
 set -euo pipefail
@@ -24,13 +26,15 @@ REPO="$(cd "$HERE/../../.." && pwd)"
 source "$HERE/versions.sh"
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$HERE/lib.sh"
+# shellcheck source=SCRIPTDIR/nodes.sh
+source "$HERE/nodes.sh"
 
 IMAGES=1
 for arg in "$@"; do
   case "$arg" in
     --control-plane-only) exec "$HERE/control-plane.sh" up ;;
     --no-images) IMAGES=0 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown argument: $arg" ;;
   esac
 done
@@ -48,6 +52,8 @@ DNS_IP=10.96.0.10
 APISERVER_PORT=6443
 ETCD_PORT=2379
 PV_COUNT="${PV_COUNT:-12}"
+NODES="${NODES:-$(cat "$CLUSTER_DIR/run/nodes" 2>/dev/null || echo 1)}"
+[[ "$NODES" =~ ^[1-9]$ ]] || die "NODES must be 1-9, not '$NODES'"
 SOCK="$D/run/containerd.sock"
 kc() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 T0=$(date +%s)
@@ -58,6 +64,7 @@ step "build/check binaries"
 "$HERE/build.sh"
 
 mkdir -p "$D"/{pki,run,logs,etc,cni/net.d,cni/ipam,containerd,kubelet,pv}
+echo "$NODES" > "$D/run/nodes"
 # One up.sh at a time.
 exec 9>"$D/run/up.lock"
 flock -w 600 9 || die "another up.sh holds $D/run/up.lock"
@@ -158,87 +165,23 @@ start_daemon kube-scheduler "$D" "$K8S_BIN/kube-scheduler" \
 
 # ------------------------------------------------------------- containerd
 step "containerd"
-write_file "$D/cni/net.d/10-mcp-e2e.conflist" <<EOF
-{
-  "cniVersion": "0.4.0",
-  "name": "mcp-e2e",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": true,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$D/cni/ipam",
-        "ranges": [[{"subnet": "$POD_SUBNET", "gateway": "$NODE_IP"}]],
-        "routes": [{"dst": "0.0.0.0/0"}]
-      }
-    },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-EOF
-CNI_BIN=/usr/lib/cni
-[ -x "$CNI_BIN/bridge" ] || CNI_BIN=/opt/cni/bin
+write_cni_config "$D/cni/net.d/10-mcp-e2e.conflist" "$POD_SUBNET" "$NODE_IP" "$D/cni/ipam"
 # A registry on this machine (hack/registry.sh) speaks plain HTTP.
-mkdir -p "$D/etc/certs.d/$LOCAL_REGISTRY"
-write_file "$D/etc/certs.d/$LOCAL_REGISTRY/hosts.toml" <<EOF
-server = "http://$LOCAL_REGISTRY"
-
-[host."http://$LOCAL_REGISTRY"]
-  capabilities = ["pull", "resolve"]
-EOF
-write_file "$D/etc/containerd.toml" <<EOF
-version = 2
-root = "$D/containerd/root"
-state = "$D/containerd/state"
-# Lowering an oom_score_adj needs CAP_SYS_RESOURCE, which this VM's root
-# lacks: keep containerd at 0 and clamp the kubelet's negative values (-998
-# for sandboxes, -997 for Guaranteed pods) to it, or runc init fails with
-# "failed to update /proc/self/oom_score_adj: Permission denied".
-oom_score = 0
-
-[grpc]
-  address = "$SOCK"
-
-[ttrpc]
-  address = "$SOCK.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$D/containerd/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "registry.k8s.io/pause:3.10"
-  netns_mounts_under_state_dir = true
-  restrict_oom_score_adj = true
-  enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-        Root = "$D/containerd/runc"
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$D/etc/certs.d"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$CNI_BIN"
-    conf_dir = "$D/cni/net.d"
-    max_conf_num = 1
-EOF
+write_registry_hosts "$D" "$LOCAL_REGISTRY"
+write_containerd_config "$D/etc/containerd.toml" "$D" "$SOCK"
 start_daemon containerd "$D" containerd --config "$D/etc/containerd.toml"
 wait_for "containerd socket" 60 ctr --address "$SOCK" version
 
 # ------------------------------------------------------------------ images
 step "images"
-if [ "$IMAGES" -eq 1 ]; then
-  CONTAINERD_ADDRESS="$SOCK" "$REPO/e2e/images/build.sh" --import all
-else
-  CONTAINERD_ADDRESS="$SOCK" "$REPO/e2e/images/build.sh" --import pause
-fi
+import_images() {
+  if [ "$IMAGES" -eq 1 ]; then
+    CONTAINERD_ADDRESS="$1" "$REPO/e2e/images/build.sh" --import all
+  else
+    CONTAINERD_ADDRESS="$1" "$REPO/e2e/images/build.sh" --import pause
+  fi
+}
+import_images "$SOCK"
 
 # ----------------------------------------------------------------- kubelet
 step "kubelet"
@@ -248,7 +191,9 @@ step "kubelet"
 # object"). The kubelet then skips the pod for ~15 s (a CI run saw Postgres
 # ready 13.6 and 16.3 s after a kill instead of 1-2 s). With one node every pod is
 # this node's, so the Node authorizer would grant exactly these reads once its
-# graph caught up; RBAC grants them for the gap. (A second node needs the graph.)
+# graph caught up; RBAC grants them for the gap. Every node gets the same grant:
+# with several nodes this lets a node read pods and claims of the others, a
+# weakening this test cluster accepts.
 kc apply -f - >/dev/null <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -267,48 +212,10 @@ metadata: {name: "mcp-e2e:node-authorizer-lag"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "mcp-e2e:node-authorizer-lag"}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:node:$NODE"}
+$(for k in $(seq 2 "$NODES"); do node_vars "$k"; echo "- {apiGroup: rbac.authorization.k8s.io, kind: User, name: \"system:node:$NK_NAME\"}"; done)
 EOF
-write_file "$D/etc/kubelet.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-failCgroupV1: false
-cgroupDriver: cgroupfs
-containerRuntimeEndpoint: unix://$SOCK
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: false}
-  x509: {clientCAFile: "$PKI/ca.crt"}
-authorization: {mode: AlwaysAllow}
-tlsCertFile: "$PKI/kubelet-serving.crt"
-tlsPrivateKeyFile: "$PKI/kubelet-serving.key"
-address: $NODE_IP
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-clusterDomain: cluster.local
-clusterDNS: [$DNS_IP]
-resolvConf: "$D/etc/resolv.conf"
-podCIDR: $POD_SUBNET
-failSwapOn: false
-serializeImagePulls: false
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-evictionHard:
-  memory.available: "100Mi"
-  nodefs.available: "1%"
-  nodefs.inodesFree: "1%"
-  imagefs.available: "1%"
-evictionPressureTransitionPeriod: 10s
-maxPods: 110
-rotateCertificates: false
-serverTLSBootstrap: false
-protectKernelDefaults: false
-makeIPTablesUtilChains: true
-localStorageCapacityIsolation: true
-containerLogMaxSize: 10Mi
-shutdownGracePeriod: 0s
-EOF
+write_kubelet_config "$D/etc/kubelet.yaml" "$SOCK" "$PKI" kubelet-serving "$NODE_IP" "$POD_SUBNET" \
+  "$D/etc/resolv.conf" "" ""
 # Pods with dnsPolicy Default get this (no upstream DNS exists here).
 echo "nameserver $NODE_IP" | write_file "$D/etc/resolv.conf"
 start_daemon kubelet "$D" "$K8S_BIN/kubelet" \
@@ -321,24 +228,27 @@ start_daemon kubelet "$D" "$K8S_BIN/kubelet" \
 
 # -------------------------------------------------------------- kube-proxy
 step "kube-proxy"
-write_file "$D/etc/kube-proxy.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: "$D/etc/kube-proxy.kubeconfig"
-mode: iptables
-clusterCIDR: $CLUSTER_CIDR
-hostnameOverride: $NODE
-bindAddress: $NODE_IP
-healthzBindAddress: 127.0.0.1:10256
-metricsBindAddress: 127.0.0.1:10249
-nodePortAddresses: ["$NODE_IP/32"]
-conntrack:
-  maxPerCore: 0             # 0 = leave the host's conntrack sysctls alone
-  tcpEstablishedTimeout: 0s
-  tcpCloseWaitTimeout: 0s
-EOF
+write_kube_proxy_config "$D/etc/kube-proxy.yaml" "$D/etc/kube-proxy.kubeconfig" "$NODE" "$NODE_IP"
 start_daemon kube-proxy "$D" "$K8S_BIN/kube-proxy" --config "$D/etc/kube-proxy.yaml"
+
+# ------------------------------------------------------------ nodes 2..N
+if [ "$NODES" -gt 1 ]; then
+  step "nodes 2..$NODES (network namespaces)"
+  # Their containerds pull $LOCAL_REGISTRY through the host's end of their link.
+  reg_port="${LOCAL_REGISTRY##*:}"
+  for k in $(seq 2 "$NODES"); do
+    node_up "$k" "$PKI"
+    write_registry_hosts "$NK_DIR" "$NODE_LINK_GW:$reg_port"
+    import_images "$NK_SOCK"
+  done
+  sysctl -qw "net.ipv4.conf.$NODE_LINK_BRIDGE.route_localnet=1"
+  reg_rule=(PREROUTING -i "$NODE_LINK_BRIDGE" -d "$NODE_LINK_GW" -p tcp --dport "$reg_port"
+    -m comment --comment mcp-e2e-registry -j DNAT --to-destination "$LOCAL_REGISTRY")
+  iptables -w -t nat -C "${reg_rule[@]}" 2>/dev/null || iptables -w -t nat -A "${reg_rule[@]}"
+fi
+for k in $(existing_nodes); do
+  [ "$k" -gt "$NODES" ] && log "node $k exists but NODES=$NODES: left as it is (down.sh removes it)"
+done
 
 # ----------------------------------------------------------------- CoreDNS
 step "coredns"
@@ -434,11 +344,18 @@ done | kc apply -f - >/dev/null
 start_daemon pv-recycler "$D" "$HERE/pv-recycler.sh" "$KUBECONFIG_PATH" "$D/pv"
 
 # ------------------------------------------------------------------- ready
-step "waiting for node Ready"
+step "waiting for the nodes to be Ready"
 node_ready() {
-  [ "$(kc get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+  [ "$(kc get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
 }
-wait_for "node $NODE Ready" 180 node_ready
+wait_for "node $NODE Ready" 180 node_ready "$NODE"
+for k in $(seq 2 "$NODES"); do
+  node_vars "$k"
+  wait_for "node $NK_NAME Ready" 180 node_ready "$NK_NAME"
+  for d in containerd kubelet kube-proxy; do
+    daemon_alive "$d" "$NK_DIR" || { tail -5 "$NK_DIR/logs/$d.log" >&2; die "node $k: $d is not running (log: $NK_DIR/logs/$d.log)"; }
+  done
+done
 wait_for "coredns ready" 60 curl -fsS http://127.0.0.1:19181/ready
 wait_for "default service account" 60 kc get serviceaccount default -n default
 
