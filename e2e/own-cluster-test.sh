@@ -60,9 +60,11 @@ log "2/2: IMAGE_REPOSITORY=$LOCAL_REGISTRY/mcp make demo, every image pulled fro
 hack/registry.sh start
 trap 'hack/registry.sh stop' EXIT
 # Nothing may come from containerd's store: drop what an earlier run pulled.
-ctr_cmd=(ctr --address "$CLUSTER_DIR/run/containerd.sock" -n k8s.io)
-mapfile -t stale < <("${ctr_cmd[@]}" images ls -q | grep "^$LOCAL_REGISTRY/" || true)
-if ((${#stale[@]})); then "${ctr_cmd[@]}" images rm "${stale[@]}" >/dev/null; fi
+for sock in $(cluster_containerd_sockets); do
+  ctr_cmd=(ctr --address "$sock" -n k8s.io)
+  mapfile -t stale < <("${ctr_cmd[@]}" images ls -q | grep "^$LOCAL_REGISTRY/" || true)
+  if ((${#stale[@]})); then "${ctr_cmd[@]}" images rm "${stale[@]}" >/dev/null; fi
+done
 repo="$LOCAL_REGISTRY/mcp"
 # The client runs in a pod in the cluster, as `auto` picks on a cluster whose
 # ClusterIPs the host cannot reach (this one's it can).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The e2e suite on a real cluster. With E2E_USE_KUBECONFIG=1 it uses the cluster
 # in KUBECONFIG as is (kind users: e2e/kind/run.sh); otherwise it builds and starts
-# the local single-node cluster from upstream binaries (e2e/cluster/local).
+# the local cluster from upstream binaries (e2e/cluster/local), NODES=2 nodes.
 # E2E_DOWN=1 tears the local cluster down afterwards, whatever happened (CI); by
 # default it stays up so a second run is warm. E2E_USER_PATHS=1 (make test)
 # first runs the demo's other paths on the local cluster: e2e/own-cluster-test.sh
@@ -24,9 +24,11 @@ teardown() {
 trap teardown EXIT
 
 if [[ "${E2E_USE_KUBECONFIG:-0}" != "1" ]]; then
-  log "bringing up the local cluster"
+  # Two nodes unless told otherwise: drains, spreading and node loss need a
+  # second node (S5, S13, S17).
+  log "bringing up the local cluster (${NODES:-2} nodes)"
   local_cluster=1
-  up_env=$(e2e/cluster/local/up.sh)
+  up_env=$(NODES="${NODES:-2}" e2e/cluster/local/up.sh)
   eval "$up_env"
 fi
 : "${KUBECONFIG:?KUBECONFIG must point at a cluster}"

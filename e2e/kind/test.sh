@@ -5,8 +5,8 @@
 #   kind get clusters, create cluster   a state file: the local cluster plays
 #                                       the kind cluster (the step not tested)
 #   kind get kubeconfig                 the local cluster's kubeconfig
-#   kind load docker-image IMG...       IMG imported into the local cluster's
-#                                       containerd, as kind does into its nodes
+#   kind load docker-image IMG...       IMG imported into every local-cluster
+#                                       node's containerd, as kind does
 #   docker info                         succeeds
 #   docker build -t TAG ...             TAG's image built by e2e/images/build.sh
 #                                       (the Dockerfiles are not built here)
@@ -52,11 +52,15 @@ case "$1 ${2:-}" in
     for img in "${args[@]:2}"; do
       case "$img" in
         --name | "$name") ;;
-        mcp-operator:dev) "$KIND_SHIM_REPO/e2e/images/build.sh" --import operator ;;
-        mcp-workload:dev) "$KIND_SHIM_REPO/e2e/images/build.sh" --import workload ;;
-        mcp-e2e/postgres:15) "$KIND_SHIM_REPO/e2e/images/build.sh" --import postgres ;;
+        mcp-operator:dev) image=operator ;;
+        mcp-workload:dev) image=workload ;;
+        mcp-e2e/postgres:15) image=postgres ;;
         *) echo "kind shim: unknown image $img" >&2; exit 1 ;;
       esac
+      # Into every node, as kind does.
+      for sock in $(cluster_containerd_sockets); do
+        CONTAINERD_ADDRESS="$sock" "$KIND_SHIM_REPO/e2e/images/build.sh" --import "$image"
+      done
     done
     ;;
   *) echo "kind shim: unexpected: kind $*" >&2; exit 1 ;;

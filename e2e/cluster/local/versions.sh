@@ -28,5 +28,14 @@ kubeconfig_is_local() {
   [[ -n "${KUBECONFIG:-}" && -e "$KUBECONFIG_PATH" && "$(realpath "$KUBECONFIG")" == "$(realpath "$KUBECONFIG_PATH")" ]]
 }
 
+# The containerd socket of every node of the local cluster (node 1's first).
+cluster_containerd_sockets() {
+  local s
+  for s in "$CLUSTER_DIR/run/containerd.sock" "$CLUSTER_DIR"/nodes/*/run/containerd.sock; do
+    [ -S "$s" ] && echo "$s"
+  done
+  return 0
+}
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -49,6 +49,13 @@ pub const ACTION_EVENT_REASONS: [&str; 3] = ["PodEvicted", "RolloutRolledBack", 
 
 pub fn server_sel(name: &str) -> String {
     format!("mcp.operator.dev/server={name}")
+}
+
+pub fn node_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 pub fn log(msg: impl AsRef<str>) {
@@ -298,10 +305,11 @@ impl Ctx {
 
     /// kubectl whose failure is an outcome, not an error: (ok, stdout+stderr).
     pub async fn kubectl_try(&self, args: &[&str]) -> (bool, String) {
-        match self
-            .tool(&self.kubectl, args, None, Duration::from_secs(60))
-            .await
-        {
+        self.kubectl_try_t(args, Duration::from_secs(60)).await
+    }
+
+    pub async fn kubectl_try_t(&self, args: &[&str], timeout: Duration) -> (bool, String) {
+        match self.tool(&self.kubectl, args, None, timeout).await {
             Ok((ok, out, err)) => (ok, format!("{err}{out}").trim().to_string()),
             Err(e) => (false, format!("{e:#}")),
         }
@@ -403,6 +411,43 @@ impl Ctx {
             .iter()
             .map(|p| (p.name_any(), PodSummary::of(p)))
             .collect())
+    }
+
+    /// Pod name -> the node it is bound to (pods not scheduled yet are left out).
+    pub async fn pod_nodes(&self, ns: &str, sel: &str) -> Result<BTreeMap<String, String>> {
+        let list = self
+            .pods_api(ns)
+            .list(&ListParams::default().labels(sel))
+            .await?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|p| {
+                let node = p.spec.as_ref()?.node_name.clone()?;
+                Some((p.name_any(), node))
+            })
+            .collect())
+    }
+
+    /// The nodes that are Ready and schedulable (not cordoned), by name.
+    pub async fn schedulable_nodes(&self) -> Result<Vec<String>> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        Ok(nodes
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|n| {
+                n.spec.as_ref().and_then(|s| s.unschedulable) != Some(true) && node_ready(n)
+            })
+            .map(|n| n.name_any())
+            .collect())
+    }
+
+    /// Whether `node` is Ready (None: it does not exist).
+    pub async fn node_is_ready(&self, node: &str) -> Result<Option<bool>> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        Ok(nodes.get_opt(node).await?.map(|n| node_ready(&n)))
     }
 
     pub async fn operator_pods(&self) -> Result<Pods> {

@@ -80,6 +80,10 @@ pub struct Opts {
     /// S8: wait for the rollback at most this long
     #[arg(long = "rollback-timeout-s", default_value_t = 90.0)]
     pub rollback_timeout_s: f64,
+    /// S17: seconds a node's network stays cut at most (it is healed as
+    /// soon as the node is NotReady and the pool is back to full capacity)
+    #[arg(long = "node-loss-s", default_value_t = 150.0)]
+    pub node_loss_s: f64,
     /// S13: seconds Postgres is partitioned
     #[arg(long = "partition-s", default_value_t = 20.0)]
     pub partition_s: f64,
@@ -219,6 +223,7 @@ async fn setup(ctx: &Ctx) -> Result<()> {
     .await?;
     ctx.wait_pg_ready(Duration::from_secs(180)).await?;
     scenarios::kill::clear_partitions();
+    scenarios::node_loss::heal_cuts();
     // leftovers of an interrupted run
     for name in [FRAGILE, cluster::DEFAULTS, "bad-missing-secret"] {
         ctx.delete_mcps(name, Duration::from_secs(90)).await?;

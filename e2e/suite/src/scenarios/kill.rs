@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use crate::cluster::{log, manifest, Ctx, DBREADY, DB_NS, DEFAULTS, DESIRED, NOTES, PG_POD};
+use crate::cluster::{
+    log, manifest, server_sel, Ctx, DBREADY, DB_NS, DEFAULTS, DESIRED, NOTES, NS, PG_POD, PG_SEL,
+};
 use crate::measure::{self as m, percentile, Pods};
 use crate::model::{Mark, Run, Scenario, Threshold};
 use crate::run::{kill_checks, measured_run, Disruption};
@@ -406,6 +408,18 @@ fn host_can_partition(ip: &str) -> bool {
 pub async fn s13(ctx: &Ctx) -> Result<Scenario> {
     ctx.wait_pg_ready(Duration::from_secs(180)).await?;
     ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await?;
+    // With several nodes, the partition is between nodes: an MCP pod runs on
+    // a node other than Postgres's.
+    let pg_node = ctx.pod_nodes(DB_NS, PG_SEL).await?.into_values().next();
+    let other = ctx
+        .schedulable_nodes()
+        .await?
+        .into_iter()
+        .find(|n| Some(n) != pg_node.as_ref());
+    if let Some(other) = &other {
+        super::node_loss::ensure_pod_on(ctx, other).await?;
+    }
+    let pod_nodes = ctx.pod_nodes(NS, &server_sel(NOTES)).await?;
     let ip = ctx.pg_pod_ip().await?;
     if !host_can_partition(&ip) {
         bail!("cannot partition {ip} from this host (not directly routed, or no iptables): S13 needs the local cluster");
@@ -432,6 +446,16 @@ pub async fn s13(ctx: &Ctx) -> Result<Scenario> {
     })
     .await?;
     let mut run = measured.run;
+    run.info.insert("postgres_node".into(), json!(pg_node));
+    run.info.insert("mcp_pod_nodes".into(), json!(pod_nodes));
+    if other.is_some() {
+        let across = pod_nodes.values().filter(|n| Some(*n) != pg_node.as_ref()).count();
+        run.check(
+            "MCP pods on another node than Postgres (a partition between nodes)",
+            across > 0,
+            format!("{pod_nodes:?}; Postgres on {pg_node:?}"),
+        );
+    }
     let t0 = run.kill_unix_ms;
     let t_up = t0
         + (run

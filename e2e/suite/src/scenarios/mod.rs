@@ -13,6 +13,7 @@ pub mod gitops;
 pub mod ha;
 pub mod install;
 pub mod kill;
+pub mod node_loss;
 pub mod outage;
 pub mod rollout;
 pub mod soak;
@@ -20,7 +21,7 @@ pub mod specs;
 pub mod wedge;
 
 /// Every scenario: id, name, part of the default run.
-pub const SCENARIOS: [(&str, &str, bool); 21] = [
+pub const SCENARIOS: [(&str, &str, bool); 22] = [
     ("S1", "delete the Postgres pod (grace 0)", true),
     ("S2", "kill -9 postgres in its container", true),
     ("S3", "S1 repeated", true),
@@ -29,7 +30,7 @@ pub const SCENARIOS: [(&str, &str, bool); 21] = [
         "fragile workload healed, held while Postgres down",
         true,
     ),
-    ("S5", "evict/drain against the PDB", true),
+    ("S5", "node drain against the PDB", true),
     ("S6", "operator killed mid-outage", true),
     ("S7", "bad McpServer specs", true),
     ("S8", "bad rollout rolled back", true),
@@ -43,6 +44,11 @@ pub const SCENARIOS: [(&str, &str, bool); 21] = [
     (
         "S16",
         "one pod's MCP layer wedged (readiness still passes)",
+        true,
+    ),
+    (
+        "S17",
+        "a node lost (its network cut past the grace period)",
         true,
     ),
     (
@@ -93,6 +99,7 @@ async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
         "S14" => kill::s14(ctx).await,
         "S15" => kill::s15(ctx).await,
         "S16" => wedge::s16(ctx).await,
+        "S17" => node_loss::s17(ctx).await,
         "S18" => outage::s18(ctx).await,
         "S19" => kill::s19(ctx).await,
         "S20" => gitops::s20(ctx).await,

@@ -1,0 +1,259 @@
+//! S17: a node lost. The network of a node holding MCP pods (not Postgres's)
+//! is cut on this host (its veth down) for longer than the node-monitor grace
+//! period: the node goes NotReady, its pods are evicted after their
+//! not-ready/unreachable toleration and replaced on the other node. The
+//! operator must neither evict in a storm nor hold the pool below capacity;
+//! measured: time to full capacity elsewhere and the calls that failed.
+
+use std::process::Command as StdCommand;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use kube::api::EvictParams;
+use serde_json::json;
+
+use crate::cluster::{eventually, log, server_sel, Ctx, DB_NS, DESIRED, NOTES, NS, OP_NS, OP_SEL, PG_SEL};
+use crate::measure as m;
+use crate::model::{Mark, Scenario, Threshold};
+use crate::run::{measured_run, Disruption};
+use mcp_workload::client::now_ms;
+
+/// Full capacity on the other nodes within this many seconds of the cut:
+/// node-monitor grace period (50 s, upstream default) + the pods'
+/// not-ready/unreachable toleration (10 s in the e2e McpServer) + a start.
+pub const S17_CAPACITY_S: f64 = 90.0;
+
+/// The host end of a local-cluster node's link (e2e/cluster/local/nodes.sh):
+/// node `mcp-e2e-node-K` has veth `mcpnK`.
+fn link_of(node: &str) -> Option<String> {
+    let k = node.strip_prefix("mcp-e2e-node-")?;
+    k.parse::<u8>().ok().map(|k| format!("mcpn{k}"))
+}
+
+fn ip_link(args: &[&str]) -> Result<()> {
+    let out = StdCommand::new("ip").arg("link").args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "ip link {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn link_exists(link: &str) -> bool {
+    ip_link(&["show", link]).is_ok()
+}
+
+/// The node's link is down while this lives.
+struct Cut {
+    link: String,
+}
+
+impl Cut {
+    fn start(link: &str) -> Result<Self> {
+        ip_link(&["set", link, "down"])?;
+        Ok(Cut {
+            link: link.to_string(),
+        })
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        if let Err(e) = ip_link(&["set", &self.link, "up"]) {
+            log(format!("warning: could not bring {} back up: {e:#}", self.link));
+        }
+    }
+}
+
+/// Bring links an interrupted run left down back up.
+pub fn heal_cuts() {
+    for k in 2..10 {
+        let link = format!("mcpn{k}");
+        if link_exists(&link) {
+            let _ = ip_link(&["set", &link, "up"]);
+        }
+    }
+}
+
+/// Pods of `NOTES` per node.
+async fn on_node(ctx: &Ctx, node: &str) -> Result<usize> {
+    Ok(ctx
+        .pod_nodes(NS, &server_sel(NOTES))
+        .await?
+        .values()
+        .filter(|n| *n == node)
+        .count())
+}
+
+/// Make sure `node` holds a pod of `NOTES`: evict one from elsewhere (the PDB
+/// allows one at a time) and let the scheduler's spread place its
+/// replacement, at most three times.
+pub async fn ensure_pod_on(ctx: &Ctx, node: &str) -> Result<()> {
+    let sel = server_sel(NOTES);
+    for _ in 0..3 {
+        if on_node(ctx, node).await? > 0 {
+            return Ok(());
+        }
+        let pods = ctx.pod_nodes(NS, &sel).await?;
+        let Some(pod) = pods.keys().next() else {
+            bail!("{NOTES} has no pods");
+        };
+        log(format!("S17: no {NOTES} pod on {node}; evicting {pod} so one lands there"));
+        ctx.pods_api(NS).evict(pod, &EvictParams::default()).await?;
+        ctx.wait_pods_ready(NOTES, Duration::from_secs(90)).await?;
+    }
+    if on_node(ctx, node).await? == 0 {
+        bail!("could not get a {NOTES} pod onto {node}");
+    }
+    Ok(())
+}
+
+pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
+    ctx.wait_pg_ready(Duration::from_secs(180)).await?;
+    ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await?;
+    let pg_node = ctx
+        .pod_nodes(DB_NS, PG_SEL)
+        .await?
+        .into_values()
+        .next()
+        .ok_or_else(|| anyhow!("the Postgres pod is on no node"))?;
+    let nodes = ctx.schedulable_nodes().await?;
+    let (victim, link) = nodes
+        .iter()
+        .filter(|n| **n != pg_node)
+        .find_map(|n| link_of(n).filter(|l| link_exists(l)).map(|l| (n.clone(), l)))
+        .ok_or_else(|| {
+            anyhow!("S17 needs a second node of the local cluster (NODES=2): no node but {pg_node} (Postgres) has a link on this host; nodes: {nodes:?}")
+        })?;
+    ensure_pod_on(ctx, &victim).await?;
+    let sel = server_sel(NOTES);
+    let before = ctx.pod_nodes(NS, &sel).await?;
+    let on_victim = before.values().filter(|n| **n == victim).count();
+    let operator_nodes = ctx.pod_nodes(OP_NS, OP_SEL).await?;
+    log(format!(
+        "S17: cutting {victim} ({link}): {on_victim} of {} {NOTES} pods there; Postgres on {pg_node}; operator pods {operator_nodes:?}",
+        before.len()
+    ));
+    let cap_s = ctx.opts.node_loss_s;
+    let window = cap_s + 90.0;
+    let measured = measured_run(ctx, "S17", NOTES, window, false, |t0| {
+        let (victim, link, sel) = (victim.clone(), link.clone(), sel.clone());
+        async move {
+            let cut = Cut::start(&link)?;
+            let (mut t_notready, mut t_full) = (None, None);
+            let deadline = t0 + (cap_s * 1000.0) as u64;
+            while now_ms() < deadline && (t_notready.is_none() || t_full.is_none()) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if t_notready.is_none() && ctx.node_is_ready(&victim).await? == Some(false) {
+                    t_notready = Some(now_ms());
+                    log(format!(
+                        "S17: {victim} NotReady after {:.1} s",
+                        (now_ms() - t0) as f64 / 1000.0
+                    ));
+                }
+                if t_full.is_none() {
+                    let where_ = ctx.pod_nodes(NS, &sel).await?;
+                    let ready_elsewhere = ctx
+                        .pods(NS, &sel)
+                        .await?
+                        .iter()
+                        .filter(|(n, p)| {
+                            p.ready && !p.deleting && where_.get(*n) != Some(&victim)
+                        })
+                        .count();
+                    if ready_elsewhere >= DESIRED {
+                        t_full = Some(now_ms());
+                        log(format!(
+                            "S17: {DESIRED} ready pods off {victim} after {:.1} s",
+                            (now_ms() - t0) as f64 / 1000.0
+                        ));
+                    }
+                }
+            }
+            drop(cut);
+            let t_heal = now_ms();
+            let back = eventually(
+                &format!("{victim} Ready again"),
+                Duration::from_secs(90),
+                Duration::from_millis(500),
+                || async { Ok((ctx.node_is_ready(&victim).await? == Some(true)).then_some(())) },
+            )
+            .await;
+            let t_back = back.is_ok().then(now_ms);
+            ctx.wait_pods_ready(NOTES, Duration::from_secs(90)).await?;
+            let mut d = Disruption {
+                end_ms: Some(t_heal),
+                stop_load_at: Some(now_ms() + 5_000),
+                ..Disruption::default()
+            };
+            for (name, t) in [
+                ("node NotReady", t_notready),
+                ("full capacity", t_full),
+                ("link up", Some(t_heal)),
+                ("node Ready", t_back),
+            ] {
+                if let Some(t) = t {
+                    d.marks.push(Mark::other(name, t));
+                }
+            }
+            for (k, t) in [
+                ("node_not_ready_s", t_notready),
+                ("full_capacity_s", t_full),
+                ("healed_s", Some(t_heal)),
+                ("node_ready_again_s", t_back),
+            ] {
+                d.info.insert(k.into(), json!(m::secs(t, t0)));
+            }
+            Ok(d)
+        }
+    })
+    .await?;
+    let mut run = measured.run;
+    let f = |k: &str| run.info.get(k).and_then(|v| v.as_f64());
+    let (not_ready, full, back) = (
+        f("node_not_ready_s"),
+        f("full_capacity_s"),
+        f("node_ready_again_s"),
+    );
+    run.info.insert("lost_node".into(), json!(victim));
+    run.info.insert("postgres_node".into(), json!(pg_node));
+    run.info.insert("pods_before".into(), json!(before));
+    run.info.insert("operator_pods".into(), json!(operator_nodes));
+    run.check(
+        format!("{victim} went NotReady while cut"),
+        not_ready.is_some(),
+        m::fmt(not_ready),
+    );
+    run.thresholds.push(Threshold::at_most(
+        format!("{DESIRED} ready pods on the other nodes after the cut"),
+        full,
+        S17_CAPACITY_S,
+        "s",
+        "node-monitor grace 50 s + toleration 10 s + a pod start",
+    ));
+    let (a, r) = (run.remediation_actions, run.mcp_pods_replaced);
+    run.check(
+        format!("no eviction storm: remediation actions <= the {on_victim} pods lost"),
+        a <= on_victim as u64,
+        format!("actions={a} replaced={r}"),
+    );
+    run.check(
+        format!("{victim} Ready again after the link came back"),
+        back.is_some(),
+        m::fmt(back),
+    );
+    run.check(
+        format!("all {DESIRED} replicas ready after the heal"),
+        run.mcp_ready_s.is_some(),
+        m::fmt(run.mcp_ready_s),
+    );
+    run.finish();
+    let mut sc = Scenario::with_runs(vec![run]);
+    sc.notes.push(format!(
+        "{victim}'s link is cut on this host (`ip link set {link} down`); until the node controller marks it NotReady (grace 50 s) its pods stay in the Service's endpoints, and calls routed to them time out: the errors are reported, not failed on"
+    ));
+    Ok(sc)
+}
