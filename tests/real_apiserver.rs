@@ -332,6 +332,36 @@ async fn crd_rejects_bad_specs_with_field_messages() {
         .await;
         assert!(e.contains("spec.database.envNames.url"), "{bad:?}: {e}");
     }
+    let spread = |c: serde_json::Value| json!({"image": "x", "podTemplate": {"topologySpreadConstraints": [c]}});
+    for (c, want) in [
+        (
+            json!({"maxSkew": 0, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}),
+            "maxSkew must be at least 1",
+        ),
+        (
+            json!({"maxSkew": 1, "topologyKey": "", "whenUnsatisfiable": "ScheduleAnyway"}),
+            "topologyKey must be set",
+        ),
+        (
+            json!({"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "Maybe"}),
+            "whenUnsatisfiable must be DoNotSchedule or ScheduleAnyway",
+        ),
+    ] {
+        let e = create_err(&api, server("bad-spread", spread(c))).await;
+        assert!(e.contains(want), "{want}: {e}");
+    }
+    let e = create_err(
+        &api,
+        server(
+            "bad-node-loss",
+            json!({"image": "x", "podTemplate": {"nodeLossTolerationSeconds": 3601}}),
+        ),
+    )
+    .await;
+    assert!(
+        e.contains("spec.podTemplate.nodeLossTolerationSeconds"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

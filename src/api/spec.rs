@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::core::v1::{
     Affinity, EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+    TopologySpreadConstraint,
 };
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -530,7 +531,7 @@ impl Default for RemediationSpec {
 }
 
 /// Pod-level overrides merged into the generated pod template.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PodOverrides {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -545,6 +546,20 @@ pub struct PodOverrides {
     pub tolerations: Vec<Toleration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
+    /// How the pods spread over the cluster's topology. Unset: one soft
+    /// constraint, at most one pod more on a node than on any other (maxSkew 1,
+    /// kubernetes.io/hostname, ScheduleAnyway). An empty list: no spreading.
+    /// Otherwise the list is used as given, and an entry without labelSelector
+    /// gets this server's pod selector, so `{maxSkew: 1, topologyKey:
+    /// topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule}` is enough
+    /// to spread this server's pods across zones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = Rule::new("self.all(c, c.maxSkew >= 1)").message("podTemplate.topologySpreadConstraints: maxSkew must be at least 1"),
+        validation = Rule::new("self.all(c, size(c.topologyKey) > 0)").message("podTemplate.topologySpreadConstraints: topologyKey must be set, for example kubernetes.io/hostname or topology.kubernetes.io/zone"),
+        validation = Rule::new("self.all(c, c.whenUnsatisfiable == 'DoNotSchedule' || c.whenUnsatisfiable == 'ScheduleAnyway')").message("podTemplate.topologySpreadConstraints: whenUnsatisfiable must be DoNotSchedule or ScheduleAnyway"),
+    )]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -560,4 +575,13 @@ pub struct PodOverrides {
     /// Opt out of the read-only root filesystem (a writable /tmp is always mounted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only_root_filesystem: Option<bool>,
+    /// Seconds a pod stays bound to a node that went NotReady or unreachable
+    /// before it is evicted and the ReplicaSet replaces it elsewhere: the pods
+    /// tolerate the node.kubernetes.io/not-ready and node.kubernetes.io/unreachable
+    /// NoExecute taints this long. Unset: the cluster default (300 s from the
+    /// DefaultTolerationSeconds admission plugin). A toleration of those taints in
+    /// `tolerations` takes precedence for its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub node_loss_toleration_seconds: Option<i64>,
 }

@@ -1,6 +1,6 @@
 //! The Deployment that runs the replica pool.
 use super::{budget, child_meta, labels};
-use crate::api::{McpServer, ProbeSpec};
+use crate::api::{McpServer, PodOverrides, ProbeSpec};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, Lifecycle, LifecycleHandler, PodReadinessGate, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext, SleepAction,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    Toleration, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -20,6 +20,12 @@ pub const DEFAULT_PRESTOP_SECONDS: i64 = 5;
 /// Non-root uid used when the image does not say otherwise (restricted PSS).
 pub const DEFAULT_UID: i64 = 65532;
 pub const PROGRESS_DEADLINE_SECONDS: i32 = 120;
+/// The NoExecute taints the node lifecycle controller puts on a node that stops
+/// reporting; `nodeLossTolerationSeconds` tolerates them for a while.
+pub const NODE_LOSS_TAINTS: [&str; 2] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+];
 
 pub fn build(mcp: &McpServer) -> Deployment {
     let spec = &mcp.spec;
@@ -71,7 +77,7 @@ pub fn pod_template(mcp: &McpServer) -> PodTemplateSpec {
             // The workload needs no API access; don't hand it a token.
             automount_service_account_token: Some(false),
             node_selector: (!o.node_selector.is_empty()).then(|| o.node_selector.clone()),
-            tolerations: (!o.tolerations.is_empty()).then(|| o.tolerations.clone()),
+            tolerations: tolerations(o),
             affinity: o.affinity.clone(),
             readiness_gates: mcp.spec.health.readiness_gate.enabled.then(|| {
                 vec![PodReadinessGate {
@@ -96,16 +102,7 @@ pub fn pod_template(mcp: &McpServer) -> PodTemplateSpec {
                 }),
                 ..Default::default()
             }),
-            topology_spread_constraints: Some(vec![TopologySpreadConstraint {
-                max_skew: 1,
-                topology_key: "kubernetes.io/hostname".into(),
-                when_unsatisfiable: "ScheduleAnyway".into(),
-                label_selector: Some(LabelSelector {
-                    match_labels: Some(labels::selector(mcp)),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]),
+            topology_spread_constraints: spread(mcp),
             volumes: Some(vec![Volume {
                 name: "tmp".into(),
                 empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -114,6 +111,63 @@ pub fn pod_template(mcp: &McpServer) -> PodTemplateSpec {
             ..Default::default()
         }),
     }
+}
+
+/// Unset: a soft spread over nodes. Empty: none. Given: as given, each entry
+/// without a selector counting this server's pods (what a user almost always means).
+fn spread(mcp: &McpServer) -> Option<Vec<TopologySpreadConstraint>> {
+    let own_pods = || {
+        Some(LabelSelector {
+            match_labels: Some(labels::selector(mcp)),
+            ..Default::default()
+        })
+    };
+    match &mcp.spec.pod_template.topology_spread_constraints {
+        None => Some(vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "kubernetes.io/hostname".into(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: own_pods(),
+            ..Default::default()
+        }]),
+        Some(given) if given.is_empty() => None,
+        Some(given) => Some(
+            given
+                .iter()
+                .map(|c| TopologySpreadConstraint {
+                    label_selector: c.label_selector.clone().or_else(own_pods),
+                    ..c.clone()
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// The user's tolerations, then ours for the node-loss taints when
+/// `nodeLossTolerationSeconds` is set and the user does not already tolerate
+/// that taint (theirs wins: the taint manager uses the first match anyway).
+fn tolerations(o: &PodOverrides) -> Option<Vec<Toleration>> {
+    let mut out = o.tolerations.clone();
+    if let Some(secs) = o.node_loss_toleration_seconds {
+        for key in NODE_LOSS_TAINTS {
+            let theirs = o.tolerations.iter().any(|t| {
+                t.key.as_deref() == Some(key)
+                    && t.effect
+                        .as_deref()
+                        .is_none_or(|e| e.is_empty() || e == "NoExecute")
+            });
+            if !theirs {
+                out.push(Toleration {
+                    key: Some(key.into()),
+                    operator: Some("Exists".into()),
+                    effect: Some("NoExecute".into()),
+                    toleration_seconds: Some(secs),
+                    value: None,
+                });
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn container(mcp: &McpServer, read_only: bool) -> Container {

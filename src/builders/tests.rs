@@ -309,3 +309,146 @@ fn pods_carry_the_readiness_gate_unless_it_is_off() {
     );
     assert!(gates(&deployment::build(&m)).is_empty());
 }
+
+fn pod_spec(m: &McpServer) -> k8s_openapi::api::core::v1::PodSpec {
+    deployment::pod_template(m).spec.unwrap_or_default()
+}
+
+#[test]
+fn topology_spread_default_is_a_soft_spread_over_nodes() {
+    let m = mcp(base());
+    let tsc = pod_spec(&m).topology_spread_constraints.unwrap_or_default();
+    assert_eq!(tsc.len(), 1);
+    let c = &tsc[0];
+    assert_eq!(
+        (
+            c.max_skew,
+            c.topology_key.as_str(),
+            c.when_unsatisfiable.as_str()
+        ),
+        (1, "kubernetes.io/hostname", "ScheduleAnyway")
+    );
+    assert_eq!(
+        c.label_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone()),
+        Some(labels::selector(&m))
+    );
+    // Existing objects keep their applied hash: the default pod template is
+    // exactly what it was before the field existed.
+    assert_eq!(
+        serde_json::to_value(&tsc).expect("json"),
+        json!([{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": labels::selector(&m)}}])
+    );
+    assert!(pod_spec(&m).tolerations.is_none());
+}
+
+#[test]
+fn an_empty_spread_list_turns_spreading_off() {
+    let mut s = base();
+    s["podTemplate"] = json!({"topologySpreadConstraints": []});
+    let m = mcp(s);
+    assert_eq!(
+        m.spec.pod_template.topology_spread_constraints,
+        Some(vec![]),
+        "[] is not the same as unset"
+    );
+    assert!(pod_spec(&m).topology_spread_constraints.is_none());
+}
+
+#[test]
+fn a_spread_constraint_without_selector_counts_this_servers_pods() {
+    let mut s = base();
+    s["podTemplate"] = json!({"topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"},
+        {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+         "labelSelector": {"matchLabels": {"tier": "mcp"}}}
+    ]});
+    let m = mcp(s);
+    let tsc = pod_spec(&m).topology_spread_constraints.unwrap_or_default();
+    assert_eq!(tsc.len(), 2, "the user's list replaces the default");
+    assert_eq!(
+        (
+            tsc[0].topology_key.as_str(),
+            tsc[0].when_unsatisfiable.as_str()
+        ),
+        ("topology.kubernetes.io/zone", "DoNotSchedule")
+    );
+    let selector = |i: usize| {
+        tsc[i]
+            .label_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(selector(0), labels::selector(&m));
+    assert_eq!(
+        selector(1).get("tier").map(String::as_str),
+        Some("mcp"),
+        "a selector the user gave is kept"
+    );
+    assert_eq!(selector(1).len(), 1);
+}
+
+fn node_loss(
+    t: &[k8s_openapi::api::core::v1::Toleration],
+    key: &str,
+) -> Vec<(Option<i64>, String)> {
+    t.iter()
+        .filter(|t| t.key.as_deref() == Some(key))
+        .map(|t| (t.toleration_seconds, t.effect.clone().unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn node_loss_toleration_seconds_tolerates_both_taints() {
+    let mut s = base();
+    s["podTemplate"] = json!({"nodeLossTolerationSeconds": 30,
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "mcp", "effect": "NoSchedule"}]});
+    let t = pod_spec(&mcp(s)).tolerations.unwrap_or_default();
+    assert_eq!(t.len(), 3);
+    assert_eq!(t[0].key.as_deref(), Some("dedicated"), "user's first");
+    for key in deployment::NODE_LOSS_TAINTS {
+        assert_eq!(
+            node_loss(&t, key),
+            vec![(Some(30), "NoExecute".into())],
+            "{key}"
+        );
+        assert!(t
+            .iter()
+            .filter(|t| t.key.as_deref() == Some(key))
+            .all(|t| t.operator.as_deref() == Some("Exists")));
+    }
+}
+
+#[test]
+fn the_users_own_node_loss_toleration_wins() {
+    let mut s = base();
+    s["podTemplate"] = json!({"nodeLossTolerationSeconds": 30, "tolerations": [
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 600},
+        // Another effect is no toleration of the NoExecute taint: ours is still added.
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"}
+    ]});
+    let t = pod_spec(&mcp(s)).tolerations.unwrap_or_default();
+    assert_eq!(
+        node_loss(&t, "node.kubernetes.io/unreachable"),
+        vec![(Some(600), "NoExecute".into())]
+    );
+    assert_eq!(
+        node_loss(&t, "node.kubernetes.io/not-ready"),
+        vec![(None, "NoSchedule".into()), (Some(30), "NoExecute".into())]
+    );
+
+    // No effect means every effect, NoExecute included.
+    let mut s = base();
+    s["podTemplate"] = json!({"nodeLossTolerationSeconds": 0, "tolerations": [
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists"}
+    ]});
+    let t = pod_spec(&mcp(s)).tolerations.unwrap_or_default();
+    assert_eq!(node_loss(&t, "node.kubernetes.io/not-ready").len(), 1);
+    assert_eq!(
+        node_loss(&t, "node.kubernetes.io/unreachable"),
+        vec![(Some(0), "NoExecute".into())]
+    );
+}

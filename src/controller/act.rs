@@ -99,7 +99,8 @@ fn api_message(e: &kube::Error) -> String {
     }
 }
 
-pub async fn act(ctx: &Context, mcp: &McpServer, plan: &Plan) -> Result<Acted> {
+/// `key` is the McpServer's `namespace/name` (`reconcile::object_key`).
+pub async fn act(ctx: &Context, mcp: &McpServer, key: &str, plan: &Plan) -> Result<Acted> {
     let ns = mcp.namespace().ok_or(Error::NoNamespace)?;
     let name = mcp.name_any();
     let mut out = Acted::default();
@@ -115,11 +116,8 @@ pub async fn act(ctx: &Context, mcp: &McpServer, plan: &Plan) -> Result<Acted> {
         .await
         .map_err(Error::Status)?;
     ctx.metrics.status_written("intent");
-    ctx.superseded.record(
-        &super::reconcile::object_key(mcp),
-        mcp.resource_version(),
-        written.resource_version(),
-    );
+    ctx.superseded
+        .record(key, mcp.resource_version(), written.resource_version());
     out.intent = Some((status, written.resource_version()));
 
     if let Some(replicas) = plan.deployment.hand_over_replicas {

@@ -123,12 +123,9 @@ pub struct Planned {
 }
 
 /// Pure: what to check — the Ready, non-terminating pods with an IP of every
-/// McpServer whose MCP checks are on.
+/// McpServer whose MCP checks are on. (`run` does not call it at all while no
+/// server has them on.)
 pub fn plan(servers: &[Arc<McpServer>], pods: &[Arc<Pod>]) -> Vec<Planned> {
-    // This runs every TICK: with no server checked, no pass over the pods.
-    if !servers.iter().any(|m| m.spec.health.mcp.enabled) {
-        return Vec::new();
-    }
     // Pods by (namespace, server label): one pass over pods, not one per server,
     // borrowing their names (no allocation per pod).
     let mut by_server: HashMap<(&str, &str), Vec<&Pod>> = HashMap::new();
@@ -320,6 +317,24 @@ mod tests {
         let (a, _) = PodCheck::next(None, fail(FailureKind::Connect), t(0));
         assert_eq!(a.failing_since, Some(t(0)));
         assert_eq!(a.unresponsive_since(), None);
+    }
+
+    #[test]
+    fn only_servers_with_mcp_checks_on_are_planned() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "notes-1", "namespace": "team-a", "uid": "p1",
+                         "labels": labels::selector(&McpServer::test())},
+            "status": {"podIP": "10.0.0.7", "conditions": [{"type": "ContainersReady", "status": "True"}]}
+        }))
+        .expect("pod");
+        let pods = [Arc::new(pod)];
+        let on = Arc::new(McpServer::test());
+        let planned = plan(std::slice::from_ref(&on), &pods);
+        assert_eq!(planned.len(), 1);
+        assert_eq!(planned[0].target.url, "http://10.0.0.7:8080/mcp");
+        let mut off = McpServer::test();
+        off.spec.health.mcp.enabled = false;
+        assert!(plan(&[Arc::new(off)], &pods).is_empty());
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub async fn reconcile(mcp: Arc<McpServer>, ctx: Arc<Context>) -> Result<Action>
         return Ok(Action::requeue(STALE_RECHECK));
     }
     let started = std::time::Instant::now();
-    let res = reconcile_steps(&mcp, &ctx).await;
+    let res = reconcile_steps(&mcp, &key, &ctx).await;
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
@@ -65,7 +65,8 @@ pub fn object_key(mcp: &McpServer) -> String {
     format!("{}/{}", mcp.namespace().unwrap_or_default(), mcp.name_any())
 }
 
-async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
+/// `key` is `object_key(mcp)`, computed once by `reconcile`.
+async fn reconcile_steps(mcp: &McpServer, key: &str, ctx: &Context) -> Result<Action> {
     let ns = mcp.namespace().ok_or(Error::NoNamespace)?;
     if !ctx.stores.ready(CACHE_WAIT, &ctx.stopping).await {
         return Err(Error::CachesNotReady);
@@ -73,7 +74,7 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
     let now = Timestamp::now();
     let observed = observe::observe(ctx, &ns, mcp).await?;
     let plan = decide::decide(mcp, &observed, now)?;
-    let acted = act::act(ctx, mcp, &plan).await?;
+    let acted = act::act(ctx, mcp, key, &plan).await?;
 
     let prev = mcp.status.clone().unwrap_or_default();
     let status = report::status(mcp, &observed, &plan, &acted, now);
@@ -90,14 +91,13 @@ async fn reconcile_steps(mcp: &McpServer, ctx: &Context) -> Result<Action> {
         match report::write_status(ctx, mcp, &status, rv.clone()).await {
             Ok(written) => {
                 ctx.metrics.status_written("report");
-                ctx.superseded
-                    .record(&object_key(mcp), rv, written.resource_version());
+                ctx.superseded.record(key, rv, written.resource_version());
             }
             // Deleted since this reconcile began (`kubectl delete`, a namespace
             // going): nothing is left to report on, and its deletion event
             // forgets it. Not a failure to retry or warn about.
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                tracing::debug!(object = %object_key(mcp), "deleted during the reconcile; status not written");
+                tracing::debug!(object = %key, "deleted during the reconcile; status not written");
                 return Ok(Action::await_change());
             }
             Err(e) => return Err(Error::Status(e)),
