@@ -42,8 +42,10 @@ if [[ "${E2E_SKIP_BUILD:-0}" != "1" ]]; then
   log "building mcp-operator, mcp-workload and mcp-e2e (release)"
   cargo build --release -j2 --locked -p mcp-operator -p mcp-workload -p mcp-e2e
   if [[ $is_local == 1 ]]; then
-    log "importing the operator and workload images into the local cluster"
-    e2e/images/build.sh --import operator workload
+    log "importing the operator and workload images into every node of the local cluster"
+    for sock in $(cluster_containerd_sockets); do
+      CONTAINERD_ADDRESS="$sock" e2e/images/build.sh --import operator workload
+    done
     # same :dev tag, possibly a new image: roll the operator
     args=(--restart-operator "${args[@]}")
   fi

@@ -111,10 +111,8 @@ async fn s5_drain(ctx: &Ctx) -> Result<Scenario> {
             d.end_ms = Some(t_drained);
             d.info.insert("drained_node".into(), json!(node));
             d.info.insert("drain_ok".into(), json!(ok));
-            d.info.insert(
-                "drain_s".into(),
-                json!((t_drained - t0) as f64 / 1000.0),
-            );
+            d.info
+                .insert("drain_s".into(), json!((t_drained - t0) as f64 / 1000.0));
             d.info.insert(
                 "drain_refusals".into(),
                 json!(out.lines().filter(|l| refused_by_pdb(l)).count()),
@@ -143,7 +141,8 @@ async fn s5_drain(ctx: &Ctx) -> Result<Scenario> {
         .filter(|(_, n)| **n == node)
         .map(|(p, _)| p)
         .collect();
-    run.info.insert("pods_per_node_before".into(), json!(per_node));
+    run.info
+        .insert("pods_per_node_before".into(), json!(per_node));
     run.check("PodDisruptionBudget exists", pdb_exists, "");
     run.check(
         "the pods were spread over >= 2 nodes before the drain (topology spread)",
@@ -154,9 +153,18 @@ async fn s5_drain(ctx: &Ctx) -> Result<Scenario> {
         format!("kubectl drain {node} completed"),
         drain_ok,
         if drain_ok {
-            format!("in {:.1} s", run.info.get("drain_s").and_then(|v| v.as_f64()).unwrap_or(0.0))
+            format!(
+                "in {:.1} s",
+                run.info
+                    .get("drain_s")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0)
+            )
         } else {
-            run.info.get("drain_output").map(|v| v.to_string()).unwrap_or_default()
+            run.info
+                .get("drain_output")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
         },
     );
     run.check(

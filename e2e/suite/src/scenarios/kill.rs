@@ -449,7 +449,10 @@ pub async fn s13(ctx: &Ctx) -> Result<Scenario> {
     run.info.insert("postgres_node".into(), json!(pg_node));
     run.info.insert("mcp_pod_nodes".into(), json!(pod_nodes));
     if other.is_some() {
-        let across = pod_nodes.values().filter(|n| Some(*n) != pg_node.as_ref()).count();
+        let across = pod_nodes
+            .values()
+            .filter(|n| Some(*n) != pg_node.as_ref())
+            .count();
         run.check(
             "MCP pods on another node than Postgres (a partition between nodes)",
             across > 0,

@@ -12,7 +12,9 @@ use anyhow::{anyhow, bail, Result};
 use kube::api::EvictParams;
 use serde_json::json;
 
-use crate::cluster::{eventually, log, server_sel, Ctx, DB_NS, DESIRED, NOTES, NS, OP_NS, OP_SEL, PG_SEL};
+use crate::cluster::{
+    eventually, log, server_sel, Ctx, DB_NS, DESIRED, NOTES, NS, OP_NS, OP_SEL, PG_SEL,
+};
 use crate::measure as m;
 use crate::model::{Mark, Scenario, Threshold};
 use crate::run::{measured_run, Disruption};
@@ -63,7 +65,10 @@ impl Cut {
 impl Drop for Cut {
     fn drop(&mut self) {
         if let Err(e) = ip_link(&["set", &self.link, "up"]) {
-            log(format!("warning: could not bring {} back up: {e:#}", self.link));
+            log(format!(
+                "warning: could not bring {} back up: {e:#}",
+                self.link
+            ));
         }
     }
 }
@@ -76,6 +81,82 @@ pub fn heal_cuts() {
             let _ = ip_link(&["set", &link, "up"]);
         }
     }
+}
+
+/// The host's kube-proxy keeps a Service's ClientIP affinity in one xt_recent
+/// list per endpoint chain. Pin this host's calls to `pod_ip` by putting this
+/// host's address in that endpoint's list only, so the client's pod is the one
+/// on the lost node: the worst case for it, not the luck of the draw.
+fn pin_client(cluster_ip: &str, pod_ip: &str) -> Result<()> {
+    let route = StdCommand::new("ip")
+        .args(["-o", "route", "get", cluster_ip])
+        .output()?;
+    let route = String::from_utf8_lossy(&route.stdout);
+    let src = route
+        .split_whitespace()
+        .skip_while(|w| *w != "src")
+        .nth(1)
+        .ok_or_else(|| anyhow!("no source address toward {cluster_ip}: {route}"))?
+        .to_string();
+    let save = StdCommand::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()?;
+    let comment = format!("\"{NS}/{NOTES}:");
+    let chains: Vec<(String, String)> = String::from_utf8_lossy(&save.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-A KUBE-SEP-") && l.contains(&comment))
+        .filter_map(|l| {
+            let chain = l.split_whitespace().nth(1)?.to_string();
+            let dest = l.split("--to-destination ").nth(1)?;
+            let ip = dest.split(':').next()?.to_string();
+            Some((chain, ip))
+        })
+        .collect();
+    if !chains.iter().any(|(_, ip)| ip == pod_ip) {
+        bail!("no kube-proxy endpoint chain of {NS}/{NOTES} for {pod_ip}: {chains:?}");
+    }
+    for (chain, ip) in &chains {
+        let sign = if ip == pod_ip { '+' } else { '-' };
+        // Removing an address that is not in a list fails; that is fine.
+        let _ = std::fs::write(
+            format!("/proc/net/xt_recent/{chain}"),
+            format!("{sign}{src}\n"),
+        );
+    }
+    Ok(())
+}
+
+/// The pods the host's established connections to `cluster_ip:port` go to
+/// (the reply source of each conntrack entry).
+fn client_backends(cluster_ip: &str, port: &str) -> Vec<String> {
+    let Ok(out) = StdCommand::new("conntrack")
+        .args([
+            "-L",
+            "-p",
+            "tcp",
+            "--orig-dst",
+            cluster_ip,
+            "--dport",
+            port,
+            "--state",
+            "ESTABLISHED",
+        ])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let mut ips: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.strip_prefix("src="))
+                .nth(1)
+                .map(String::from)
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 /// Pods of `NOTES` per node.
@@ -101,7 +182,9 @@ pub async fn ensure_pod_on(ctx: &Ctx, node: &str) -> Result<()> {
         let Some(pod) = pods.keys().next() else {
             bail!("{NOTES} has no pods");
         };
-        log(format!("S17: no {NOTES} pod on {node}; evicting {pod} so one lands there"));
+        log(format!(
+            "S17: no {NOTES} pod on {node}; evicting {pod} so one lands there"
+        ));
         ctx.pods_api(NS).evict(pod, &EvictParams::default()).await?;
         ctx.wait_pods_ready(NOTES, Duration::from_secs(90)).await?;
     }
@@ -131,6 +214,43 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     ensure_pod_on(ctx, &victim).await?;
     let sel = server_sel(NOTES);
     let before = ctx.pod_nodes(NS, &sel).await?;
+    // The host's client sticks to one pod (ClientIP affinity): make it one of
+    // the lost node's.
+    let (url, _) = ctx.endpoint(NOTES).await?;
+    let hostport = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let (cluster_ip, port) = hostport
+        .split_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .ok_or_else(|| anyhow!("the MCP endpoint {url} has no host:port"))?;
+    let pods = ctx
+        .pods_api(NS)
+        .list(&kube::api::ListParams::default().labels(&sel))
+        .await?;
+    let ip_of = |name: &str| {
+        pods.items
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .and_then(|p| p.status.as_ref()?.pod_ip.clone())
+    };
+    let pinned = before
+        .iter()
+        .find(|(_, n)| **n == victim)
+        .and_then(|(p, _)| ip_of(p).map(|ip| (p.clone(), ip)));
+    let pinned = match pinned {
+        Some((pod, ip)) => match pin_client(&cluster_ip, &ip) {
+            Ok(()) => Some((pod, ip)),
+            Err(e) => {
+                log(format!("S17: could not pin the client to {pod}: {e:#}"));
+                None
+            }
+        },
+        None => None,
+    };
     let on_victim = before.values().filter(|n| **n == victim).count();
     let operator_nodes = ctx.pod_nodes(OP_NS, OP_SEL).await?;
     log(format!(
@@ -141,7 +261,9 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     let window = cap_s + 90.0;
     let measured = measured_run(ctx, "S17", NOTES, window, false, |t0| {
         let (victim, link, sel) = (victim.clone(), link.clone(), sel.clone());
+        let (cluster_ip, port) = (cluster_ip.clone(), port.clone());
         async move {
+            let backends = client_backends(&cluster_ip, &port);
             let cut = Cut::start(&link)?;
             let (mut t_notready, mut t_full) = (None, None);
             let deadline = t0 + (cap_s * 1000.0) as u64;
@@ -160,9 +282,7 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
                         .pods(NS, &sel)
                         .await?
                         .iter()
-                        .filter(|(n, p)| {
-                            p.ready && !p.deleting && where_.get(*n) != Some(&victim)
-                        })
+                        .filter(|(n, p)| p.ready && !p.deleting && where_.get(*n) != Some(&victim))
                         .count();
                     if ready_elsewhere >= DESIRED {
                         t_full = Some(now_ms());
@@ -207,6 +327,7 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
             ] {
                 d.info.insert(k.into(), json!(m::secs(t, t0)));
             }
+            d.info.insert("client_backends".into(), json!(backends));
             Ok(d)
         }
     })
@@ -221,7 +342,20 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     run.info.insert("lost_node".into(), json!(victim));
     run.info.insert("postgres_node".into(), json!(pg_node));
     run.info.insert("pods_before".into(), json!(before));
-    run.info.insert("operator_pods".into(), json!(operator_nodes));
+    run.info
+        .insert("operator_pods".into(), json!(operator_nodes));
+    run.info.insert("client_pinned_to".into(), json!(pinned));
+    let backends: Vec<String> = run
+        .info
+        .get("client_backends")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let pinned_ip = pinned.as_ref().map(|(_, ip)| ip.clone());
+    run.check(
+        "the client's calls went to the lost node's pod when the link was cut",
+        !backends.is_empty() && backends.iter().all(|b| Some(b) == pinned_ip.as_ref()),
+        format!("connections to {backends:?}; pinned to {pinned:?}"),
+    );
     run.check(
         format!("{victim} went NotReady while cut"),
         not_ready.is_some(),
@@ -253,7 +387,7 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     run.finish();
     let mut sc = Scenario::with_runs(vec![run]);
     sc.notes.push(format!(
-        "{victim}'s link is cut on this host (`ip link set {link} down`); until the node controller marks it NotReady (grace 50 s) its pods stay in the Service's endpoints, and calls routed to them time out: the errors are reported, not failed on"
+        "{victim}'s link is cut on this host (`ip link set {link} down`) while the client (on the host, ClientIP affinity) is pinned to the pod there, the worst case for it; until the node controller marks the node NotReady (grace 50 s) that pod stays in the Service's endpoints and calls to it time out: the errors are reported, not failed on"
     ));
     Ok(sc)
 }
