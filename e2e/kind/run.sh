@@ -86,12 +86,13 @@ CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MCP_CACHE/target}" \
 # S13 drops the Postgres pod's packets with iptables on the host, which only
 # works where the host routes pod IPs itself (the local cluster); S10, S11, S12
 # and S18 stop control-plane daemons, freeze a process and read the API
-# server's audit log on the host. Leave them out on kind unless scenarios are named.
+# server's audit log on the host; S17 cuts a local-cluster node's link. Leave
+# them out on kind unless scenarios are named.
 if [ "$DEMO" -eq 1 ]; then
   args=(--demo "${args[@]}")
 elif [[ " ${args[*]} " != *" --scenarios "* ]]; then
   args+=(--scenarios "S1,S2,S3,S4,S5,S6,S7,S8,S9,S14,S15,S16,S19,S20,S21")
-  log "S10-S13 and S18 (host faults, audit log) need the local cluster: not run on kind"
+  log "S10-S13, S17 and S18 (host faults, audit log) need the local cluster: not run on kind"
 fi
 log "running e2e/run-e2e.sh (KUBECONFIG=$KUBECONFIG)"
 E2E_USE_KUBECONFIG=1 E2E_SKIP_BUILD=1 E2E_LOAD_FROM=cluster \
