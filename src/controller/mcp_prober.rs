@@ -77,6 +77,18 @@ impl PodCheck {
             _ => None,
         }
     }
+
+    /// Failing to connect, since when.
+    pub fn unreachable_since(&self) -> Option<Timestamp> {
+        match &self.outcome {
+            Err(f) if f.kind == FailureKind::Connect => self.failing_since,
+            _ => None,
+        }
+    }
+
+    pub fn answers(&self) -> bool {
+        self.outcome.is_ok()
+    }
 }
 
 /// The last check per pod.

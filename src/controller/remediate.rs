@@ -105,16 +105,26 @@ pub fn pod_obs(p: &Pod) -> PodObs {
     }
 }
 
-/// When the MCP checks of a Ready pod started failing (connect failures
-/// excluded: they say nothing about the server). None with checks off.
+/// When the MCP checks of a Ready pod started failing. None with checks off.
+/// A failure to connect counts only while another pod of the server answers:
+/// a NetworkPolicy that keeps the operator out keeps it from every pod, but
+/// one pod unreachable while a sibling answers is that pod's node or network.
+/// A lost node's pods stay Ready, and in the Service, until the node
+/// controller's grace period ends (50 s by default): evicting them marks them
+/// terminating, which takes them out of the endpoints and starts their
+/// replacements at once.
 fn mcp_unresponsive_since(mcp: &McpServer, obs: &Observed, pod: &str) -> Option<Time> {
     if !mcp.spec.health.mcp.enabled {
         return None;
     }
-    obs.mcp_checks
+    let (_, check) = obs.mcp_checks.iter().find(|(name, _)| name == pod)?;
+    let sibling_answers = obs
+        .mcp_checks
         .iter()
-        .find(|(name, _)| name == pod)
-        .and_then(|(_, c)| c.unresponsive_since())
+        .any(|(name, c)| name != pod && c.answers());
+    check
+        .unresponsive_since()
+        .or_else(|| check.unreachable_since().filter(|_| sibling_answers))
         .map(Time)
 }
 
@@ -363,6 +373,57 @@ pub fn decide(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_unreachable_pod_is_unresponsive_only_while_a_sibling_answers() {
+        use crate::controller::mcp_prober::PodCheck;
+        use crate::mcpcheck::{Facts, Failure, FailureKind};
+        let at = |s: i64| {
+            k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + s)
+                .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+        };
+        let failed = |kind| {
+            PodCheck::next(
+                None,
+                Err(Failure {
+                    kind,
+                    detail: "x".into(),
+                }),
+                at(10),
+            )
+            .0
+        };
+        let answered = PodCheck::next(None, Ok(Facts::default()), at(10)).0;
+        let mcp = McpServer::test();
+        let obs = |checks: Vec<(&str, PodCheck)>| Observed {
+            mcp_checks: checks
+                .into_iter()
+                .map(|(n, c)| (n.to_string(), c))
+                .collect(),
+            ..Observed::default()
+        };
+        // Cut off (a lost node) while a sibling answers.
+        let o = obs(vec![
+            ("a", failed(FailureKind::Connect)),
+            ("b", answered.clone()),
+        ]);
+        assert_eq!(mcp_unresponsive_since(&mcp, &o, "a"), Some(Time(at(10))));
+        assert_eq!(mcp_unresponsive_since(&mcp, &o, "b"), None);
+        // Every pod unreachable (a NetworkPolicy keeps the operator out): no verdict.
+        let o = obs(vec![
+            ("a", failed(FailureKind::Connect)),
+            ("b", failed(FailureKind::Connect)),
+        ]);
+        assert_eq!(mcp_unresponsive_since(&mcp, &o, "a"), None);
+        // A hung MCP layer counts whatever the siblings do.
+        let o = obs(vec![("a", failed(FailureKind::Timeout))]);
+        assert_eq!(mcp_unresponsive_since(&mcp, &o, "a"), Some(Time(at(10))));
+        // Checks off: nothing.
+        let mut off = McpServer::test();
+        off.spec.health.mcp.enabled = false;
+        let o = obs(vec![("a", failed(FailureKind::Connect)), ("b", answered)]);
+        assert_eq!(mcp_unresponsive_since(&off, &o, "a"), None);
+    }
 
     fn rs(hash: &str, revision: &str, available: i32) -> ReplicaSet {
         serde_json::from_value(json!({

@@ -1,9 +1,12 @@
 //! S17: a node lost. The network of a node holding MCP pods (not Postgres's)
 //! is cut on this host (its veth down) for longer than the node-monitor grace
-//! period: the node goes NotReady, its pods are evicted after their
-//! not-ready/unreachable toleration and replaced on the other node. The
-//! operator must neither evict in a storm nor hold the pool below capacity;
-//! measured: time to full capacity elsewhere and the calls that failed.
+//! period, with the host's client pinned to a pod there. The operator's MCP
+//! checks find that pod unreachable while its siblings answer and evict it
+//! after `health.mcp.unhealthyAfterSeconds`, before the node controller marks
+//! the node NotReady (grace 50 s) and the taint manager evicts after the
+//! pods' toleration. The operator must neither evict in a storm nor hold the
+//! pool below capacity; measured: time to full capacity elsewhere, and the
+//! calls that failed.
 
 use std::process::Command as StdCommand;
 use std::time::Duration;
@@ -20,8 +23,8 @@ use crate::model::{Mark, Scenario, Threshold};
 use crate::run::{measured_run, Disruption};
 use mcp_workload::client::now_ms;
 
-/// Full capacity on the other nodes within this many seconds of the cut:
-/// node-monitor grace period (50 s, upstream default) + the pods'
+/// Full capacity on the other nodes within this many seconds of the cut: the
+/// later bound, node-monitor grace period (50 s, upstream default) + the pods'
 /// not-ready/unreachable toleration (10 s in the e2e McpServer) + a start.
 pub const S17_CAPACITY_S: f64 = 90.0;
 
@@ -387,7 +390,7 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     run.finish();
     let mut sc = Scenario::with_runs(vec![run]);
     sc.notes.push(format!(
-        "{victim}'s link is cut on this host (`ip link set {link} down`) while the client (on the host, ClientIP affinity) is pinned to the pod there, the worst case for it; until the node controller marks the node NotReady (grace 50 s) that pod stays in the Service's endpoints and calls to it time out: the errors are reported, not failed on"
+        "{victim}'s link is cut on this host (`ip link set {link} down`) while the client (on the host, ClientIP affinity) is pinned to the pod there, the worst case for it: calls to it time out until it leaves the Service's endpoints (evicted by the operator, or the node marked NotReady after its 50 s grace); the errors are reported, not failed on"
     ));
     Ok(sc)
 }
