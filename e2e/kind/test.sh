@@ -51,7 +51,7 @@ case "$1 ${2:-}" in
   "load docker-image")
     for img in "${args[@]:2}"; do
       case "$img" in
-        --name | "$name") ;;
+        --name | "$name") continue ;;
         mcp-operator:dev) image=operator ;;
         mcp-workload:dev) image=workload ;;
         mcp-e2e/postgres:15) image=postgres ;;

@@ -189,7 +189,21 @@ pub async fn ensure_pod_on(ctx: &Ctx, node: &str) -> Result<()> {
             "S17: no {NOTES} pod on {node}; evicting {pod} so one lands there"
         ));
         ctx.pods_api(NS).evict(pod, &EvictParams::default()).await?;
-        ctx.wait_pods_ready(NOTES, Duration::from_secs(90)).await?;
+        // Until the evicted pod is gone, not only its replacement Ready: a
+        // measured run that starts with it would see it disappear.
+        eventually(
+            &format!("{pod} gone and {DESIRED} ready pods of {NOTES}"),
+            Duration::from_secs(90),
+            Duration::from_millis(500),
+            || async {
+                let pods = ctx.pods(NS, &sel).await?;
+                Ok((!pods.contains_key(pod)
+                    && pods.len() == DESIRED
+                    && m::pods_ready(&pods, DESIRED))
+                .then_some(()))
+            },
+        )
+        .await?;
     }
     if on_node(ctx, node).await? == 0 {
         bail!("could not get a {NOTES} pod onto {node}");
