@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::cluster::{eventually, log, server_sel, Ctx, DESIRED, NOTES, NS};
 use crate::measure::{self as m, pods_ready};
-use crate::model::{Mark, Scenario};
+use crate::model::{Mark, Run, Scenario};
 use crate::run::{measured_run, Disruption};
 use mcp_workload::client::now_ms;
 
@@ -177,6 +177,20 @@ async fn s5_drain(ctx: &Ctx) -> Result<Scenario> {
         left_on_node.is_empty() && after.len() >= DESIRED,
         format!("after: {after:?}"),
     );
+    availability_checks(&mut run);
+    run.check(format!("{node} uncordoned after"), uncordoned, msg);
+    run.require_no_failed_calls();
+    run.finish();
+    let mut sc = Scenario::with_runs(vec![run]);
+    sc.notes.push(format!(
+        "a real drain of {node} limited to {NOTES}'s pods (`--pod-selector`): Postgres's hostPath volume ties it to its node"
+    ));
+    sc.notes.push(SESSIONS_NOTE.into());
+    Ok(sc)
+}
+
+/// What both paths promise: the pool stays served and the operator stays out.
+fn availability_checks(run: &mut Run) {
     run.check(
         ">= 2 replicas ready throughout",
         run.min_ready_replicas >= 2,
@@ -192,15 +206,6 @@ async fn s5_drain(ctx: &Ctx) -> Result<Scenario> {
         run.remediation_actions == 0,
         run.remediation_actions,
     );
-    run.check(format!("{node} uncordoned after"), uncordoned, msg);
-    run.require_no_failed_calls();
-    run.finish();
-    let mut sc = Scenario::with_runs(vec![run]);
-    sc.notes.push(format!(
-        "a real drain of {node} limited to {NOTES}'s pods (`--pod-selector`): Postgres's hostPath volume ties it to its node"
-    ));
-    sc.notes.push(SESSIONS_NOTE.into());
-    Ok(sc)
 }
 
 const SESSIONS_NOTE: &str = "session losses are reported, not failed on: an MCP session lives in one pod, and the client re-initializes once when its pod goes";
@@ -300,21 +305,7 @@ async fn s5_evict_in_turn(ctx: &Ctx) -> Result<Scenario> {
         refused == results.len() && !results.is_empty(),
         format!("{refused}/{} refused", results.len()),
     );
-    run.check(
-        ">= 2 replicas ready throughout",
-        run.min_ready_replicas >= 2,
-        run.min_ready_replicas,
-    );
-    run.check(
-        format!("all {DESIRED} replicas ready after the drain"),
-        run.mcp_ready_s.is_some(),
-        m::fmt(run.mcp_ready_s),
-    );
-    run.check(
-        "operator took no remediation action",
-        run.remediation_actions == 0,
-        run.remediation_actions,
-    );
+    availability_checks(&mut run);
     run.require_no_failed_calls();
     run.finish();
     let mut sc = Scenario::with_runs(vec![run]);
