@@ -301,7 +301,10 @@ where
     run.check(
         "every acknowledged write read back",
         report.unverified_acked_writes == 0,
-        format!("unverified={}", report.unverified_acked_writes),
+        format!(
+            "unverified={}; read-back errors {:?} {:?}",
+            report.unverified_acked_writes, report.verify_errors, report.verify_error_samples
+        ),
     );
     run.check(
         "operator did not crash",

@@ -665,6 +665,12 @@ pub struct LoadReport {
     pub unverified_acked_writes: u64,
     pub lost_keys: Vec<String>,
     pub verify_duration_s: f64,
+    /// Failed read-backs by error kind (each retried until the verify
+    /// deadline), and one message per kind: why writes stayed unverified.
+    #[serde(default)]
+    pub verify_errors: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub verify_error_samples: BTreeMap<String, String>,
     /// Successful calls, from the scheduled send time to the answer.
     pub latency_ms: Latency,
     pub timeline_bucket_ms: u64,
@@ -784,11 +790,22 @@ enum Verdict {
     Unverified,
 }
 
+/// What the read-back came to.
+#[derive(Default, Clone)]
+struct Verified {
+    lost: u64,
+    unverified: u64,
+    /// Up to 50.
+    lost_keys: Vec<String>,
+    errors: BTreeMap<String, u64>,
+    error_samples: BTreeMap<String, String>,
+}
+
 async fn verify_worker(
     opts: Arc<LoadOptions>,
     queue: Arc<Mutex<Vec<Ack>>>,
     deadline: std::time::Instant,
-    results: Arc<Mutex<(u64, u64, Vec<String>)>>,
+    results: Arc<Mutex<Verified>>,
 ) {
     let mut session = Session::new(&opts.url, opts.call_timeout);
     loop {
@@ -810,7 +827,16 @@ async fn verify_worker(
                     };
                     break;
                 }
-                Outcome::Err { retry_after_ms, .. } => {
+                Outcome::Err {
+                    kind,
+                    message,
+                    retry_after_ms,
+                    ..
+                } => {
+                    if let Ok(mut r) = results.lock() {
+                        *r.errors.entry(kind.clone()).or_default() += 1;
+                        r.error_samples.entry(kind).or_insert(message);
+                    }
                     let wait = Duration::from_millis(retry_after_ms.unwrap_or(200).clamp(50, 2000));
                     tokio::time::sleep(wait).await;
                 }
@@ -820,23 +846,23 @@ async fn verify_worker(
             match verdict {
                 Verdict::Ok => {}
                 Verdict::Lost => {
-                    r.0 += 1;
-                    if r.2.len() < 50 {
-                        r.2.push(ack.key.clone());
+                    r.lost += 1;
+                    if r.lost_keys.len() < 50 {
+                        r.lost_keys.push(ack.key.clone());
                     }
                 }
-                Verdict::Unverified => r.1 += 1,
+                Verdict::Unverified => r.unverified += 1,
             }
         }
     }
     session.close().await;
 }
 
-/// Read every acknowledged write back: (lost, unverified, up to 50 lost keys).
-async fn verify(opts: &Arc<LoadOptions>, acks: Vec<Ack>) -> (u64, u64, Vec<String>) {
+/// Read every acknowledged write back.
+async fn verify(opts: &Arc<LoadOptions>, acks: Vec<Ack>) -> Verified {
     let deadline = std::time::Instant::now() + opts.verify_timeout;
     let queue = Arc::new(Mutex::new(acks));
-    let results = Arc::new(Mutex::new((0u64, 0u64, Vec::new())));
+    let results = Arc::new(Mutex::new(Verified::default()));
     let verifiers: Vec<_> = (0..opts.concurrency.clamp(1, 16))
         .map(|_| {
             tokio::spawn(verify_worker(
@@ -850,10 +876,7 @@ async fn verify(opts: &Arc<LoadOptions>, acks: Vec<Ack>) -> (u64, u64, Vec<Strin
     for v in verifiers {
         let _ = v.await;
     }
-    results
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or((0, 0, Vec::new()))
+    results.lock().map(|r| r.clone()).unwrap_or_default()
 }
 
 /// Run the load, verify, and build the report.
@@ -906,7 +929,7 @@ pub async fn run_until(opts: LoadOptions, stop: CancellationToken) -> (LoadRepor
     let acks = acks.lock().map(|a| a.clone()).unwrap_or_default();
 
     let verify_started = std::time::Instant::now();
-    let (lost, unverified, lost_keys) = verify(&opts, acks.clone()).await;
+    let verified = verify(&opts, acks.clone()).await;
     let verify_duration_s = verify_started.elapsed().as_secs_f64();
 
     let events = d.events;
@@ -954,10 +977,12 @@ pub async fn run_until(opts: LoadOptions, stop: CancellationToken) -> (LoadRepor
         mark_unix_ms: marks.first().map(|m| m.mark_unix_ms),
         first_success_after_s: marks.first().and_then(|m| m.first_success_after_s),
         marks,
-        lost_acked_writes: lost,
-        unverified_acked_writes: unverified,
-        lost_keys,
+        lost_acked_writes: verified.lost,
+        unverified_acked_writes: verified.unverified,
+        lost_keys: verified.lost_keys,
         verify_duration_s,
+        verify_errors: verified.errors,
+        verify_error_samples: verified.error_samples,
         latency_ms: Latency {
             p50: report::percentile(&lat, 50.0),
             p95: report::percentile(&lat, 95.0),
