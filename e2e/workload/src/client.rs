@@ -1104,10 +1104,12 @@ mod tests {
             })
             .collect();
         let started = std::time::Instant::now();
-        let (lost, unverified, _) = verify(&Arc::new(o), acks).await;
+        let v = verify(&Arc::new(o), acks).await;
         let took = started.elapsed();
         held.abort();
-        assert_eq!((lost, unverified), (0, 40));
+        assert_eq!((v.lost, v.unverified), (0, 40));
+        // The report says why: the calls made before the deadline failed.
+        assert!(!v.errors.is_empty() && v.errors.keys().all(|k| v.error_samples.contains_key(k)));
         // One call timeout past the deadline at most (plus the sessions' close);
         // a call per write would take 40 / 4 x 1 s = 10 s.
         assert!(took < Duration::from_secs(5), "verify took {took:?}");
