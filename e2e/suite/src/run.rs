@@ -82,6 +82,24 @@ where
     F: FnOnce(u64) -> Fut,
     Fut: Future<Output = Result<Disruption>>,
 {
+    measured_run_with(ctx, tag, target, window_s, pg_down, None, disrupt).await
+}
+
+/// [`measured_run`] that reads the acknowledged writes back through
+/// `verify_url` (a host load only) instead of the load's URL.
+pub async fn measured_run_with<F, Fut>(
+    ctx: &Ctx,
+    tag: &str,
+    target: &str,
+    window_s: f64,
+    pg_down: bool,
+    verify_url: Option<String>,
+    disrupt: F,
+) -> Result<Measured>
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: Future<Output = Result<Disruption>>,
+{
     let sel = server_sel(target);
     let before_mcp = ctx.pods(NS, &sel).await?;
     let before_op = ctx.operator_pods().await?;
@@ -138,6 +156,7 @@ where
         mark_file: None,
         since_ms: None,
         max_in_flight: None,
+        verify_url,
     };
     let load = Load::start(ctx, target, opts).await?;
     tokio::time::sleep(Duration::from_secs_f64(o.warmup_s)).await;

@@ -566,6 +566,9 @@ pub struct LoadOptions {
     /// recorded as an error `not_sent_in_flight_cap`. `None`:
     /// `ceil(rate × call_timeout)`, at least 1.
     pub max_in_flight: Option<usize>,
+    /// Where the acknowledged writes are read back; `None`: `url`. A scenario
+    /// that breaks its own path to the Service reads back through a pod.
+    pub verify_url: Option<String>,
 }
 
 impl LoadOptions {
@@ -584,6 +587,7 @@ impl LoadOptions {
             mark_file: None,
             since_ms: None,
             max_in_flight: None,
+            verify_url: None,
         }
     }
 
@@ -807,7 +811,8 @@ async fn verify_worker(
     deadline: std::time::Instant,
     results: Arc<Mutex<Verified>>,
 ) {
-    let mut session = Session::new(&opts.url, opts.call_timeout);
+    let url = opts.verify_url.as_deref().unwrap_or(&opts.url);
+    let mut session = Session::new(url, opts.call_timeout);
     loop {
         let next = queue.lock().ok().and_then(|mut q| q.pop());
         let Some(ack) = next else { break };

@@ -20,7 +20,7 @@ use crate::cluster::{
 };
 use crate::measure as m;
 use crate::model::{Mark, Scenario, Threshold};
-use crate::run::{measured_run, Disruption};
+use crate::run::{measured_run_with, Disruption};
 use mcp_workload::client::now_ms;
 
 /// Full capacity on the other nodes within this many seconds of the cut: the
@@ -268,6 +268,33 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
         },
         None => None,
     };
+    // The writes are read back through a pod on a node that stays: the
+    // host's path to the Service is the one this scenario pinned to the lost
+    // node, and the read-back is not what S17 measures.
+    let path = url
+        .trim_start_matches("http://")
+        .split_once('/')
+        .map_or("mcp", |(_, p)| p)
+        .to_string();
+    let verify_url = before
+        .iter()
+        .filter(|(_, n)| **n != victim)
+        .find_map(|(p, _)| {
+            let pod = pods
+                .items
+                .iter()
+                .find(|x| x.metadata.name.as_deref() == Some(p.as_str()))?;
+            let port = pod
+                .spec
+                .as_ref()?
+                .containers
+                .first()?
+                .ports
+                .as_ref()?
+                .first()?
+                .container_port;
+            ip_of(p).map(|ip| format!("http://{ip}:{port}/{path}"))
+        });
     let on_victim = before.values().filter(|n| **n == victim).count();
     let operator_nodes = ctx.pod_nodes(OP_NS, OP_SEL).await?;
     log(format!(
@@ -276,7 +303,7 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     ));
     let cap_s = ctx.opts.node_loss_s;
     let window = cap_s + 90.0;
-    let measured = measured_run(ctx, "S17", NOTES, window, false, |t0| {
+    let measured = measured_run_with(ctx, "S17", NOTES, window, false, verify_url.clone(), |t0| {
         let (victim, link, sel) = (victim.clone(), link.clone(), sel.clone());
         let (cluster_ip, port) = (cluster_ip.clone(), port.clone());
         async move {
@@ -362,6 +389,8 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     run.info
         .insert("operator_pods".into(), json!(operator_nodes));
     run.info.insert("client_pinned_to".into(), json!(pinned));
+    run.info
+        .insert("read_back_through".into(), json!(verify_url));
     let backends: Vec<String> = run
         .info
         .get("client_backends")
@@ -404,7 +433,7 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     run.finish();
     let mut sc = Scenario::with_runs(vec![run]);
     sc.notes.push(format!(
-        "{victim}'s link is cut on this host (`ip link set {link} down`) while the client (on the host, ClientIP affinity) is pinned to the pod there, the worst case for it: calls to it time out until it leaves the Service's endpoints (evicted by the operator, or the node marked NotReady after its 50 s grace); the errors are reported, not failed on"
+        "{victim}'s link is cut on this host (`ip link set {link} down`) while the client (on the host, ClientIP affinity) is pinned to the pod there, the worst case for it: calls to it time out until it leaves the Service's endpoints (evicted by the operator, or the node marked NotReady after its 50 s grace); the errors are reported, not failed on; the acknowledged writes are read back through a pod on a node that stays"
     ));
     Ok(sc)
 }

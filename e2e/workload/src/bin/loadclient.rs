@@ -142,6 +142,7 @@ async fn main() {
         mark_file: args.mark_file,
         since_ms: args.since,
         max_in_flight: args.max_in_flight,
+        verify_url: None,
     };
     let stop = CancellationToken::new();
     stop_on_request(args.control_port, stop.clone()).await;
