@@ -234,12 +234,10 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     // The host's client sticks to one pod (ClientIP affinity): make it one of
     // the lost node's.
     let (url, _) = ctx.endpoint(NOTES).await?;
-    let hostport = url
+    let (hostport, path) = url
         .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+        .split_once('/')
+        .unwrap_or((url.trim_start_matches("http://"), "mcp"));
     let (cluster_ip, port) = hostport
         .split_once(':')
         .map(|(h, p)| (h.to_string(), p.to_string()))
@@ -248,12 +246,12 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
         .pods_api(NS)
         .list(&kube::api::ListParams::default().labels(&sel))
         .await?;
-    let ip_of = |name: &str| {
+    let pod_named = |name: &str| {
         pods.items
             .iter()
             .find(|p| p.metadata.name.as_deref() == Some(name))
-            .and_then(|p| p.status.as_ref()?.pod_ip.clone())
     };
+    let ip_of = |name: &str| pod_named(name).and_then(|p| p.status.as_ref()?.pod_ip.clone());
     let pinned = before
         .iter()
         .find(|(_, n)| **n == victim)
@@ -271,19 +269,12 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     // The writes are read back through a pod on a node that stays: the
     // host's path to the Service is the one this scenario pinned to the lost
     // node, and the read-back is not what S17 measures.
-    let path = url
-        .trim_start_matches("http://")
-        .split_once('/')
-        .map_or("mcp", |(_, p)| p)
-        .to_string();
     let verify_url = before
         .iter()
         .filter(|(_, n)| **n != victim)
         .find_map(|(p, _)| {
-            let pod = pods
-                .items
-                .iter()
-                .find(|x| x.metadata.name.as_deref() == Some(p.as_str()))?;
+            let pod = pod_named(p)?;
+            let ip = pod.status.as_ref()?.pod_ip.as_ref()?;
             let port = pod
                 .spec
                 .as_ref()?
@@ -293,7 +284,7 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
                 .as_ref()?
                 .first()?
                 .container_port;
-            ip_of(p).map(|ip| format!("http://{ip}:{port}/{path}"))
+            Some(format!("http://{ip}:{port}/{path}"))
         });
     let on_victim = before.values().filter(|n| **n == victim).count();
     let operator_nodes = ctx.pod_nodes(OP_NS, OP_SEL).await?;
