@@ -8,6 +8,7 @@ use http::Method;
 use kube::runtime::events::{Recorder, Reporter};
 use mcp_operator::api::McpServer;
 use mcp_operator::controller::context::Context;
+use mcp_operator::controller::events::EventQueue;
 use mcp_operator::controller::reconcile::reconcile;
 use mcp_operator::controller::stores;
 use mcp_operator::telemetry::metrics::Metrics;
@@ -89,19 +90,35 @@ fn ctx(api: &FakeApi) -> Arc<Context> {
         .lock()
         .map(|s| s.objects.values().cloned().collect())
         .unwrap_or_default();
-    Arc::new(Context::new(
+    let metrics = Arc::new(Metrics::default());
+    let recorder = Recorder::new(
         client.clone(),
-        Recorder::new(
-            client,
-            Reporter {
-                controller: "mcp-operator".into(),
-                instance: None,
-            },
-        ),
-        Arc::new(Metrics::default()),
+        Reporter {
+            controller: "mcp-operator".into(),
+            instance: None,
+        },
+    );
+    Arc::new(Context::new(
+        client,
+        EventQueue::start(recorder, metrics.clone()).0,
+        metrics,
         stores::from_objects(objects),
         None,
     ))
+}
+
+/// Wait until the Events a reconcile queued have gone out.
+async fn events_sent(ctx: &Context) {
+    for _ in 0..100 {
+        if ctx.events.pending() == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{} Events still queued 2 s after the reconcile",
+        ctx.events.pending()
+    );
 }
 
 /// The McpServer as the API server would now return it (with the status we wrote).
@@ -129,9 +146,12 @@ async fn create_then_noop_then_update() {
     let base = server_json("notes:1");
 
     // 1. First reconcile: intent (status, guarded), Deployment, Service and PDB, then the status.
-    reconcile(current(&api, &base), ctx(&api))
+    let first = ctx(&api);
+    reconcile(current(&api, &base), first.clone())
         .await
         .expect("first reconcile");
+    // Its Events go out after it returns, from the queue.
+    events_sent(&first).await;
     let w = paths(&api.writes());
     let expected = [
         format!("PATCH /apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes/status"),
@@ -209,7 +229,8 @@ async fn missing_secret_is_a_condition_not_an_error() {
                "status": {"containerStatuses": [{"name": "mcp", "ready": false, "restartCount": 0, "image": "notes:1", "imageID": "",
                    "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"notes-db\" not found"}}}]}}),
     );
-    let action = reconcile(current(&api, &server_json("notes:1")), ctx(&api))
+    let c = ctx(&api);
+    let action = reconcile(current(&api, &server_json("notes:1")), c.clone())
         .await
         .expect("reconcile succeeds");
     assert!(
@@ -237,7 +258,8 @@ async fn missing_secret_is_a_condition_not_an_error() {
         action,
         kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(20))
     );
-    // An Event was sent.
+    // An Event was sent, after the reconcile (from the event queue).
+    events_sent(&c).await;
     assert!(api
         .requests()
         .iter()

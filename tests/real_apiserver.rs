@@ -18,6 +18,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config, CustomResourceExt};
 use mcp_operator::api::McpServer;
 use mcp_operator::controller::context::Context;
+use mcp_operator::controller::events::EventQueue;
 use mcp_operator::controller::reconcile::reconcile;
 use mcp_operator::controller::stores::{self, Stores};
 use mcp_operator::telemetry::metrics::Metrics;
@@ -118,16 +119,18 @@ async fn standalone_ctx(client: &Client, ns: &str) -> Arc<Context> {
             .await,
         "caches never synced"
     );
+    let metrics = Arc::new(Metrics::default());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "mcp-operator".into(),
+            instance: None,
+        },
+    );
     Arc::new(Context::new(
         client.clone(),
-        Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "mcp-operator".into(),
-                instance: None,
-            },
-        ),
-        Arc::new(Metrics::default()),
+        EventQueue::start(recorder, metrics.clone()).0,
+        metrics,
         stores,
         Some(ns.to_string()),
     ))
@@ -1172,18 +1175,21 @@ async fn a_child_the_api_server_rejects_becomes_a_condition() {
         deployed && reported
     })
     .await;
-    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), ns)
-        .list(&Default::default())
-        .await
-        .expect("events");
-    assert!(
+    // Events go out after the reconcile, from the event queue.
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), ns);
+    eventually("a Warning Event for the rejection", || async {
         events
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("DeploymentRejected")
-                && e.type_.as_deref() == Some("Warning")),
-        "no Warning Event for the rejection"
-    );
+            .list(&Default::default())
+            .await
+            .map_err(|e| eprintln!("list events: {e}"))
+            .is_ok_and(|l| {
+                l.items.iter().any(|e| {
+                    e.reason.as_deref() == Some("DeploymentRejected")
+                        && e.type_.as_deref() == Some("Warning")
+                })
+            })
+    })
+    .await;
 }
 
 #[tokio::test]

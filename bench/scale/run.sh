@@ -14,6 +14,8 @@
 #      "mcp-operator toolhive"), BENCH_NODES (50), BENCH_IDLE_S (60),
 #      BENCH_TIMEOUT_S (900: longest wait of any one phase),
 #      BENCH_OUT (default bench/scale: report.json, report.md, runs/, logs/),
+#      BENCH_KWOK_POD_PARALLELISM (16: pods kwok moves through a stage at once;
+#      kwok's default, 4, makes the simulated kubelet the slowest part),
 #      BENCH_GOALS=1 (fail when a goal at N=1000 is missed, not only a threshold)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +28,7 @@ BENCH_OPERATORS="${BENCH_OPERATORS:-mcp-operator toolhive}"
 BENCH_NODES="${BENCH_NODES:-50}"
 BENCH_IDLE_S="${BENCH_IDLE_S:-60}"
 BENCH_TIMEOUT_S="${BENCH_TIMEOUT_S:-900}"
+BENCH_KWOK_POD_PARALLELISM="${BENCH_KWOK_POD_PARALLELISM:-16}"
 OUT="${BENCH_OUT:-$ROOT/bench/scale}"
 TOOLHIVE_VERSION="${TOOLHIVE_VERSION:-v0.46.0}"
 WORK="$MCP_CACHE/bench-scale"
@@ -82,8 +85,14 @@ cluster_up() {
   export KUBECONFIG="$CP_KUBECONFIG_PATH"
   # shellcheck source=../../e2e/cluster/local/lib.sh
   source "$ROOT/e2e/cluster/local/lib.sh"
+  cat >"$CP_DIR/kwok-options.yaml" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: $BENCH_KWOK_POD_PARALLELISM
+YAML
   start_daemon kwok "$CP_DIR" "$KWOK" --kubeconfig "$KUBECONFIG" \
-    --config "$(dirname "$KWOK")/stages.yaml" \
+    --config "$(dirname "$KWOK")/stages.yaml" --config "$CP_DIR/kwok-options.yaml" \
     --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --node-lease-duration-seconds 40 --cidr 10.64.0.1/12 --node-ip 10.63.0.1
   local i
@@ -207,7 +216,7 @@ main() {
   cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   "$TARGET/mcp-bench-scale" report --runs "$OUT/runs" --out "$OUT" \
     --note "machine: $(nproc) cores ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB; everything (etcd, API server, controller manager, scheduler, kwok, the operator, the benchmark's client) shares it" \
-    --note "cluster: Kubernetes $K8S_VERSION control plane + $("$KWOK" --version 2>/dev/null | head -1), $BENCH_NODES simulated nodes; controller manager and scheduler at $CP_CLIENT_QPS QPS, 25 Deployment and ReplicaSet workers" \
+    --note "cluster: Kubernetes $K8S_VERSION control plane + $("$KWOK" --version 2>/dev/null | head -1), $BENCH_NODES simulated nodes; controller manager and scheduler at $CP_CLIENT_QPS QPS, 25 Deployment and ReplicaSet workers; kwok moves $BENCH_KWOK_POD_PARALLELISM pods through a stage at once (its default: 4)" \
     --note "workload: N servers, 2 replicas each, over 10 namespaces, one database Service with a hand-made EndpointSlice; created 16 at a time" \
     --note "ours runs under the chart's memory limit ($(( $(chart_memory_limit) / 1048576 )) MiB, a cgroup), leader election on; ToolHive without a limit" \
     --note "idle: ${BENCH_IDLE_S} s, starting 10 s after convergence; requests from the API server's audit log (one event per request)" \

@@ -1,9 +1,9 @@
 //! Shared state handed to every reconcile.
+use super::events::EventQueue;
 use super::mcp_prober::McpVerdicts;
 use super::prober::Verdicts;
 use super::stores::Stores;
 use crate::telemetry::metrics::Metrics;
-use kube::runtime::events::Recorder;
 use kube::Client;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    /// Events go out from here, off the reconcile path.
+    pub events: EventQueue,
     pub metrics: Arc<Metrics>,
     /// Caches of everything a reconcile reads.
     pub stores: Stores,
@@ -38,14 +39,14 @@ pub struct Context {
 impl Context {
     pub fn new(
         client: Client,
-        recorder: Recorder,
+        events: EventQueue,
         metrics: Arc<Metrics>,
         stores: Stores,
         scope: Option<String>,
     ) -> Self {
         Self {
             client,
-            recorder,
+            events,
             metrics,
             stores,
             scope,

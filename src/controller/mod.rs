@@ -6,6 +6,7 @@ pub mod decide;
 pub mod dependency;
 pub mod drift;
 pub mod error;
+pub mod events;
 pub mod gate;
 pub mod mcp_prober;
 pub mod observe;
@@ -121,9 +122,10 @@ pub async fn run(
         }
     }
     let (stores, w) = stores::new();
+    let (events, event_workers) = events::EventQueue::start(recorder, metrics.clone());
     let ctx = Arc::new(Context::new(
         client.clone(),
-        recorder,
+        events,
         metrics,
         stores,
         namespace.clone(),
@@ -150,7 +152,8 @@ pub async fn run(
             api::<McpServer>(c, ns),
             watcher::Config::default().any_semantic(),
         )
-        .default_backoff(),
+        .default_backoff()
+        .modify(stores::trim::server),
     )
     .touched_objects();
     // Databases outside the cluster are probed apart from the reconcile; a changed
@@ -243,6 +246,9 @@ pub async fn run(
     prober_task.abort();
     mcp_task.abort();
     rs_task.abort();
+    // Every Context is gone with the controller: the queues close, and what the
+    // last reconciles queued goes out (a lost lease's fence refuses it anyway).
+    event_workers.drain(Duration::from_secs(5)).await;
 }
 
 #[cfg(test)]

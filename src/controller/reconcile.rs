@@ -104,7 +104,7 @@ async fn reconcile_steps(mcp: &McpServer, key: &str, ctx: &Context) -> Result<Ac
         }
     }
     record_metrics(ctx, &ns, mcp, &observed, &plan, &status, now);
-    report::publish(ctx, mcp, events).await;
+    report::publish(ctx, mcp, events);
 
     let mut requeue = plan.remediation.requeue_after.unwrap_or(RESYNC).min(RESYNC);
     if !plan.config_valid {

@@ -12,7 +12,7 @@ use crate::remediation::{
 use crate::status::conditions::Desired;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use std::time::Duration;
@@ -223,22 +223,26 @@ pub fn override_request(mcp: &McpServer) -> Option<OverrideRequest> {
     if token.is_empty() {
         return None;
     }
-    let needle = format!("f:{OVERRIDE_ANNOTATION}");
     let manager = mcp
         .metadata
         .managed_fields
         .as_ref()
         .and_then(|mfs| {
             mfs.iter()
-                .filter(|m| {
-                    m.fields_v1
-                        .as_ref()
-                        .is_some_and(|f| f.0.to_string().contains(&needle))
-                })
+                .filter(|m| sets_override(m))
                 .max_by_key(|m| m.time.as_ref().map(|t| t.0))
         })
         .and_then(|m| m.manager.clone());
     Some(OverrideRequest { token, manager })
+}
+
+/// Does this managed-fields entry set the override annotation?
+pub fn sets_override(e: &ManagedFieldsEntry) -> bool {
+    e.fields_v1.as_ref().is_some_and(|f| {
+        f.0.get("f:metadata")
+            .and_then(|m| m.get("f:annotations"))
+            .is_some_and(|a| a.get(format!("f:{OVERRIDE_ANNOTATION}")).is_some())
+    })
 }
 
 /// How many pods remediation may take down at once. Not the PDB's live
@@ -539,6 +543,17 @@ mod tests {
         let o = override_request(&m).expect("override");
         assert_eq!(o.token, "t1");
         assert_eq!(o.manager.as_deref(), Some("kubectl-annotate"));
+        // The cache keeps only the entry that set the annotation: same answer.
+        let mut cached = m.clone();
+        crate::controller::stores::trim::server(&mut cached);
+        assert_eq!(
+            cached.metadata.managed_fields.as_ref().map(Vec::len),
+            Some(1)
+        );
+        assert_eq!(
+            override_request(&cached).and_then(|o| o.manager).as_deref(),
+            Some("kubectl-annotate")
+        );
         m.metadata.annotations = Some([(OVERRIDE_ANNOTATION.to_string(), "  ".to_string())].into());
         assert!(
             override_request(&m).is_none(),

@@ -154,7 +154,8 @@ pub fn transition_events(prev: &McpServerStatus, next: &McpServerStatus) -> Vec<
     events
 }
 
-pub async fn publish(ctx: &Context, mcp: &McpServer, events: Vec<PendingEvent>) {
+/// Queue the Events (see [`super::events`]): never waits for the API server.
+pub fn publish(ctx: &Context, mcp: &McpServer, events: Vec<PendingEvent>) {
     let reference = mcp.object_ref(&());
     for e in events {
         let ev = Event {
@@ -174,9 +175,7 @@ pub async fn publish(ctx: &Context, mcp: &McpServer, events: Vec<PendingEvent>) 
                 ..Default::default()
             }),
         };
-        if let Err(err) = ctx.recorder.publish(&ev, &reference).await {
-            tracing::warn!(error = %err, "failed to publish event");
-        }
+        ctx.events.push(&reference, ev);
     }
 }
 

@@ -185,6 +185,15 @@ pub mod trim {
         }
     }
 
+    /// McpServers: of the managed fields only the entries that set the
+    /// override annotation (`remediate::override_request` names their manager);
+    /// the status writers' entries are most of a served object's metadata.
+    pub fn server(m: &mut crate::api::McpServer) {
+        if let Some(entries) = m.metadata.managed_fields.as_mut() {
+            entries.retain(crate::controller::remediate::sets_override);
+        }
+    }
+
     /// ReplicaSets and EndpointSlices: no managed fields at all.
     pub fn managed_fields<K: Resource>(o: &mut K) {
         o.meta_mut().managed_fields = None;

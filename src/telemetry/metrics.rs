@@ -56,6 +56,7 @@ pub struct Metrics {
     pub incident_duration: Histogram,
     pub dependency_up: Family<ObjectLabels, Gauge>,
     pub writes_skipped: Counter,
+    pub events_dropped: Counter,
     pub child_writes: Family<WriteLabels, Counter>,
     pub status_writes: Family<StatusWriteLabels, Counter>,
     pub leader: Gauge,
@@ -118,6 +119,12 @@ impl Default for Metrics {
             "writes_skipped",
             "Child applies skipped because nothing changed",
             writes_skipped.clone(),
+        );
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "Events not published because the queue was full",
+            events_dropped.clone(),
         );
         let child_writes = Family::<WriteLabels, Counter>::default();
         registry.register(
@@ -197,6 +204,7 @@ impl Default for Metrics {
             incident_duration,
             dependency_up,
             writes_skipped,
+            events_dropped,
             child_writes,
             status_writes,
         }

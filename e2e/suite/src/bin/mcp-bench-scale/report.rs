@@ -270,6 +270,18 @@ fn markdown(r: &Report) -> String {
             let _ = writeln!(s, "- {} N={}: {}", x.operator, x.n, parts.join(", "));
         }
     }
+    let timed: Vec<_> = r.runs.iter().filter(|x| !x.pipeline.is_empty()).collect();
+    if !timed.is_empty() {
+        s.push_str("\nWhere converging went: seconds after the last create until all N servers (2N pods) reached each stage:\n\n");
+        for x in timed {
+            let parts: Vec<String> = x
+                .pipeline
+                .iter()
+                .map(|(stage, t)| format!("{stage} {t:.1}"))
+                .collect();
+            let _ = writeln!(s, "- {} N={}: {}", x.operator, x.n, parts.join(", "));
+        }
+    }
     for (title, checks) in [
         ("Thresholds (asserted)", &r.thresholds),
         ("Goals", &r.goals),

@@ -101,6 +101,10 @@ pub struct RunRecord {
     /// From the last create until 2N pods were Ready: the control plane's
     /// and kwok's pace, which bounds `converge_s` from below.
     pub pods_ready_s: Option<f64>,
+    /// Seconds from the last create until every one of the N (or 2N pods)
+    /// reached each stage of the pipeline, in order: where converging goes.
+    #[serde(default)]
+    pub pipeline: Vec<(String, f64)>,
     pub errors: Vec<String>,
 }
 
@@ -419,17 +423,22 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         st.len() == n && st.iter().all(|x| pred(x))
     };
     let created = Instant::now();
-    let pods_ready = Arc::new(Mutex::new(None::<f64>));
+    let pipeline = Mutex::new(Pipeline::default());
     let converge = wait_for("converge", timeout, &sampler, || {
-        if let Ok(mut p) = pods_ready.lock() {
-            if p.is_none() && pods.state().iter().filter(|p| pod_ready(p)).count() >= 2 * n {
-                *p = Some(created.elapsed().as_secs_f64());
-            }
+        let counts = Counts::take(&servers.state(), &deployments.state(), &pods.state(), peer);
+        if let Ok(mut p) = pipeline.lock() {
+            p.see(&counts, n, created.elapsed().as_secs_f64());
         }
-        all(&|x| peer.converged(x))
+        counts.converged >= n
     })
-    .await?;
-    rec.pods_ready_s = pods_ready.lock().ok().and_then(|p| *p);
+    .await;
+    rec.pipeline = pipeline.into_inner().map(|p| p.reached).unwrap_or_default();
+    rec.pods_ready_s = rec
+        .pipeline
+        .iter()
+        .find(|(stage, _)| stage == "pods Ready")
+        .map(|(_, s)| *s);
+    let converge = converge?;
     let t_conv = Timestamp::now();
     rec.converge_s = Some(converge);
     let s1 = sampler.now()?;
@@ -549,11 +558,76 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     Ok(())
 }
 
-fn pod_ready(p: &Pod) -> bool {
+fn pod_condition(p: &Pod, type_: &str) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
+}
+
+/// How far the N servers and their 2N pods got, stage by stage.
+#[derive(Debug, Default)]
+struct Counts {
+    deployments: usize,
+    pods: usize,
+    scheduled: usize,
+    /// kwok's verdict (ContainersReady): what the simulated kubelet decided.
+    containers_ready: usize,
+    ready: usize,
+    converged: usize,
+}
+
+impl Counts {
+    fn take(
+        servers: &[Arc<DynamicObject>],
+        deployments: &[Arc<Deployment>],
+        pods: &[Arc<Pod>],
+        peer: Peer,
+    ) -> Self {
+        let mut c = Counts {
+            deployments: deployments.len(),
+            pods: pods.len(),
+            converged: servers.iter().filter(|x| peer.converged(x)).count(),
+            ..Default::default()
+        };
+        for p in pods {
+            c.scheduled += usize::from(p.spec.as_ref().is_some_and(|s| s.node_name.is_some()));
+            c.containers_ready += usize::from(pod_condition(p, "ContainersReady"));
+            c.ready += usize::from(pod_condition(p, "Ready"));
+        }
+        c
+    }
+}
+
+/// The first time each stage held for all, and a progress line every 15 s.
+#[derive(Default)]
+struct Pipeline {
+    reached: Vec<(String, f64)>,
+    last_log: f64,
+}
+
+impl Pipeline {
+    fn see(&mut self, c: &Counts, n: usize, t: f64) {
+        for (stage, count, of) in [
+            ("Deployments created", c.deployments, n),
+            ("pods created", c.pods, 2 * n),
+            ("pods scheduled", c.scheduled, 2 * n),
+            ("pods ContainersReady", c.containers_ready, 2 * n),
+            ("pods Ready", c.ready, 2 * n),
+            ("servers Ready", c.converged, n),
+        ] {
+            if count >= of && !self.reached.iter().any(|(s, _)| s == stage) {
+                self.reached.push((stage.to_string(), t));
+            }
+        }
+        if t - self.last_log >= 15.0 {
+            self.last_log = t;
+            log(format!(
+                "{t:.0} s: {} Deployments, {} pods, {} scheduled, {} ContainersReady, {} Ready; {} of {n} servers converged",
+                c.deployments, c.pods, c.scheduled, c.containers_ready, c.ready, c.converged
+            ));
+        }
+    }
 }
 
 /// Delete every server and wait until they are gone (finalizers included).
