@@ -55,7 +55,7 @@ struct Args {
     /// Reconciles in flight at once (per watched namespace). Bounds the
     /// operator's memory and its load on the API server when many McpServers
     /// change at once (a start, a database outage, a spec change to all).
-    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent_reconciles: u16,
     /// Every API request must be answered (headers) within this many seconds.
     #[arg(long, env = "API_REQUEST_TIMEOUT_SECONDS", default_value_t = 15)]

@@ -152,15 +152,22 @@ async fn create_then_noop_then_update() {
         .expect("first reconcile");
     // Its Events go out after it returns, from the queue.
     events_sent(&first).await;
-    let w = paths(&api.writes());
-    let expected = [
-        format!("PATCH /apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes/status"),
+    let mut w = paths(&api.writes());
+    let status =
+        format!("PATCH /apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes/status");
+    assert_eq!(w.len(), 5, "create writes: {w:?}");
+    assert_eq!(w.first(), Some(&status), "the intent first: {w:?}");
+    assert_eq!(w.last(), Some(&status), "the status last: {w:?}");
+    // The children in between, written at once (in any order).
+    let mut children = w.drain(1..w.len() - 1).collect::<Vec<_>>();
+    children.sort();
+    let mut expected = [
         format!("PATCH /apis/apps/v1/namespaces/{NS}/deployments/notes"),
         format!("PATCH /api/v1/namespaces/{NS}/services/notes"),
         format!("PATCH /apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/notes"),
-        format!("PATCH /apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes/status"),
     ];
-    assert_eq!(w, expected, "create writes");
+    expected.sort();
+    assert_eq!(children, expected, "create writes");
     let deploy = api
         .get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/notes"))
         .expect("deployment stored");

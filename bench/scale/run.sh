@@ -88,8 +88,14 @@ cluster_up() {
   cat >"$CP_DIR/kwok-options.yaml" <<YAML
 apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
+# A configuration file is not defaulted: kwok's other defaults, spelled out.
 options:
   podPlayStageParallelism: $BENCH_KWOK_POD_PARALLELISM
+  nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enablePodsOnNodeSyncListPager: true
+  enablePodsOnNodeSyncStreamWatch: false
 YAML
   start_daemon kwok "$CP_DIR" "$KWOK" --kubeconfig "$KUBECONFIG" \
     --config "$(dirname "$KWOK")/stages.yaml" --config "$CP_DIR/kwok-options.yaml" \

@@ -50,14 +50,20 @@ fn rejected(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
 }
 
+/// What one child's write came to.
+enum Written<K> {
+    /// Kept, deleted, or refused by the API server (a spec problem to report).
+    Nothing(Option<ChildRejected>),
+    Applied(K),
+}
+
 async fn write<K>(
     ctx: &Context,
     ns: &str,
     name: &str,
     kind: &'static str,
     change: &Change<K>,
-    out: &mut Acted,
-) -> Result<Option<K>>
+) -> Result<Written<K>>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -69,24 +75,34 @@ where
     match change {
         Change::Keep => {
             ctx.metrics.writes_skipped.inc();
-            Ok(None)
+            Ok(Written::Nothing(None))
         }
         Change::Delete => apply::delete(&api, name)
             .await
-            .map(|_| None)
+            .map(|_| Written::Nothing(None))
             .map_err(|e| Error::apply(kind, e)),
         Change::Apply(obj, why) => {
             ctx.metrics.child_writes(kind, why.as_label());
             match apply::apply(&api, name, obj).await {
-                Ok(o) => Ok(Some(o)),
-                Err(e) if rejected(&e) => {
-                    out.rejections.push(ChildRejected {
-                        kind,
-                        message: crate::redact::redact(&api_message(&e)),
-                    });
-                    Ok(None)
-                }
+                Ok(o) => Ok(Written::Applied(o)),
+                Err(e) if rejected(&e) => Ok(Written::Nothing(Some(ChildRejected {
+                    kind,
+                    message: crate::redact::redact(&api_message(&e)),
+                }))),
                 Err(e) => Err(Error::apply(kind, e)),
+            }
+        }
+    }
+}
+
+impl Acted {
+    /// Record one child's write; the applied object, if any.
+    fn take<K>(&mut self, w: Result<Written<K>>) -> Result<Option<K>> {
+        match w? {
+            Written::Applied(o) => Ok(Some(o)),
+            Written::Nothing(rejected) => {
+                self.rejections.extend(rejected);
+                Ok(None)
             }
         }
     }
@@ -135,26 +151,19 @@ pub async fn act(ctx: &Context, mcp: &McpServer, key: &str, plan: &Plan) -> Resu
         .await
         .map_err(|e| Error::apply("Deployment", e))?;
     }
-    out.deployment = write(
-        ctx,
-        &ns,
-        &name,
-        "Deployment",
-        &plan.deployment.change,
-        &mut out,
-    )
-    .await?;
-    write(ctx, &ns, &name, "Service", &plan.service, &mut out).await?;
-    write(ctx, &ns, &name, "PodDisruptionBudget", &plan.pdb, &mut out).await?;
-    write(
-        ctx,
-        &ns,
-        &name,
-        "HorizontalPodAutoscaler",
-        &plan.hpa,
-        &mut out,
-    )
-    .await?;
+    // The children are independent of one another: written at once, one
+    // round trip instead of four (the first reconcile of a new server, or a
+    // spec change, waits on the slowest of them).
+    let (deployment, service, pdb, hpa) = futures::join!(
+        write(ctx, &ns, &name, "Deployment", &plan.deployment.change),
+        write(ctx, &ns, &name, "Service", &plan.service),
+        write(ctx, &ns, &name, "PodDisruptionBudget", &plan.pdb),
+        write(ctx, &ns, &name, "HorizontalPodAutoscaler", &plan.hpa),
+    );
+    out.deployment = out.take(deployment)?;
+    out.take(service)?;
+    out.take(pdb)?;
+    out.take(hpa)?;
 
     // Out of the Service first, then evicted.
     set_gates(ctx, &pods, plan, &mut out).await;

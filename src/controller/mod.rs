@@ -196,7 +196,7 @@ pub async fn run(
             .store(true, std::sync::atomic::Ordering::Relaxed);
     };
     let drained = controller
-        .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, stores::trim::others_fields))
+        .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, stores::trim::deployment))
         .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, stores::trim::others_fields))
         .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, stores::trim::others_fields))
         .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, stores::trim::others_fields))

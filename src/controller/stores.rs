@@ -185,6 +185,17 @@ pub mod trim {
         }
     }
 
+    /// Deployments: as children (`others_fields`), and without the pod
+    /// template: a reconcile judges a Deployment by its hash annotation, our
+    /// Apply entry, its replicas and its status; the template, most of the
+    /// object, is read from the ReplicaSets when a rollback needs it.
+    pub fn deployment(d: &mut k8s_openapi::api::apps::v1::Deployment) {
+        others_fields(d);
+        if let Some(spec) = d.spec.as_mut() {
+            spec.template = Default::default();
+        }
+    }
+
     /// McpServers: of the managed fields only the entries that set the
     /// override annotation (`remediate::override_request` names their manager);
     /// the status writers' entries are most of a served object's metadata.
@@ -242,7 +253,7 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
         Api::namespaced(c.clone(), ns),
         managed(),
         w.deployments,
-        trim::others_fields,
+        trim::deployment,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),

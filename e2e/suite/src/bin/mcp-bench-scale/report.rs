@@ -279,7 +279,17 @@ fn markdown(r: &Report) -> String {
                 .iter()
                 .map(|(stage, t)| format!("{stage} {t:.1}"))
                 .collect();
-            let _ = writeln!(s, "- {} N={}: {}", x.operator, x.n, parts.join(", "));
+            let reconciles = x
+                .reconciles
+                .map(|r| format!(" ({:.1} reconciles per server)", r / x.n.max(1) as f64))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "- {} N={}: {}{reconciles}",
+                x.operator,
+                x.n,
+                parts.join(", ")
+            );
         }
     }
     for (title, checks) in [

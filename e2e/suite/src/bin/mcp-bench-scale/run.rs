@@ -90,6 +90,9 @@ pub struct RunRecord {
     pub writes_by_kind: std::collections::BTreeMap<String, u64>,
     /// What the idle writes were ("verb resource" -> count).
     pub idle_writes_by_kind: std::collections::BTreeMap<String, u64>,
+    /// Reconciles from the first create until converged.
+    #[serde(default)]
+    pub reconciles: Option<f64>,
     pub idle_reconciles_per_min: Option<f64>,
     pub reconcile_p50_s: Option<f64>,
     pub reconcile_p99_s: Option<f64>,
@@ -371,7 +374,7 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    let (hist0, _) = reconcile_metrics(o.peer, &base_text);
+    let (hist0, reconciles0) = reconcile_metrics(o.peer, &base_text);
     let s0 = sampler.now()?;
 
     let ar = o.peer.resource();
@@ -443,8 +446,9 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     rec.converge_s = Some(converge);
     let s1 = sampler.now()?;
     rec.cpu_converge_s = Some(s1.cpu_s - s0.cpu_s);
-    let (hist1, _) = reconcile_metrics(o.peer, &scrape(&o.metrics_url).await?);
+    let (hist1, reconciles1) = reconcile_metrics(o.peer, &scrape(&o.metrics_url).await?);
     let during = hist1.since(&hist0);
+    rec.reconciles = Some(reconciles1 - reconciles0);
     rec.reconcile_p50_s = during.quantile(0.5);
     rec.reconcile_p99_s = during.quantile(0.99);
     log(format!(
