@@ -346,6 +346,45 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// The Deployment cache keeps what a reconcile judges a Deployment by.
+    #[test]
+    fn deployment_trim_keeps_what_a_reconcile_reads() {
+        let mut d: Deployment = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "n", "annotations": {"mcp.operator.dev/applied-hash": "h"},
+                "managedFields": [
+                    {"manager": "mcp-operator", "operation": "Apply", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                    {"manager": "kube-controller-manager", "operation": "Update", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:status": {"f:replicas": {}}}}
+                ]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "mcp", "image": "i"}]}}},
+            "status": {"replicas": 2, "readyReplicas": 2}
+        }))
+        .expect("deployment");
+        trim::deployment(&mut d);
+        let spec = d.spec.as_ref().expect("spec");
+        assert_eq!(spec.replicas, Some(2));
+        assert!(
+            spec.template.spec.is_none(),
+            "the template stays out of the cache"
+        );
+        assert_eq!(d.status.as_ref().and_then(|s| s.ready_replicas), Some(2));
+        let entries = d.metadata.managed_fields.as_deref().unwrap_or_default();
+        assert_eq!(entries.len(), 2, "every manager's entry stays");
+        assert!(entries[0].fields_v1.is_some(), "our own field set stays");
+        assert!(entries[1].fields_v1.is_none(), "the others' field sets go");
+        assert_eq!(
+            d.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("mcp.operator.dev/applied-hash")),
+            Some(&"h".to_string())
+        );
+    }
+
     /// A waiter must wake on the first list even when something else polled the
     /// store's readiness in between (which steals `wait_until_ready`'s one waker).
     #[tokio::test]
