@@ -2,7 +2,6 @@
 use clap::Parser;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::SignedDuration;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Config};
 use mcp_operator::apiclient;
 use mcp_operator::controller;
@@ -168,11 +167,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // rollouts and drains of the operator itself would stall behind the lease.
     ready.store(true, Ordering::Relaxed);
 
-    let reporter = Reporter {
-        controller: "mcp-operator".into(),
-        instance: Some(identity),
-    };
-    let recorder = Recorder::new(client.clone(), reporter);
+    let recorder = controller::events::recorder(client.clone(), Some(identity));
     let namespaces: Vec<Option<String>> = {
         let ns: Vec<String> = args
             .namespaces

@@ -5,10 +5,9 @@ mod common;
 
 use common::fake_api::FakeApi;
 use http::Method;
-use kube::runtime::events::{Recorder, Reporter};
 use mcp_operator::api::McpServer;
 use mcp_operator::controller::context::Context;
-use mcp_operator::controller::events::EventQueue;
+use mcp_operator::controller::events::{self, EventQueue};
 use mcp_operator::controller::reconcile::reconcile;
 use mcp_operator::controller::stores;
 use mcp_operator::telemetry::metrics::Metrics;
@@ -91,13 +90,7 @@ fn ctx(api: &FakeApi) -> Arc<Context> {
         .map(|s| s.objects.values().cloned().collect())
         .unwrap_or_default();
     let metrics = Arc::new(Metrics::default());
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "mcp-operator".into(),
-            instance: None,
-        },
-    );
+    let recorder = events::recorder(client.clone(), None);
     Arc::new(Context::new(
         client,
         EventQueue::start(recorder, metrics.clone()).0,

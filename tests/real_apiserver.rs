@@ -14,11 +14,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::{Body, ClientBuilder};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config, CustomResourceExt};
 use mcp_operator::api::McpServer;
 use mcp_operator::controller::context::Context;
-use mcp_operator::controller::events::EventQueue;
+use mcp_operator::controller::events::{self, EventQueue};
 use mcp_operator::controller::reconcile::reconcile;
 use mcp_operator::controller::stores::{self, Stores};
 use mcp_operator::telemetry::metrics::Metrics;
@@ -120,13 +119,7 @@ async fn standalone_ctx(client: &Client, ns: &str) -> Arc<Context> {
         "caches never synced"
     );
     let metrics = Arc::new(Metrics::default());
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "mcp-operator".into(),
-            instance: None,
-        },
-    );
+    let recorder = events::recorder(client.clone(), None);
     Arc::new(Context::new(
         client.clone(),
         EventQueue::start(recorder, metrics.clone()).0,
@@ -797,13 +790,7 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         .with_test_writer()
         .try_init();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "mcp-operator".into(),
-            instance: None,
-        },
-    );
+    let recorder = events::recorder(client.clone(), None);
     tokio::spawn(mcp_operator::controller::run(
         client.clone(),
         recorder,

@@ -6,7 +6,8 @@
 //! it never blocks a reconcile.
 use crate::telemetry::metrics::Metrics;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, Recorder};
+use kube::runtime::events::{Event, Recorder, Reporter};
+use kube::Client;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +23,18 @@ const SHARDS: usize = 4;
 const SHARD_CAPACITY: usize = 2048;
 
 type Queued = (ObjectReference, Event);
+
+/// The recorder of the operator's Events (`reportingController` mcp-operator;
+/// `instance`: the replica, when known).
+pub fn recorder(client: Client, instance: Option<String>) -> Recorder {
+    Recorder::new(
+        client,
+        Reporter {
+            controller: "mcp-operator".into(),
+            instance,
+        },
+    )
+}
 
 #[derive(Clone)]
 pub struct EventQueue {
