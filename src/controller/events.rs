@@ -74,28 +74,22 @@ impl EventQueue {
         (queue, Workers(tasks))
     }
 
-    /// Queue an Event about `reference`; false (and counted) when its queue is full.
-    pub fn push(&self, reference: &ObjectReference, event: Event) -> bool {
+    /// Queue an Event about `reference`; dropped (and counted) when its queue is full.
+    pub fn push(&self, reference: &ObjectReference, event: Event) {
         let mut h = DefaultHasher::new();
         (&reference.namespace, &reference.name).hash(&mut h);
         let shard = (h.finish() % self.shards.len() as u64) as usize;
         self.pending.fetch_add(1, Ordering::Relaxed);
-        match self.shards[shard].try_send((reference.clone(), event)) {
-            Ok(()) => true,
-            Err(e) => {
-                self.pending.fetch_sub(1, Ordering::Relaxed);
-                // One line per hundred drops: a full queue must not flood the log too.
-                if self.metrics.events_dropped.inc().is_multiple_of(100) {
-                    let (_, ev) = e.into_inner();
-                    tracing::warn!(reason = %ev.reason, object = ?reference.name, "event queue full; events dropped (mcp_operator_events_dropped_total)");
-                }
-                false
+        if let Err(e) = self.shards[shard].try_send((reference.clone(), event)) {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            // One line per hundred drops: a full queue must not flood the log too.
+            if self.metrics.events_dropped.inc().is_multiple_of(100) {
+                let (_, ev) = e.into_inner();
+                tracing::warn!(reason = %ev.reason, object = ?reference.name, "event queue full; events dropped (mcp_operator_events_dropped_total)");
             }
         }
     }
-}
 
-impl EventQueue {
     /// Events queued or being published.
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Relaxed)
