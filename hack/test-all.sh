@@ -81,4 +81,6 @@ log "tests finished in $((SECONDS - start)) s"
 echo "cargo: ${passed} passed, ${failed} failed"
 echo "e2e checks: ${e2e_passed} passed, ${e2e_failed} failed"
 echo "total: $((passed + e2e_passed)) passed, $((failed + e2e_failed)) failed"
+# What failed, last, where a CI log's tail shows it.
+grep -E '^e2e S[0-9A-Z]+: (failed|breached): ' "$suite_log" | head -20 || true
 exit "$e2e_rc"

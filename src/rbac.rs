@@ -24,8 +24,8 @@ pub const RULES: &[Rule] = &[
         "horizontalpodautoscalers",
         &["list", "watch", "create", "patch", "delete"],
     ),
-    // Observed only.
-    ("apps", "replicasets", &["list", "watch"]),
+    // Observed only; a rollback reads its revision's template (get).
+    ("apps", "replicasets", &["get", "list", "watch"]),
     ("", "pods", &["list", "watch"]),
     ("discovery.k8s.io", "endpointslices", &["list", "watch"]),
     // Remediation.

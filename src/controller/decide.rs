@@ -53,6 +53,9 @@ pub struct Plan {
     pub rollback_hold: Option<RollbackHold>,
     /// The hold's target revision has no ReplicaSet any more.
     pub rollback_target_missing: bool,
+    /// The hold's revision, whose pod template must be fetched before this
+    /// plan can roll back (`observe::rollback_template`); the Deployment is kept.
+    pub template_wanted: Option<String>,
     /// The connection budget as realised (`status.pool`).
     pub pool: Option<PoolStatus>,
     /// Conditions known before acting (config, connection budget, disruption
@@ -236,16 +239,26 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
     // The Deployment wanted: the spec's, or the good revision's template while a
     // hold is in force. None when that revision's ReplicaSet is gone: applying the
     // spec would roll the bad template out again, so the Deployment stays as it is.
+    // A template not fetched yet is asked for (`template_wanted`), and the
+    // Deployment is kept until it is.
     let mut wanted = Some(deployment::build(mcp));
+    let mut template_wanted = None;
+    let mut rollback_target_missing = false;
     if let Some(h) = &rollback_hold {
-        let template = observe::template_of(&obs.replica_sets, &h.revision);
+        let template = observe::template_of(obs, &h.revision);
         match (template, wanted.as_mut().and_then(|d| d.spec.as_mut())) {
             (Some(tpl), Some(spec)) => spec.template = tpl,
-            (None, _) => wanted = None,
+            (None, _) => {
+                wanted = None;
+                if observe::has_revision(obs, &h.revision) {
+                    template_wanted = Some(h.revision.clone());
+                } else {
+                    rollback_target_missing = true;
+                }
+            }
             (Some(_), None) => {}
         }
     }
-    let rollback_target_missing = rollback_hold.is_some() && wanted.is_none();
     let blocked = obs.problems.iter().any(|p| p.blocks_children);
     let (deployment, service, pdb, hpa) = if !blocked {
         (
@@ -295,6 +308,7 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
         hpa,
         remediation,
         rollback_hold,
+        template_wanted,
         conditions,
         mcp: mcp_status,
     })
@@ -395,6 +409,33 @@ mod tests {
             .generation(4);
         let plan = decide(&mcp, &up(), now()).expect("plan");
         assert!(plan.rollback_hold.is_none() && !plan.rollback_target_missing);
+    }
+
+    #[test]
+    fn a_hold_asks_for_its_template_then_rolls_back_to_it() {
+        let mcp = McpServer::test().generation(2).rolled_back_to("good");
+        // The cache has the ReplicaSet, without its template: ask for it, keep the Deployment.
+        let mut obs = up();
+        obs.replica_sets = vec![crate::controller::remediate::tests::rs("good", "1", 2)];
+        let plan = decide(&mcp, &obs, now()).expect("plan");
+        assert_eq!(plan.template_wanted.as_deref(), Some("good"));
+        assert!(!plan.rollback_target_missing);
+        assert_eq!(plan.deployment.change, Change::Keep);
+        // Fetched: the Deployment is applied with it.
+        let tpl = observe::template_without_hash(&obs.replica_sets[0]).expect("template");
+        obs.rollback_template = Some(("good".into(), tpl));
+        let plan = decide(&mcp, &obs, now()).expect("plan");
+        assert_eq!(plan.template_wanted, None);
+        let Change::Apply(d, _) = &plan.deployment.change else {
+            panic!("rolled back: {:?}", plan.deployment.change);
+        };
+        let image = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone());
+        assert_eq!(image.as_deref(), Some("img:good"));
     }
 
     #[test]

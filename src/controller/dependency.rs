@@ -40,8 +40,8 @@ pub fn observe(
         let slices: Vec<EndpointSlice> = all_slices
             .iter()
             .filter(|s| {
-                s.namespace().as_deref() == Some(svc_ns)
-                    && s.labels().get(SERVICE_NAME_LABEL) == Some(&svc.name)
+                s.labels().get(SERVICE_NAME_LABEL) == Some(&svc.name)
+                    && s.metadata.namespace.as_deref() == Some(svc_ns)
             })
             .map(|s| s.as_ref().clone())
             .collect();

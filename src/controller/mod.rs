@@ -137,7 +137,7 @@ pub async fn run(
         api::<ReplicaSet>(c, ns),
         stores::managed(),
         w.replica_sets,
-        stores::trim::managed_fields,
+        stores::trim::replica_set,
     );
     let rs_task = tokio::spawn(async move {
         let mut s = std::pin::pin!(rs_stream);

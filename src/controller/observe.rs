@@ -1,7 +1,7 @@
 //! Observe: the one read step of a reconcile, and helpers over what it read.
 use super::context::Context;
 use super::dependency;
-use super::error::Result;
+use super::error::{Error, Result};
 use super::mcp_prober::{self, PodCheck as McpCheck};
 use super::references::{self, Problem};
 use super::stores::Stores;
@@ -12,7 +12,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodTemplateSpec, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::ResourceExt;
+use kube::{Api, ResourceExt};
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
@@ -26,7 +26,11 @@ pub struct Observed {
     pub pdb: Option<PodDisruptionBudget>,
     pub hpa: Option<HorizontalPodAutoscaler>,
     pub pods: Vec<Pod>,
+    /// Without their pod templates (see `stores::trim::replica_set`).
     pub replica_sets: Vec<ReplicaSet>,
+    /// The pod template of the revision a rollback hold needs, fetched by
+    /// [`rollback_template`] only then: (template hash, template).
+    pub rollback_template: Option<(String, PodTemplateSpec)>,
     /// None when no dependency is declared (or watched).
     pub dependency: Option<DependencyObs>,
     /// Spec references that cannot be resolved.
@@ -61,9 +65,37 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
         hpa: Stores::child(&s.hpas, ns, &name),
         pods,
         replica_sets: Stores::selected(&s.replica_sets, ns, &selector),
+        rollback_template: None,
         dependency,
         problems,
     })
+}
+
+/// The pod template of the ReplicaSet with `hash` among `obs.replica_sets`, read
+/// from the API server (one GET): the cache keeps ReplicaSets without templates,
+/// which are most of a ReplicaSet and needed only for a rollback. None when that
+/// ReplicaSet is gone.
+pub async fn rollback_template(
+    ctx: &Context,
+    ns: &str,
+    obs: &Observed,
+    hash: &str,
+) -> Result<Option<(String, PodTemplateSpec)>> {
+    let Some(name) = obs
+        .replica_sets
+        .iter()
+        .find(|rs| template_hash(*rs).as_deref() == Some(hash))
+        .map(ResourceExt::name_any)
+    else {
+        return Ok(None);
+    };
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+    let rs = api.get_opt(&name).await.map_err(Error::Observe)?;
+    Ok(rs
+        .as_ref()
+        .filter(|rs| template_hash(*rs).as_deref() == Some(hash))
+        .and_then(template_without_hash)
+        .map(|tpl| (hash.to_string(), tpl)))
 }
 
 pub fn template_hash<K: ResourceExt>(obj: &K) -> Option<String> {
@@ -82,12 +114,24 @@ pub fn current_replica_set(rss: &[ReplicaSet]) -> Option<&ReplicaSet> {
     rss.iter().max_by_key(|rs| revision_number(rs))
 }
 
-/// The pod template of the ReplicaSet with `hash`, minus the controller-added hash label,
-/// so applying it to the Deployment makes the Deployment controller adopt that ReplicaSet again.
-pub fn template_of(rss: &[ReplicaSet], hash: &str) -> Option<PodTemplateSpec> {
-    let rs = rss
+/// The template fetched for revision `hash`, if any.
+pub fn template_of(obs: &Observed, hash: &str) -> Option<PodTemplateSpec> {
+    obs.rollback_template
+        .as_ref()
+        .filter(|(h, _)| h == hash)
+        .map(|(_, tpl)| tpl.clone())
+}
+
+/// Is a ReplicaSet of revision `hash` in the cache?
+pub fn has_revision(obs: &Observed, hash: &str) -> bool {
+    obs.replica_sets
         .iter()
-        .find(|rs| template_hash(*rs).as_deref() == Some(hash))?;
+        .any(|rs| template_hash(rs).as_deref() == Some(hash))
+}
+
+/// A ReplicaSet's pod template minus the controller-added hash label, so applying
+/// it to the Deployment makes the Deployment controller adopt that ReplicaSet again.
+pub(crate) fn template_without_hash(rs: &ReplicaSet) -> Option<PodTemplateSpec> {
     let mut tpl = rs.spec.as_ref()?.template.clone()?;
     if let Some(meta) = tpl.metadata.as_mut() {
         if let Some(l) = meta.labels.as_mut() {

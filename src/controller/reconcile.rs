@@ -72,8 +72,14 @@ async fn reconcile_steps(mcp: &McpServer, key: &str, ctx: &Context) -> Result<Ac
         return Err(Error::CachesNotReady);
     }
     let now = Timestamp::now();
-    let observed = observe::observe(ctx, &ns, mcp).await?;
-    let plan = decide::decide(mcp, &observed, now)?;
+    let mut observed = observe::observe(ctx, &ns, mcp).await?;
+    let mut plan = decide::decide(mcp, &observed, now)?;
+    // A rollback hold needs its revision's pod template, which the cache does
+    // not keep: read it (one GET) and decide again, on the same observations.
+    if let Some(hash) = &plan.template_wanted {
+        observed.rollback_template = observe::rollback_template(ctx, &ns, &observed, hash).await?;
+        plan = decide::decide(mcp, &observed, now)?;
+    }
     let acted = act::act(ctx, mcp, key, &plan).await?;
 
     let prev = mcp.status.clone().unwrap_or_default();

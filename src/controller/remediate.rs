@@ -374,7 +374,7 @@ pub fn decide(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -429,7 +429,7 @@ mod tests {
         assert_eq!(mcp_unresponsive_since(&off, &o, "a"), None);
     }
 
-    fn rs(hash: &str, revision: &str, available: i32) -> ReplicaSet {
+    pub(crate) fn rs(hash: &str, revision: &str, available: i32) -> ReplicaSet {
         serde_json::from_value(json!({
             "metadata": {"name": format!("notes-{hash}"), "labels": {"pod-template-hash": hash},
                          "annotations": {"deployment.kubernetes.io/revision": revision}},
@@ -448,7 +448,7 @@ mod tests {
         assert_eq!(r.previous_good_revision.as_deref(), Some("good"));
         assert!(!r.progress_deadline_exceeded);
         // The rollback template drops the controller's hash label and keeps the rest.
-        let tpl = observe::template_of(&replica_sets, "good").expect("template");
+        let tpl = observe::template_without_hash(&replica_sets[1]).expect("template");
         let labels = tpl.metadata.and_then(|m| m.labels).expect("labels");
         assert!(!labels.contains_key("pod-template-hash"));
         assert_eq!(labels.get("a").map(String::as_str), Some("b"));

@@ -134,14 +134,16 @@ impl Stores {
     where
         K: Resource<DynamicType = ()> + Clone,
     {
+        // A scan of every cached object per reconcile: compared in place (no
+        // String clone per object), labels first (they rule out the most).
         store
             .state()
             .iter()
-            .filter(|o| o.namespace().as_deref() == Some(ns))
             .filter(|o| {
                 let l = o.labels();
                 selector.iter().all(|(k, v)| l.get(k) == Some(v))
             })
+            .filter(|o| o.meta().namespace.as_deref() == Some(ns))
             .map(|o| o.as_ref().clone())
             .collect()
     }
@@ -205,7 +207,17 @@ pub mod trim {
         }
     }
 
-    /// ReplicaSets and EndpointSlices: no managed fields at all.
+    /// ReplicaSets: their labels, revision, replicas and status; not the pod
+    /// template (most of the object, and twice as many after each rollout),
+    /// which a rollback reads from the API server (`observe::rollback_template`).
+    pub fn replica_set(rs: &mut k8s_openapi::api::apps::v1::ReplicaSet) {
+        managed_fields(rs);
+        if let Some(spec) = rs.spec.as_mut() {
+            spec.template = None;
+        }
+    }
+
+    /// EndpointSlices: no managed fields at all.
     pub fn managed_fields<K: Resource>(o: &mut K) {
         o.meta_mut().managed_fields = None;
     }
@@ -283,7 +295,7 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
         Api::namespaced(c.clone(), ns),
         managed(),
         w.replica_sets,
-        trim::managed_fields,
+        trim::replica_set,
     ));
     drain(watch(
         Api::namespaced(c, ns),

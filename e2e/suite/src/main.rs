@@ -361,32 +361,8 @@ async fn run(opts: Opts) -> Result<i32> {
             if sc.passed { "PASS" } else { "FAIL" },
             sc.duration_s
         ));
-        for r in &sc.runs {
-            for c in r.checks.iter().filter(|c| !c.ok) {
-                log(format!(
-                    "    failed: {}: {}",
-                    c.name,
-                    c.detail.chars().take(300).collect::<String>()
-                ));
-            }
-            for t in r.thresholds.iter().filter(|t| !t.ok) {
-                log(format!(
-                    "    breached: {}: {} > {} {}",
-                    t.name,
-                    measure::fmt(t.figure),
-                    t.limit,
-                    t.unit
-                ));
-            }
-        }
-        for t in sc.thresholds.iter().filter(|t| !t.ok) {
-            log(format!(
-                "    breached: {}: {} > {} {}",
-                t.name,
-                measure::fmt(t.figure),
-                t.limit,
-                t.unit
-            ));
+        for line in sc.failures() {
+            log(format!("    {line}"));
         }
         doc.scenarios.push(sc);
         doc.settings.mcpservers = ctx.settings();
@@ -402,6 +378,11 @@ async fn run(opts: Opts) -> Result<i32> {
     print!("{}", report::markdown(&doc));
     let (ok, bad) = doc.verdicts();
     println!("e2e checks: {ok} passed, {bad} failed");
+    for sc in &doc.scenarios {
+        for line in sc.failures() {
+            println!("e2e {}: {line}", sc.id);
+        }
+    }
     println!(
         "report: {}\n        {}\n        {}",
         paths.json.display(),

@@ -236,6 +236,37 @@ impl Scenario {
             && self.thresholds.iter().all(|t| t.ok);
     }
 
+    /// One line per failed check or breached threshold, for the log and for
+    /// the last lines CI shows.
+    pub fn failures(&self) -> Vec<String> {
+        let breached = |t: &Threshold| {
+            format!(
+                "breached: {}: {} > {} {}",
+                t.name,
+                crate::measure::fmt(t.figure),
+                t.limit,
+                t.unit
+            )
+        };
+        self.runs
+            .iter()
+            .flat_map(|r| {
+                r.checks
+                    .iter()
+                    .filter(|c| !c.ok)
+                    .map(|c| {
+                        format!(
+                            "failed: {}: {}",
+                            c.name,
+                            c.detail.chars().take(300).collect::<String>()
+                        )
+                    })
+                    .chain(r.thresholds.iter().filter(|t| !t.ok).map(breached))
+            })
+            .chain(self.thresholds.iter().filter(|t| !t.ok).map(breached))
+            .collect()
+    }
+
     pub fn checks_passed_failed(&self) -> (usize, usize) {
         let mut ok = 0;
         let mut bad = 0;
