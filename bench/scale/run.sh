@@ -16,7 +16,10 @@
 #      BENCH_OUT (default bench/scale: report.json, report.md, runs/, logs/),
 #      BENCH_KWOK_POD_PARALLELISM (16: pods kwok moves through a stage at once;
 #      kwok's default, 4, makes the simulated kubelet the slowest part),
-#      BENCH_GOALS=1 (fail when a goal at N=1000 is missed, not only a threshold)
+#      BENCH_GOALS=1 (fail when a goal at N=1000 is missed, not only a threshold),
+#      BENCH_PROFILER (a command our operator runs under, e.g. "heaptrack -o
+#      /tmp/op" or "perf record -F 199 -g -o /tmp/op.perf": for profiles only,
+#      the figures of such a run are the profiler's too)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -155,9 +158,11 @@ install_mcp_operator() {
   OP_VERSION="$(sed -n 's/^version: *//p' "$ROOT/charts/mcp-operator/Chart.yaml") ($(git -C "$ROOT" rev-parse --short HEAD))"
   OP_METRICS="http://127.0.0.1:$OPERATOR_METRICS_PORT/metrics"
   # The chart's arguments (leader election on), its environment, its memory limit.
+  local profiler=()
+  read -r -a profiler <<<"${BENCH_PROFILER:-}"
   OP_CMD=(env POD_NAMESPACE=mcp-operator-system POD_NAME=mcp-operator-bench
     "$HERE/in-cgroup.sh" mcp-operator "$(chart_memory_limit)"
-    "$TARGET/mcp-operator" --log-level=info --log-format=json
+    "${profiler[@]}" "$TARGET/mcp-operator" --log-level=info --log-format=json
     "--http-addr=127.0.0.1:$OPERATOR_METRICS_PORT" --leader-election=true
     --lease-name=mcp-operator)
 }

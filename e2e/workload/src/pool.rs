@@ -270,7 +270,17 @@ pub struct Db {
     schema_ready: AtomicBool,
     closing: AtomicBool,
     generation: AtomicU64,
+    /// When the pool last handed out a connection (ms after `born`; 0: never).
+    last_handout_ms: AtomicU64,
+    born: Instant,
 }
+
+/// A pool whose every connection is busy (or whose new connection takes longer
+/// than `/readyz`'s budget) is loaded, not broken, as long as it keeps handing
+/// connections out: `/readyz` fails on it only after none was handed out for
+/// this long (a wedged pool). Unready under load would
+/// take the pod out of the Service and pile its load on the others.
+pub const STUCK_AFTER: Duration = Duration::from_secs(5);
 
 struct WaitGuard<'a>(&'a AtomicUsize);
 
@@ -328,6 +338,8 @@ impl Db {
             metrics,
             schema_ready: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            last_handout_ms: AtomicU64::new(0),
+            born: Instant::now(),
             generation: AtomicU64::new(0),
         }))
     }
@@ -467,6 +479,7 @@ impl Db {
         match res {
             Ok(obj) => {
                 drop(guard);
+                self.note_handout();
                 Ok(obj)
             }
             Err(PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)) => {
@@ -495,6 +508,17 @@ impl Db {
         }
     }
 
+    fn note_handout(&self) {
+        let ms = ms(self.born.elapsed()).max(1);
+        self.last_handout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Was a connection handed out in the last `d`?
+    fn handed_out_within(&self, d: Duration) -> bool {
+        let last = self.last_handout_ms.load(Ordering::Relaxed);
+        last > 0 && ms(self.born.elapsed()).saturating_sub(last) <= ms(d)
+    }
+
     /// Can a connection be had within `within`? Used by `/readyz`.
     pub async fn check_ready(&self, within: Duration) -> Result<(), String> {
         if self.closing.load(Ordering::SeqCst) {
@@ -520,10 +544,19 @@ impl Db {
             })
             .await;
         match res {
-            Ok(_obj) => Ok(()),
+            Ok(_obj) => {
+                self.note_handout();
+                Ok(())
+            }
+            // Every connection busy, or a new one slower than the budget on a
+            // loaded machine: load, while others are being handed out.
+            Err(PoolError::Timeout(
+                deadpool_postgres::TimeoutType::Wait | deadpool_postgres::TimeoutType::Create,
+            )) if self.handed_out_within(STUCK_AFTER) => Ok(()),
             Err(PoolError::Timeout(t)) => Err(format!(
-                "no connection within {} ms ({t:?})",
-                within.as_millis()
+                "no connection within {} ms ({t:?}) and none handed out for {} s",
+                within.as_millis(),
+                STUCK_AFTER.as_secs()
             )),
             Err(e) => Err(redact_credentials(&e.to_string())),
         }

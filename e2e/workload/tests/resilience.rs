@@ -83,8 +83,8 @@ fn kind_of(o: &Outcome) -> Option<String> {
 }
 
 /// (2) Pool max 3 and 50 concurrent slow_query calls: each completes or gets
-/// the clear exhaustion error; none hangs past its timeout; the server still
-/// serves afterwards.
+/// the clear exhaustion error; none hangs past its timeout; `/readyz` stays
+/// 200 throughout (busy, not stuck); the server still serves afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pool_exhaustion_is_bounded_and_clear() {
     if require_pg("pool_exhaustion").is_none() {
@@ -124,6 +124,17 @@ async fn pool_exhaustion_is_bounded_and_clear() {
             })
         })
         .collect();
+    // Saturated, yet handing connections out: busy, not unready (an unready
+    // pod under load would shed it onto the others).
+    let mut probes = Vec::new();
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        probes.push(server.get("/readyz").await);
+    }
+    assert!(
+        probes.iter().all(|(code, _)| *code == 200),
+        "/readyz under a saturated pool: {probes:?}"
+    );
     let (mut ok, mut exhausted) = (0, 0);
     for t in tasks {
         let (r, took) = t.await.expect("task");
