@@ -5,7 +5,6 @@ pub mod builders;
 pub mod controller;
 pub mod leader;
 pub mod mcpcheck;
-pub mod memory;
 pub mod rbac;
 pub mod redact;
 pub mod remediation;

@@ -87,7 +87,6 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    mcp_operator::memory::spawn_trim(mcp_operator::memory::TRIM_EVERY);
     let metrics = Arc::new(Metrics::default());
     metrics.preset(
         &controller::error::Error::METRIC_LABELS,
