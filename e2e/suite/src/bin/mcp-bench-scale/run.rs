@@ -635,21 +635,34 @@ impl Pipeline {
 }
 
 /// Delete every server and wait until they are gone (finalizers included).
+/// A request that fails is sent again until the deadline: after the rollout
+/// the API server is still busy, and a pooled connection it closed fails the
+/// next request sent on it ("connection closed before message completed").
 async fn delete_all(client: &Client, o: &Opts) -> Result<()> {
     let ar = o.peer.resource();
+    let t0 = Instant::now();
+    let deadline = Duration::from_secs(300);
     for i in 0..o.namespaces {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns_name(i), &ar);
-        api.delete_collection(&DeleteParams::default(), &ListParams::default())
-            .await?;
+        while let Err(e) = api
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await
+        {
+            if t0.elapsed() > deadline {
+                return Err(e).context(format!("delete the servers in {}", ns_name(i)));
+            }
+            log(format!("delete in {}: {e}; again in 1 s", ns_name(i)));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
     let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-    let t0 = Instant::now();
     loop {
-        let left = all.list_metadata(&ListParams::default().limit(1)).await?;
-        if left.items.is_empty() {
-            return Ok(());
+        match all.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(left) if left.items.is_empty() => return Ok(()),
+            Ok(_) => {}
+            Err(e) => log(format!("list after delete: {e}; again in 1 s")),
         }
-        if t0.elapsed() > Duration::from_secs(300) {
+        if t0.elapsed() > deadline {
             bail!("servers still there 300 s after deleting them");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
