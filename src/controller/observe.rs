@@ -81,19 +81,14 @@ pub async fn rollback_template(
     obs: &Observed,
     hash: &str,
 ) -> Result<Option<(String, PodTemplateSpec)>> {
-    let Some(name) = obs
-        .replica_sets
-        .iter()
-        .find(|rs| template_hash(*rs).as_deref() == Some(hash))
-        .map(ResourceExt::name_any)
-    else {
+    let Some(name) = of_revision(&obs.replica_sets, hash).map(ResourceExt::name_any) else {
         return Ok(None);
     };
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
     let rs = api.get_opt(&name).await.map_err(Error::Observe)?;
     Ok(rs
         .as_ref()
-        .filter(|rs| template_hash(*rs).as_deref() == Some(hash))
+        .filter(|rs| is_revision(rs, hash))
         .and_then(template_without_hash)
         .map(|tpl| (hash.to_string(), tpl)))
 }
@@ -124,9 +119,16 @@ pub fn template_of(obs: &Observed, hash: &str) -> Option<PodTemplateSpec> {
 
 /// Is a ReplicaSet of revision `hash` in the cache?
 pub fn has_revision(obs: &Observed, hash: &str) -> bool {
-    obs.replica_sets
-        .iter()
-        .any(|rs| template_hash(rs).as_deref() == Some(hash))
+    of_revision(&obs.replica_sets, hash).is_some()
+}
+
+/// The ReplicaSet of revision (template hash) `hash`.
+fn of_revision<'a>(rss: &'a [ReplicaSet], hash: &str) -> Option<&'a ReplicaSet> {
+    rss.iter().find(|rs| is_revision(rs, hash))
+}
+
+fn is_revision(rs: &ReplicaSet, hash: &str) -> bool {
+    rs.labels().get(TEMPLATE_HASH_LABEL).map(String::as_str) == Some(hash)
 }
 
 /// A ReplicaSet's pod template minus the controller-added hash label, so applying

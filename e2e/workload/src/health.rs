@@ -3,8 +3,8 @@
 //! `/healthz` never touches the database. `/readyz` asks the pool for a
 //! connection with a 100 ms budget; a pool whose every connection is busy
 //! passes while it still hands connections out (load), and fails once it
-//! handed none out for `pool::STUCK_AFTER` (stuck). With `READINESS=process` (the default) a
-//! failure makes the server unready only when it is this server's own: while
+//! handed none out for `pool::STUCK_AFTER` (stuck). With `READINESS=process`
+//! (the default) a failure makes the server unready only when it is this server's own: while
 //! the supervisor finds the database unreachable (an outage every server
 //! shares) `/readyz` answers 200 with `"status": "degraded"` and tool calls
 //! answer with a retry-after error, so the Service keeps its endpoints and the

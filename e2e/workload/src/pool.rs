@@ -278,8 +278,8 @@ pub struct Db {
 /// A pool whose every connection is busy (or whose new connection takes longer
 /// than `/readyz`'s budget) is loaded, not broken, as long as it keeps handing
 /// connections out: `/readyz` fails on it only after none was handed out for
-/// this long (a wedged pool). Unready under load would
-/// take the pod out of the Service and pile its load on the others.
+/// this long (a wedged pool). Unready under load would take the pod out of the
+/// Service and pile its load on the others.
 pub const STUCK_AFTER: Duration = Duration::from_secs(5);
 
 struct WaitGuard<'a>(&'a AtomicUsize);
