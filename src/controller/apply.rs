@@ -88,7 +88,7 @@ pub fn write_needed<K: Resource + Serialize>(
     let ours = drift::applied_fields(entries, FIELD_MANAGER);
     let desired = serde_json::to_value(stamped)?;
     Ok(match ours {
-        Some(fields) if drift::covers(&desired, fields) => None,
+        Some(fields) if drift::covers(&desired, &fields) => None,
         _ => Some(WriteReason::Drifted),
     })
 }
@@ -96,7 +96,7 @@ pub fn write_needed<K: Resource + Serialize>(
 /// Does our Apply entry on `live` own `path`?
 pub fn owns<K: Resource>(live: &K, path: &[&str]) -> bool {
     let entries = live.meta().managed_fields.as_deref().unwrap_or_default();
-    drift::applied_fields(entries, FIELD_MANAGER).is_some_and(|f| drift::owns(f, path))
+    drift::applied_fields(entries, FIELD_MANAGER).is_some_and(|f| drift::owns(&f, path))
 }
 
 /// Forced server-side apply as the operator.
@@ -165,6 +165,17 @@ mod tests {
         let ours = json!({"f:metadata": {"f:annotations": {"f:mcp.operator.dev/applied-hash": {}}},
                           "f:spec": {"f:selector": {}}});
         live.metadata.managed_fields = Some(vec![entry(FIELD_MANAGER, ours)]);
+        assert_eq!(
+            write_needed(Some(&live), &desired, &hash).expect("ok"),
+            None
+        );
+        assert!(owns(&live, &["spec", "selector"]));
+        // The cache's packed form (its JSON text) answers the same.
+        for e in live.metadata.managed_fields.iter_mut().flatten() {
+            if let Some(f) = e.fields_v1.as_mut() {
+                drift::pack(f);
+            }
+        }
         assert_eq!(
             write_needed(Some(&live), &desired, &hash).expect("ok"),
             None

@@ -178,11 +178,14 @@ pub mod trim {
 
     /// Children: drift is judged from our own Apply entry, so the other
     /// managers' field sets go (the entries stay: their presence matters, see
-    /// `apply::write_needed`).
+    /// `apply::write_needed`), and ours is kept as its JSON text
+    /// (`drift::pack`).
     pub fn others_fields<K: Resource>(o: &mut K) {
         for e in o.meta_mut().managed_fields.iter_mut().flatten() {
             if e.manager.as_deref() != Some(FIELD_MANAGER) {
                 e.fields_v1 = None;
+            } else if let Some(f) = e.fields_v1.as_mut() {
+                crate::controller::drift::pack(f);
             }
         }
     }
@@ -388,6 +391,11 @@ mod tests {
         assert_eq!(entries.len(), 2, "every manager's entry stays");
         assert!(entries[0].fields_v1.is_some(), "our own field set stays");
         assert!(entries[1].fields_v1.is_none(), "the others' field sets go");
+        assert!(
+            crate::controller::apply::owns(&d, &["spec", "replicas"]),
+            "our packed field set still answers"
+        );
+        assert!(!crate::controller::apply::owns(&d, &["status", "replicas"]));
         assert_eq!(
             d.metadata
                 .annotations
