@@ -35,9 +35,9 @@ pub fn applied_fields<'a>(
 }
 
 /// Keep a field set as its JSON text: parsed, a Deployment's is a tree of
-/// one-entry maps taking ~29 KB (a map node has room for 11 entries), most of
-/// a cached Deployment; as text it is ~2 KB, parsed again only when a
-/// reconcile compares it.
+/// mostly one-entry maps (each map node has room for 11), ~29 KB per cached
+/// Deployment in a heaptrack profile at N = 300; the text is parsed again only
+/// when a reconcile compares it.
 pub fn pack(f: &mut FieldsV1) {
     if !f.0.is_string() {
         f.0 = Value::String(f.0.to_string());
