@@ -152,7 +152,7 @@ pub async fn run(
             api::<McpServer>(c, ns),
             watcher::Config::default().any_semantic(),
         )
-        .default_backoff()
+        .backoff(stores::backoff())
         .modify(stores::trim::server),
     )
     .touched_objects();
@@ -185,6 +185,7 @@ pub async fn run(
     let server_store = store.clone();
     let controller = Controller::for_stream(servers, store.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(stores::backoff())
         .reconcile_on(woken);
     let forget_ctx = ctx.clone();
     let stop_ctx = ctx.clone();
