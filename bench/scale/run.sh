@@ -160,6 +160,7 @@ install_mcp_operator() {
   # The chart's arguments (leader election on), its environment, its memory limit.
   local profiler=()
   read -r -a profiler <<<"${BENCH_PROFILER:-}"
+  OP_EXE="$TARGET/mcp-operator"
   OP_CMD=(env POD_NAMESPACE=mcp-operator-system POD_NAME=mcp-operator-bench
     "$HERE/in-cgroup.sh" mcp-operator "$(chart_memory_limit)"
     "${profiler[@]}" "$TARGET/mcp-operator" --log-level=info --log-format=json
@@ -199,6 +200,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
 PY
 )
   mapfile -t THV_ENV <<<"$chart_env"
+  OP_EXE="$THV"
   OP_CMD=(env "${THV_ENV[@]}" POD_NAMESPACE=toolhive-system TOOLHIVE_SKIP_UPDATE_CHECK=true "$THV"
     "--metrics-bind-address=127.0.0.1:$OPERATOR_METRICS_PORT"
     --health-probe-bind-address=127.0.0.1:18481 --leader-elect)
@@ -219,7 +221,7 @@ main() {
       "$TARGET/mcp-bench-scale" run --peer "$op" --n "$n" --idle-s "$BENCH_IDLE_S" --timeout-s "$BENCH_TIMEOUT_S" \
         --out "$OUT/runs/$op-$n.json" --audit-log "$CP_DIR/audit.log" --user "$OP_USER" \
         --metrics-url "$OP_METRICS" --operator-log "$OUT/logs/$op-$n.log" \
-        --operator-kubeconfig "$WORK/operator.kubeconfig" --version "$OP_VERSION" \
+        --operator-kubeconfig "$WORK/operator.kubeconfig" --version "$OP_VERSION" --exe "$OP_EXE" \
         -- "${OP_CMD[@]}" || failed=1
     done
   done

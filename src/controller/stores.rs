@@ -245,7 +245,7 @@ pub mod trim {
 /// after 23 s was seen by the operator up to a minute later (e2e S10: Ready again
 /// 40 s after it returned). Every watcher and the controller's trigger stream use
 /// this; at most one LIST per watcher per 3-6 s while the API server is away.
-pub fn backoff() -> impl Backoff + Send + 'static {
+pub fn backoff() -> impl Backoff + 'static {
     let exp = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(400))
         .with_max_delay(Duration::from_secs(3))

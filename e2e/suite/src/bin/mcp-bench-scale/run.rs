@@ -63,6 +63,10 @@ pub struct Opts {
     /// The operator's version, for the report
     #[arg(long, default_value = "")]
     version: String,
+    /// The operator's executable, when the command wraps it (a profiler):
+    /// RSS, CPU and the stop signal go to the process running it
+    #[arg(long)]
+    exe: Option<PathBuf>,
     /// The operator command
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -147,9 +151,15 @@ pub async fn run(o: Opts) -> Result<()> {
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
         .kill_on_drop(true)
+        // a group of its own: a wrapper's children are stopped with it
+        .process_group(0)
         .spawn()
         .with_context(|| format!("start {}", o.command[0]))?;
-    let pid = child.id().context("operator exited at once")?;
+    let group = child.id().context("operator exited at once")?;
+    let pid = match &o.exe {
+        Some(exe) => operator_pid(group, exe).await?,
+        None => group,
+    };
     log(format!("{} started (pid {pid})", o.peer.name()));
     let res = measure(&client, &o, pid, &mut rec).await;
     if let Err(e) = &res {
@@ -164,22 +174,43 @@ pub async fn run(o: Opts) -> Result<()> {
     if let Err(e) = delete_all(&client, &o).await {
         rec.errors.push(format!("delete: {e:#}"));
     }
+    // The operator first: a profiler around it writes its data when it exits.
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .await;
-    if tokio::time::timeout(Duration::from_secs(30), child.wait())
+    let grace = if o.exe.is_some() { 300 } else { 30 };
+    if tokio::time::timeout(Duration::from_secs(grace), child.wait())
         .await
         .is_err()
     {
         let _ = child.kill().await;
     }
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{group}")])
+        .status()
+        .await;
     std::fs::write(&o.out, serde_json::to_string_pretty(&rec)?)?;
     log(format!("wrote {}", o.out.display()));
     if !rec.errors.is_empty() {
         bail!("run failed: {}", rec.errors.join("; "));
     }
     Ok(())
+}
+
+/// The pid running `exe` under the spawned command (a wrapper may take a
+/// moment to start it).
+async fn operator_pid(root: u32, exe: &std::path::Path) -> Result<u32> {
+    for _ in 0..100 {
+        if let Some(pid) = crate::procstat::find_in_tree(root, exe) {
+            return Ok(pid);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!(
+        "no process runs {} under pid {root} after 10 s",
+        exe.display()
+    )
 }
 
 async fn setup(client: &Client, namespaces: usize) -> Result<()> {
