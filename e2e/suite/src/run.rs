@@ -23,10 +23,13 @@ use crate::watch::Recorder;
 
 /// When Postgres itself is slow to come back, the window is stretched so the
 /// recovery after it can still be seen: it closes no earlier than this long
-/// after Postgres is ready (the slack threshold plus margin) ...
+/// after Postgres is ready (the slack threshold plus margin; a disruption may
+/// ask for longer) ...
 const AFTER_PG_READY_MS: u64 = 5_000;
-/// ... and at most this much later than asked.
-const MAX_STRETCH_S: f64 = 30.0;
+/// ... and at most this much later than asked. After an API server restart the
+/// kubelet saw the new Postgres pod up to 89 s after it was scheduled (its pod
+/// watch backs off to 30 s, jittered to 60).
+const MAX_STRETCH_S: f64 = 120.0;
 
 /// What a disruption did, for the run's record.
 #[derive(Default)]
@@ -38,6 +41,9 @@ pub struct Disruption {
     /// A disruption of unknown length asks for a long window and ends the
     /// load here instead (not for runs with Postgres down, which end on it).
     pub stop_load_at: Option<u64>,
+    /// With Postgres down: observe at least this long after it is ready
+    /// (default `AFTER_PG_READY_MS`), for checks that need the healing after it.
+    pub after_pg_ready_ms: Option<u64>,
 }
 
 /// Everything observed in a run, for scenario-specific checks.
@@ -186,7 +192,8 @@ where
                     r.stop();
                 }
             }
-            let due = m::observe_until(asked, cap, pg_t, AFTER_PG_READY_MS);
+            let after = disruption.after_pg_ready_ms.unwrap_or(AFTER_PG_READY_MS);
+            let due = m::observe_until(asked, cap, pg_t, after);
             if now_ms() >= due {
                 break;
             }

@@ -40,6 +40,9 @@ const TAKEOVER_LIMIT_S: f64 = LEASE_S + 2.0 * RETRY_S * 1.2;
 /// How long the API server or etcd stays down.
 pub const DOWN_S: f64 = 10.0;
 const CONVERGE_LIMIT_S: f64 = 30.0;
+/// How long a restart run observes after Postgres is ready: the convergence
+/// limit plus margin, so a late Postgres still leaves room to see it.
+pub const AFTER_BOTH_BACK_MS: u64 = (CONVERGE_LIMIT_S as u64 + 10) * 1000;
 
 /// The Lease holder over time.
 pub struct LeaseWatch(Recorder<String>);

@@ -140,7 +140,11 @@ async fn outage_measured(ctx: &Ctx, tag: &str, fault: Fault) -> Result<Run> {
         let mut resume = None;
         match fault {
             Fault::FreezeLeader => resume = Some(ha::freeze_leader(ctx, &mut d).await?),
-            Fault::Restart(daemon) => ha::restart_daemon(daemon, &mut d).await?,
+            Fault::Restart(daemon) => {
+                ha::restart_daemon(daemon, &mut d).await?;
+                // the control plane may start Postgres late; see it heal after
+                d.after_pg_ready_ms = Some(ha::AFTER_BOTH_BACK_MS);
+            }
             Fault::None | Fault::KillOperator => {}
         }
         let left = hold_s - (now_ms() - t0) as f64 / 1000.0;
