@@ -186,8 +186,10 @@ pub async fn run(o: Opts) -> Result<()> {
     {
         let _ = child.kill().await;
     }
+    // whatever of the group is left (usually nothing)
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{group}")])
+        .stderr(std::process::Stdio::null())
         .status()
         .await;
     std::fs::write(&o.out, serde_json::to_string_pretty(&rec)?)?;
