@@ -27,13 +27,8 @@ impl Proc {
     }
 
     pub fn sample(&self) -> Result<Sample> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+        let rest = stat_fields(self.pid)
             .with_context(|| format!("operator process {} is gone", self.pid))?;
-        // Fields after the command name, which may hold spaces and ')'.
-        let rest = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r)
-            .context("/proc/pid/stat without ')'")?;
         let f: Vec<&str> = rest.split_whitespace().collect();
         // A zombie (killed, e.g. by the OOM killer, and not yet reaped) still
         // has a stat file, with nothing resident.
@@ -62,6 +57,16 @@ impl Proc {
     }
 }
 
+/// `/proc/PID/stat` from its third field (the state) on: the command name
+/// before it may hold spaces and ')'.
+fn stat_fields(pid: u32) -> Result<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (_, rest) = stat
+        .rsplit_once(')')
+        .context("/proc/pid/stat without ')'")?;
+    Ok(rest.to_owned())
+}
+
 /// The process running `exe` in the tree under `root` (root itself when it
 /// does): a profiler (heaptrack, perf) wraps the operator in processes of its
 /// own, and the figures are the operator's, not the wrapper's.
@@ -76,12 +81,9 @@ pub fn find_in_tree(root: u32, exe: &std::path::Path) -> Option<u32> {
         else {
             continue;
         };
-        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        let ppid = stat_fields(pid)
             .ok()
-            .and_then(|s| {
-                let rest = s.rsplit_once(')')?.1.to_owned();
-                rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-            });
+            .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
         if let Some(ppid) = ppid {
             parents.push((pid, ppid));
         }
@@ -94,4 +96,41 @@ pub fn find_in_tree(root: u32, exe: &std::path::Path) -> Option<u32> {
     }
     tree.into_iter()
         .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == exe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wrapper's child is found by its executable and sampled as itself.
+    #[test]
+    fn finds_the_wrapped_process() -> Result<()> {
+        let sleep = std::path::Path::new("/usr/bin/sleep");
+        // `; true` keeps the shell alive as the wrapper around sleep
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "/usr/bin/sleep 5; true"])
+            .spawn()?;
+        let root = sh.id();
+        let mut found = None;
+        for _ in 0..50 {
+            found = find_in_tree(root, sleep);
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let checked = (|| -> Result<()> {
+            let pid = found.context("sleep not found under its shell")?;
+            assert_ne!(pid, root, "the shell is not the wrapped process");
+            assert!(Proc::new(pid)?.sample()?.rss_mib > 0.0);
+            assert_eq!(
+                find_in_tree(root, std::path::Path::new("/nonexistent")),
+                None
+            );
+            Ok(())
+        })();
+        let _ = sh.kill();
+        let _ = sh.wait();
+        checked
+    }
 }
