@@ -66,7 +66,9 @@ fi
 
 log "e2e suite on a real cluster"
 e2e_rc=0
-E2E_USER_PATHS=${E2E_USER_PATHS:-1} e2e/run-e2e.sh "$@" | tee "$suite_log" || e2e_rc=${PIPESTATUS[0]}
+# stderr too: a setup failure says why there, and the end of this script
+# repeats it where a CI log's tail shows it.
+E2E_USER_PATHS=${E2E_USER_PATHS:-1} e2e/run-e2e.sh "$@" 2>&1 | tee "$suite_log" || e2e_rc=${PIPESTATUS[0]}
 # The suite's own verdicts: each run of it (the own-cluster demo's S1, then
 # the suite) prints "e2e checks: N passed, M failed" (every check and
 # threshold of every run) once its report is written.
@@ -74,8 +76,10 @@ read -r e2e_passed e2e_failed < <(
   sed -nE 's/^e2e checks: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/p' "$suite_log" |
     awk '{p += $1; f += $2} END {print p + 0, f + 0}'
 )
+setup_failed=0
 if ((e2e_rc != 0 && e2e_failed == 0)); then
   e2e_failed=1  # the suite failed before or outside its checks (setup)
+  setup_failed=1
 fi
 log "tests finished in $((SECONDS - start)) s"
 echo "cargo: ${passed} passed, ${failed} failed"
@@ -83,4 +87,8 @@ echo "e2e checks: ${e2e_passed} passed, ${e2e_failed} failed"
 echo "total: $((passed + e2e_passed)) passed, $((failed + e2e_failed)) failed"
 # What failed, last, where a CI log's tail shows it.
 grep -E '^e2e S[0-9A-Z]+: (failed|breached): ' "$suite_log" | head -20 || true
+if ((setup_failed)); then
+  echo "e2e stopped outside its checks (exit $e2e_rc); its last lines before the teardown:"
+  grep -vE 'stopping pid|removed|unmounted|iptables|ip6tables|down in|control plane down' "$suite_log" | tail -25 || true
+fi
 exit "$e2e_rc"

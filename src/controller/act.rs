@@ -12,6 +12,7 @@ use super::error::{Error, Result};
 use super::remediate::Eviction;
 use super::report::{self, PendingEvent};
 use crate::api::{McpServer, McpServerStatus};
+use crate::controller::cached::CachedDeployment;
 use crate::status::compute::ChildRejected;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -24,7 +25,7 @@ use std::fmt::Debug;
 #[derive(Default)]
 pub struct Acted {
     /// The Deployment as the API server returned it, when written.
-    pub deployment: Option<Deployment>,
+    pub deployment: Option<CachedDeployment>,
     /// Children the API server refused (4xx other than conflict/throttling): a
     /// spec problem to report, not an error to retry hot.
     pub rejections: Vec<ChildRejected>,
@@ -182,7 +183,7 @@ pub async fn act(ctx: &Context, mcp: &McpServer, key: &str, plan: &Plan) -> Resu
         write(ctx, &ns, &name, "PodDisruptionBudget", &plan.pdb),
         write(ctx, &ns, &name, "HorizontalPodAutoscaler", &plan.hpa),
     );
-    out.deployment = out.take(deployment)?;
+    out.deployment = out.take(deployment)?.map(CachedDeployment::from);
     out.take(service)?;
     out.take(pdb)?;
     out.take(hpa)?;

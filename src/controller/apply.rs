@@ -62,8 +62,8 @@ pub fn stamped<K: Resource + Serialize>(mut desired: K) -> Result<(K, String)> {
 }
 
 /// Pure: must `stamped` (carrying `hash`) be applied over `live`?
-pub fn write_needed<K: Resource + Serialize>(
-    live: Option<&K>,
+pub fn write_needed<L: Resource, K: Resource + Serialize>(
+    live: Option<&L>,
     stamped: &K,
     hash: &str,
 ) -> Result<Option<WriteReason>> {
@@ -143,7 +143,7 @@ mod tests {
     fn write_needed_by_hash_and_ownership() {
         let (desired, hash) = stamped(svc("a")).expect("stamp");
         assert_eq!(
-            write_needed(None, &desired, &hash).expect("ok"),
+            write_needed(None::<&Service>, &desired, &hash).expect("ok"),
             Some(WriteReason::Missing)
         );
         let mut live = desired.clone();

@@ -108,7 +108,7 @@ fn delete_if_ours<K: Resource>(mcp: &McpServer, live: Option<&K>) -> Change<K> {
 /// handed over at its live value, then released by applying without it.
 fn deployment_change(
     mcp: &McpServer,
-    live: Option<&Deployment>,
+    live: Option<&crate::controller::cached::CachedDeployment>,
     desired: Deployment,
 ) -> Result<DeploymentChange> {
     // The hash covers what we apply for good: never the creation-time replicas.
@@ -335,7 +335,7 @@ mod tests {
     }
 
     /// What the API server would hold after our apply of `d`: it, owned by us.
-    fn as_applied(d: &Deployment) -> Deployment {
+    fn as_applied(d: &Deployment) -> crate::controller::cached::CachedDeployment {
         fn fields(v: &serde_json::Value) -> serde_json::Value {
             match v {
                 serde_json::Value::Object(m) => serde_json::Value::Object(
@@ -355,7 +355,7 @@ mod tests {
             fields_v1: Some(FieldsV1(fields(&v))),
             ..Default::default()
         }]);
-        live
+        live.into()
     }
 
     #[test]
@@ -422,7 +422,10 @@ mod tests {
         assert!(!plan.rollback_target_missing);
         assert_eq!(plan.deployment.change, Change::Keep);
         // Fetched: the Deployment is applied with it.
-        let tpl = observe::template_without_hash(&obs.replica_sets[0]).expect("template");
+        let tpl = observe::template_without_hash(&crate::controller::remediate::tests::rs_full(
+            "good", "1", 2,
+        ))
+        .expect("template");
         obs.rollback_template = Some(("good".into(), tpl));
         let plan = decide(&mcp, &obs, now()).expect("plan");
         assert_eq!(plan.template_wanted, None);

@@ -10,8 +10,8 @@
 use super::observe::{is_terminating, Observed};
 use super::remediate::Eviction;
 use crate::api::{McpServer, READINESS_GATE};
+use crate::controller::cached::CachedPod;
 use crate::status::mcp::wedged;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -42,14 +42,14 @@ impl GateChange {
     }
 }
 
-fn gated(p: &Pod) -> bool {
+fn gated(p: &CachedPod) -> bool {
     p.spec
         .as_ref()
         .and_then(|s| s.readiness_gates.as_ref())
         .is_some_and(|g| g.iter().any(|g| g.condition_type == READINESS_GATE))
 }
 
-fn current(p: &Pod) -> Option<(bool, &str)> {
+fn current(p: &CachedPod) -> Option<(bool, &str)> {
     let c = p
         .status
         .as_ref()?
@@ -136,7 +136,7 @@ mod tests {
         .expect("fixture")
     }
 
-    fn pod(name: &str, gate: Option<(&str, &str)>, with_gate: bool) -> Pod {
+    fn pod(name: &str, gate: Option<(&str, &str)>, with_gate: bool) -> CachedPod {
         let mut conds = vec![json!({"type": "ContainersReady", "status": "True"})];
         if let Some((status, reason)) = gate {
             conds.push(json!({"type": READINESS_GATE, "status": status, "reason": reason}));
@@ -170,7 +170,7 @@ mod tests {
         .0
     }
 
-    fn obs(pods: Vec<Pod>, checks: Vec<(&str, PodCheck)>) -> Observed {
+    fn obs(pods: Vec<CachedPod>, checks: Vec<(&str, PodCheck)>) -> Observed {
         Observed {
             pods,
             mcp_checks: checks

@@ -8,9 +8,9 @@
 //! servers cannot flood the operator (checks wait their turn instead).
 use crate::api::McpServer;
 use crate::builders::labels;
+use crate::controller::cached::CachedPod;
 use crate::mcpcheck::{Checker, FailureKind, Outcome, Target};
 use crate::telemetry::metrics::{McpFailureLabels, Metrics};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::ResourceExt;
@@ -117,7 +117,7 @@ impl McpVerdicts {
     }
 }
 
-pub fn pod_key(p: &Pod) -> PodKey {
+pub fn pod_key(p: &CachedPod) -> PodKey {
     PodKey {
         namespace: p.namespace().unwrap_or_default(),
         name: p.name_any(),
@@ -137,10 +137,10 @@ pub struct Planned {
 /// Pure: what to check — the Ready, non-terminating pods with an IP of every
 /// McpServer whose MCP checks are on. (`run` does not call it at all while no
 /// server has them on.)
-pub fn plan(servers: &[Arc<McpServer>], pods: &[Arc<Pod>]) -> Vec<Planned> {
+pub fn plan(servers: &[Arc<McpServer>], pods: &[Arc<CachedPod>]) -> Vec<Planned> {
     // Pods by (namespace, server label): one pass over pods, not one per server,
     // borrowing their names (no allocation per pod).
-    let mut by_server: HashMap<(&str, &str), Vec<&Pod>> = HashMap::new();
+    let mut by_server: HashMap<(&str, &str), Vec<&CachedPod>> = HashMap::new();
     for p in pods {
         if let Some(s) = p.labels().get(labels::SERVER_LABEL) {
             by_server
@@ -205,7 +205,7 @@ fn jittered(period: Duration) -> Duration {
 /// pod whose verdict changed.
 pub async fn run(
     servers: Store<McpServer>,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     verdicts: McpVerdicts,
     metrics: Arc<Metrics>,
     wake: mpsc::Sender<ObjectRef<McpServer>>,
@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn only_servers_with_mcp_checks_on_are_planned() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
+        let pod: CachedPod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "notes-1", "namespace": "team-a", "uid": "p1",
                          "labels": labels::selector(&McpServer::test())},
             "status": {"podIP": "10.0.0.7", "conditions": [{"type": "ContainersReady", "status": "True"}]}

@@ -1,6 +1,7 @@
 //! The McpServer controller: caches and watches, the reconcile, the error policy.
 pub mod act;
 pub mod apply;
+pub mod cached;
 pub mod context;
 pub mod decide;
 pub mod dependency;
@@ -20,12 +21,12 @@ pub mod stores;
 use crate::api::McpServer;
 use crate::builders::labels;
 use crate::telemetry::metrics::Metrics;
+use cached::{CachedDeployment, CachedPod, CachedReplicaSet};
 use context::Context;
 use error::Error;
 use futures::{Future, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
@@ -134,10 +135,10 @@ pub async fn run(
     let ns = &namespace;
     // ReplicaSets wake nothing (their Deployment's status does); they only fill a cache.
     let rs_stream = stores::watch(
-        api::<ReplicaSet>(c, ns),
+        api::<CachedReplicaSet>(c, ns),
         stores::managed(),
         w.replica_sets,
-        stores::trim::replica_set,
+        stores::trim::managed_fields,
     );
     let rs_task = tokio::spawn(async move {
         let mut s = std::pin::pin!(rs_stream);
@@ -197,11 +198,11 @@ pub async fn run(
             .store(true, std::sync::atomic::Ordering::Relaxed);
     };
     let drained = controller
-        .owns_stream(stores::watch(api::<Deployment>(c, ns), stores::managed(), w.deployments, stores::trim::deployment))
-        .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, stores::trim::others_fields))
-        .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, stores::trim::others_fields))
+        .owns_stream(stores::watch(api::<CachedDeployment>(c, ns), stores::managed(), w.deployments, stores::trim::others_fields))
+        .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, stores::trim::service))
+        .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, stores::trim::pdb))
         .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, stores::trim::others_fields))
-        .watches_stream(stores::watch(api::<Pod>(c, ns), stores::managed(), w.pods, stores::trim::pod), |pod: Pod| {
+        .watches_stream(stores::watch(api::<CachedPod>(c, ns), stores::managed(), w.pods, stores::trim::managed_fields), |pod: CachedPod| {
             let ns = pod.namespace();
             pod.labels().get(labels::SERVER_LABEL).cloned().zip(ns).map(|(n, ns)| ObjectRef::new(&n).within(&ns))
         })

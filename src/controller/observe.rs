@@ -7,10 +7,11 @@ use super::references::{self, Problem};
 use super::stores::Stores;
 use crate::api::McpServer;
 use crate::builders::labels;
+use crate::controller::cached::{CachedDeployment, CachedPod, CachedReplicaSet};
 use crate::remediation::DependencyObs;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{PodCondition, PodTemplateSpec, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Api, ResourceExt};
 
@@ -21,13 +22,13 @@ pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// verdict for a database outside the cluster).
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
-    pub deployment: Option<Deployment>,
+    pub deployment: Option<CachedDeployment>,
     pub service: Option<Service>,
     pub pdb: Option<PodDisruptionBudget>,
     pub hpa: Option<HorizontalPodAutoscaler>,
-    pub pods: Vec<Pod>,
-    /// Without their pod templates (see `stores::trim::replica_set`).
-    pub replica_sets: Vec<ReplicaSet>,
+    pub pods: Vec<CachedPod>,
+    /// Without their pod templates (`CachedReplicaSet`).
+    pub replica_sets: Vec<CachedReplicaSet>,
     /// The pod template of the revision a rollback hold needs, fetched by
     /// [`rollback_template`] only then: (template hash, template).
     pub rollback_template: Option<(String, PodTemplateSpec)>,
@@ -88,7 +89,7 @@ pub async fn rollback_template(
     let rs = api.get_opt(&name).await.map_err(Error::Observe)?;
     Ok(rs
         .as_ref()
-        .filter(|rs| is_revision(rs, hash))
+        .filter(|rs| is_revision(*rs, hash))
         .and_then(template_without_hash)
         .map(|tpl| (hash.to_string(), tpl)))
 }
@@ -97,7 +98,7 @@ pub fn template_hash<K: ResourceExt>(obj: &K) -> Option<String> {
     obj.labels().get(TEMPLATE_HASH_LABEL).cloned()
 }
 
-pub fn revision_number(rs: &ReplicaSet) -> i64 {
+pub fn revision_number(rs: &CachedReplicaSet) -> i64 {
     rs.annotations()
         .get(REVISION_ANNOTATION)
         .and_then(|r| r.parse().ok())
@@ -105,7 +106,7 @@ pub fn revision_number(rs: &ReplicaSet) -> i64 {
 }
 
 /// The ReplicaSet with the highest revision: the one the Deployment is rolling to.
-pub fn current_replica_set(rss: &[ReplicaSet]) -> Option<&ReplicaSet> {
+pub fn current_replica_set(rss: &[CachedReplicaSet]) -> Option<&CachedReplicaSet> {
     rss.iter().max_by_key(|rs| revision_number(rs))
 }
 
@@ -123,11 +124,11 @@ pub fn has_revision(obs: &Observed, hash: &str) -> bool {
 }
 
 /// The ReplicaSet of revision (template hash) `hash`.
-fn of_revision<'a>(rss: &'a [ReplicaSet], hash: &str) -> Option<&'a ReplicaSet> {
-    rss.iter().find(|rs| is_revision(rs, hash))
+fn of_revision<'a>(rss: &'a [CachedReplicaSet], hash: &str) -> Option<&'a CachedReplicaSet> {
+    rss.iter().find(|rs| is_revision(*rs, hash))
 }
 
-fn is_revision(rs: &ReplicaSet, hash: &str) -> bool {
+fn is_revision<K: ResourceExt>(rs: &K, hash: &str) -> bool {
     rs.labels().get(TEMPLATE_HASH_LABEL).map(String::as_str) == Some(hash)
 }
 
@@ -147,18 +148,18 @@ pub(crate) fn template_without_hash(rs: &ReplicaSet) -> Option<PodTemplateSpec> 
 /// condition: that one also includes our readiness gate, and what the gate is
 /// decided from must not depend on the gate. Falls back to Ready for pods
 /// without ContainersReady.
-pub fn pod_ready(p: &Pod) -> bool {
+pub fn pod_ready(p: &CachedPod) -> bool {
     readiness_condition(p).is_some_and(|c| c.status == "True")
 }
 
 /// The condition [`pod_ready`] reads: ContainersReady, else Ready.
-pub fn readiness_condition(p: &Pod) -> Option<&PodCondition> {
+pub fn readiness_condition(p: &CachedPod) -> Option<&PodCondition> {
     let cs = p.status.as_ref()?.conditions.as_ref()?;
     cs.iter()
         .find(|c| c.type_ == "ContainersReady")
         .or_else(|| cs.iter().find(|c| c.type_ == "Ready"))
 }
 
-pub fn is_terminating(p: &Pod) -> bool {
+pub fn is_terminating(p: &CachedPod) -> bool {
     p.metadata.deletion_timestamp.is_some()
 }

@@ -1,6 +1,6 @@
 //! Problems with what a spec refers to. They are conditions, not errors.
 use crate::api::McpServer;
-use k8s_openapi::api::core::v1::Pod;
+use crate::controller::cached::CachedPod;
 
 /// A reference that cannot be resolved, with a reason and an actionable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct Problem {
 /// a missing database Secret or key, or any other missing reference of the pod.
 /// Read from the pods, so the operator needs no permission on Secrets at all and
 /// never sees a Secret's value.
-pub fn from_pods(ns: &str, mcp: &McpServer, pods: &[Pod]) -> Vec<Problem> {
+pub fn from_pods(ns: &str, mcp: &McpServer, pods: &[CachedPod]) -> Vec<Problem> {
     let secret = mcp.spec.database.as_ref().map(|d| &d.url_secret_ref);
     let mut out: Vec<Problem> = Vec::new();
     let messages = pods
@@ -82,7 +82,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(message: &str) -> Pod {
+    fn pod(message: &str) -> CachedPod {
         serde_json::from_value(json!({"metadata": {"name": "notes-1"}, "status": {"containerStatuses": [
             {"name": "mcp", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
              "state": {"waiting": {"reason": "CreateContainerConfigError", "message": message}}}]}}))

@@ -5,13 +5,12 @@ use super::observe::{self, Observed};
 use super::report::PendingEvent;
 use crate::api::{McpServer, RollbackHold};
 use crate::builders::pdb;
+use crate::controller::cached::{CachedDeployment, CachedPod, CachedReplicaSet};
 use crate::remediation::{
     self, Action, DependencyObs, EventType, LastIncident, Observation, OverrideRequest, PodObs,
     Policy, RemediationStatus, RolloutObs, OVERRIDE_ANNOTATION,
 };
 use crate::status::conditions::Desired;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -64,7 +63,7 @@ pub fn policy(mcp: &McpServer) -> Policy {
 
 /// Per-pod facts the engine needs; the readiness condition's transition time (see
 /// [`observe::readiness_condition`]) is when it became (un)ready.
-pub fn pod_obs(p: &Pod) -> PodObs {
+pub fn pod_obs(p: &CachedPod) -> PodObs {
     let st = p.status.as_ref();
     let ready_cond = observe::readiness_condition(p);
     let containers = st.and_then(|s| s.container_statuses.as_ref());
@@ -134,7 +133,7 @@ const STARTING: &[&str] = &["ContainerCreating", "PodInitializing"];
 /// Has any container of the pod ever run? If not, why not, as the kubelet or the
 /// scheduler said it ("Unschedulable: 0/1 nodes are available: ...",
 /// "ImagePullBackOff: ...", "CreateContainerConfigError: secret \"x\" not found").
-pub fn start_state(p: &Pod) -> (bool, Option<String>) {
+pub fn start_state(p: &CachedPod) -> (bool, Option<String>) {
     let st = p.status.as_ref();
     let containers = st
         .and_then(|s| s.container_statuses.as_deref())
@@ -178,8 +177,8 @@ pub fn start_state(p: &Pod) -> (bool, Option<String>) {
 }
 
 pub fn rollout_obs(
-    replica_sets: &[ReplicaSet],
-    deploy: Option<&Deployment>,
+    replica_sets: &[CachedReplicaSet],
+    deploy: Option<&CachedDeployment>,
     generation: Option<i64>,
 ) -> RolloutObs {
     let current = observe::current_replica_set(replica_sets);
@@ -376,6 +375,7 @@ pub fn decide(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
     use serde_json::json;
 
     #[test]
@@ -429,7 +429,8 @@ pub(crate) mod tests {
         assert_eq!(mcp_unresponsive_since(&off, &o, "a"), None);
     }
 
-    pub(crate) fn rs(hash: &str, revision: &str, available: i32) -> ReplicaSet {
+    /// A ReplicaSet as the API server returns it (a GET: with its template).
+    pub(crate) fn rs_full(hash: &str, revision: &str, available: i32) -> ReplicaSet {
         serde_json::from_value(json!({
             "metadata": {"name": format!("notes-{hash}"), "labels": {"pod-template-hash": hash},
                          "annotations": {"deployment.kubernetes.io/revision": revision}},
@@ -440,6 +441,14 @@ pub(crate) mod tests {
         .expect("replicaset")
     }
 
+    /// The same, as the cache holds it.
+    pub(crate) fn rs(hash: &str, revision: &str, available: i32) -> CachedReplicaSet {
+        serde_json::from_value(
+            serde_json::to_value(rs_full(hash, revision, available)).expect("json"),
+        )
+        .expect("cached replicaset")
+    }
+
     #[test]
     fn rollout_picks_newest_and_previous_available() {
         let replica_sets = vec![rs("old", "1", 0), rs("good", "2", 3), rs("bad", "3", 0)];
@@ -448,7 +457,7 @@ pub(crate) mod tests {
         assert_eq!(r.previous_good_revision.as_deref(), Some("good"));
         assert!(!r.progress_deadline_exceeded);
         // The rollback template drops the controller's hash label and keeps the rest.
-        let tpl = observe::template_without_hash(&replica_sets[1]).expect("template");
+        let tpl = observe::template_without_hash(&rs_full("good", "2", 3)).expect("template");
         let labels = tpl.metadata.and_then(|m| m.labels).expect("labels");
         assert!(!labels.contains_key("pod-template-hash"));
         assert_eq!(labels.get("a").map(String::as_str), Some("b"));
@@ -460,7 +469,7 @@ pub(crate) mod tests {
 
     #[test]
     fn pod_obs_reads_ready_restarts_and_worst_waiting_reason() {
-        let pod: Pod = serde_json::from_value(json!({
+        let pod: CachedPod = serde_json::from_value(json!({
             "metadata": {"name": "notes-abc", "labels": {"pod-template-hash": "h1"}, "creationTimestamp": "2026-01-01T00:00:00Z"},
             "status": {
                 "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:01:00Z"}],
@@ -484,7 +493,7 @@ pub(crate) mod tests {
 
     #[test]
     fn start_state_from_the_pod() {
-        let pod = |status: serde_json::Value| -> Pod {
+        let pod = |status: serde_json::Value| -> CachedPod {
             serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status}))
                 .expect("pod")
         };

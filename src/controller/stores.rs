@@ -1,10 +1,10 @@
 //! Reflector caches of everything a reconcile reads. A reconcile makes no GET or
 //! LIST of its own for children, pods, ReplicaSets or the database's endpoints.
 use crate::builders::labels;
+use crate::controller::cached::{CachedDeployment, CachedPod, CachedReplicaSet};
 use futures::{FutureExt, Stream, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, store::Writer, ObjectRef, Store};
@@ -20,23 +20,23 @@ use std::time::Duration;
 /// Read side of every cache.
 #[derive(Clone)]
 pub struct Stores {
-    pub deployments: Store<Deployment>,
+    pub deployments: Store<CachedDeployment>,
     pub services: Store<Service>,
     pub pdbs: Store<PodDisruptionBudget>,
     pub hpas: Store<HorizontalPodAutoscaler>,
-    pub pods: Store<Pod>,
-    pub replica_sets: Store<ReplicaSet>,
+    pub pods: Store<CachedPod>,
+    pub replica_sets: Store<CachedReplicaSet>,
     pub endpoint_slices: Store<EndpointSlice>,
 }
 
 /// Write side, consumed by the watch streams.
 pub struct Writers {
-    pub deployments: Writer<Deployment>,
+    pub deployments: Writer<CachedDeployment>,
     pub services: Writer<Service>,
     pub pdbs: Writer<PodDisruptionBudget>,
     pub hpas: Writer<HorizontalPodAutoscaler>,
-    pub pods: Writer<Pod>,
-    pub replica_sets: Writer<ReplicaSet>,
+    pub pods: Writer<CachedPod>,
+    pub replica_sets: Writer<CachedReplicaSet>,
     pub endpoint_slices: Writer<EndpointSlice>,
 }
 
@@ -174,7 +174,6 @@ pub fn databases() -> watcher::Config {
 /// thousands of servers the caches are most of the operator's memory.
 pub mod trim {
     use crate::controller::apply::FIELD_MANAGER;
-    use k8s_openapi::api::core::v1::{Pod, PodSpec};
     use kube::Resource;
 
     /// Children: drift is judged from our own Apply entry, so the other
@@ -191,15 +190,20 @@ pub mod trim {
         }
     }
 
-    /// Deployments: as children (`others_fields`), and without the pod
-    /// template: a reconcile judges a Deployment by its hash annotation, our
-    /// Apply entry, its replicas and its status; the template, most of the
-    /// object, is read from the ReplicaSets when a rollback needs it.
-    pub fn deployment(d: &mut k8s_openapi::api::apps::v1::Deployment) {
-        others_fields(d);
-        if let Some(spec) = d.spec.as_mut() {
-            spec.template = Default::default();
-        }
+    /// Services: as children (`others_fields`), without spec or status. A
+    /// reconcile judges a Service only by its metadata: our hash annotation,
+    /// our Apply entry (drift) and its owner (`decide::change`).
+    pub fn service(s: &mut k8s_openapi::api::core::v1::Service) {
+        others_fields(s);
+        s.spec = None;
+        s.status = None;
+    }
+
+    /// PodDisruptionBudgets: as Services, by their metadata alone.
+    pub fn pdb(p: &mut k8s_openapi::api::policy::v1::PodDisruptionBudget) {
+        others_fields(p);
+        p.spec = None;
+        p.status = None;
     }
 
     /// McpServers: of the managed fields only the entries that set the
@@ -211,31 +215,11 @@ pub mod trim {
         }
     }
 
-    /// ReplicaSets: their labels, revision, replicas and status; not the pod
-    /// template (most of the object, and twice as many after each rollout),
-    /// which a rollback reads from the API server (`observe::rollback_template`).
-    pub fn replica_set(rs: &mut k8s_openapi::api::apps::v1::ReplicaSet) {
-        managed_fields(rs);
-        if let Some(spec) = rs.spec.as_mut() {
-            spec.template = None;
-        }
-    }
-
-    /// EndpointSlices: no managed fields at all.
+    /// EndpointSlices, pods and ReplicaSets: no managed fields at all (the
+    /// kubelet's status entry is most of a pod's metadata). The cached types
+    /// (`cached.rs`) already leave out the rest a reconcile does not read.
     pub fn managed_fields<K: Resource>(o: &mut K) {
         o.meta_mut().managed_fields = None;
-    }
-
-    /// Pods: their status, labels and readiness gates; not the managed fields
-    /// nor the rest of the spec (containers, volumes, tolerations).
-    pub fn pod(p: &mut Pod) {
-        p.metadata.managed_fields = None;
-        if let Some(spec) = p.spec.as_mut() {
-            *spec = PodSpec {
-                readiness_gates: spec.readiness_gates.take(),
-                ..PodSpec::default()
-            };
-        }
     }
 }
 
@@ -288,19 +272,19 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
         Api::namespaced(c.clone(), ns),
         managed(),
         w.deployments,
-        trim::deployment,
+        trim::others_fields,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.services,
-        trim::others_fields,
+        trim::service,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.pdbs,
-        trim::others_fields,
+        trim::pdb,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
@@ -312,13 +296,13 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
         Api::namespaced(c.clone(), ns),
         managed(),
         w.pods,
-        trim::pod,
+        trim::managed_fields,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.replica_sets,
-        trim::replica_set,
+        trim::managed_fields,
     ));
     drain(watch(
         Api::namespaced(c, ns),
@@ -400,7 +384,7 @@ mod tests {
     /// The Deployment cache keeps what a reconcile judges a Deployment by.
     #[test]
     fn deployment_trim_keeps_what_a_reconcile_reads() {
-        let mut d: Deployment = serde_json::from_value(serde_json::json!({
+        let mut d: CachedDeployment = serde_json::from_value(serde_json::json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "n", "annotations": {"mcp.operator.dev/applied-hash": "h"},
                 "managedFields": [
@@ -415,13 +399,8 @@ mod tests {
             "status": {"replicas": 2, "readyReplicas": 2}
         }))
         .expect("deployment");
-        trim::deployment(&mut d);
-        let spec = d.spec.as_ref().expect("spec");
-        assert_eq!(spec.replicas, Some(2));
-        assert!(
-            spec.template.spec.is_none(),
-            "the template stays out of the cache"
-        );
+        trim::others_fields(&mut d);
+        assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
         assert_eq!(d.status.as_ref().and_then(|s| s.ready_replicas), Some(2));
         let entries = d.metadata.managed_fields.as_deref().unwrap_or_default();
         assert_eq!(entries.len(), 2, "every manager's entry stays");
@@ -441,11 +420,54 @@ mod tests {
         );
     }
 
+    /// Services and PDBs are cached by their metadata: the hash annotation,
+    /// our (packed) Apply entry and the owner stay, spec and status go.
+    #[test]
+    fn service_and_pdb_trim_keep_the_metadata_a_reconcile_reads() {
+        let meta = serde_json::json!({"name": "n", "namespace": "ns",
+        "annotations": {"mcp.operator.dev/applied-hash": "h"},
+        "ownerReferences": [{"apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer",
+            "name": "n", "uid": "u"}],
+        "managedFields": [
+            {"manager": "mcp-operator", "operation": "Apply", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:spec": {"f:selector": {}}}},
+            {"manager": "kube-controller-manager", "operation": "Update", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:status": {}}}
+        ]});
+        let mut svc: Service = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}], "clusterIP": "10.96.0.9"},
+            "status": {"loadBalancer": {}}
+        }))
+        .expect("service");
+        trim::service(&mut svc);
+        let mut pdb: PodDisruptionBudget = serde_json::from_value(serde_json::json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"a": "b"}}},
+            "status": {"currentHealthy": 2, "desiredHealthy": 1, "disruptionsAllowed": 1, "expectedPods": 2}
+        }))
+        .expect("pdb");
+        trim::pdb(&mut pdb);
+        assert!(svc.spec.is_none() && svc.status.is_none());
+        assert!(pdb.spec.is_none() && pdb.status.is_none());
+        for m in [&svc.metadata, &pdb.metadata] {
+            assert_eq!(
+                m.annotations
+                    .as_ref()
+                    .and_then(|a| a.get("mcp.operator.dev/applied-hash")),
+                Some(&"h".to_string())
+            );
+            assert_eq!(m.owner_references.as_ref().map(Vec::len), Some(1));
+        }
+        assert!(crate::controller::apply::owns(&svc, &["spec", "selector"]));
+        assert!(crate::controller::apply::owns(&pdb, &["spec", "selector"]));
+    }
+
     /// A waiter must wake on the first list even when something else polled the
     /// store's readiness in between (which steals `wait_until_ready`'s one waker).
     #[tokio::test]
     async fn wait_listed_wakes_after_other_polls() {
-        let (store, mut writer) = reflector::store::<Pod>();
+        let (store, mut writer) = reflector::store::<CachedPod>();
         let waiter = tokio::spawn({
             let store = store.clone();
             async move { wait_listed(&store).await }

@@ -2,8 +2,8 @@
 use super::conditions::{self, Desired};
 use super::phase::{self, PhaseInputs};
 use crate::api::{condition, McpServerStatus, McpStatus, PoolStatus, RollbackHold};
+use crate::controller::cached::CachedDeployment;
 use crate::remediation::{reason, LastIncident, RemediationState, RemediationStatus};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// A child the API server refused to take.
@@ -23,7 +23,7 @@ pub struct Inputs<'a> {
     /// Replicas the Deployment is asked for.
     pub desired_replicas: i32,
     /// The Deployment as it stands after this reconcile's writes.
-    pub deployment: Option<&'a Deployment>,
+    pub deployment: Option<&'a CachedDeployment>,
     pub rejected: &'a [ChildRejected],
     /// Pods that never started, with the cause (pod, cause): a restart cannot help them.
     pub not_started: &'a [(String, String)],
@@ -291,7 +291,7 @@ mod tests {
     use k8s_openapi::jiff::Timestamp;
     use serde_json::json;
 
-    fn deployment(generation: i64, observed: i64, ready: i32, updated: i32) -> Deployment {
+    fn deployment(generation: i64, observed: i64, ready: i32, updated: i32) -> CachedDeployment {
         serde_json::from_value(json!({
             "metadata": {"name": "notes", "generation": generation},
             "spec": {"replicas": 3, "selector": {}, "template": {}},
@@ -303,7 +303,7 @@ mod tests {
     fn inputs<'a>(
         prev: &'a McpServerStatus,
         now: &'a Time,
-        d: Option<&'a Deployment>,
+        d: Option<&'a CachedDeployment>,
         rejected: &'a [ChildRejected],
     ) -> Inputs<'a> {
         Inputs {
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(cond(&s, "Degraded").reason, "PodsNotStarted");
 
         // No pod at all: the ReplicaSet's failure is the cause.
-        let d: Deployment = serde_json::from_value(json!({
+        let d: CachedDeployment = serde_json::from_value(json!({
             "metadata": {"name": "notes", "generation": 1},
             "spec": {"replicas": 3, "selector": {}, "template": {}},
             "status": {"observedGeneration": 1, "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",

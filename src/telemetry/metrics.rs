@@ -123,7 +123,7 @@ impl Default for Metrics {
         let events_dropped = Counter::default();
         registry.register(
             "events_dropped",
-            "Events not published because the queue was full",
+            "Events not published: the queue was full, or the lease fence refused them (this replica no longer led)",
             events_dropped.clone(),
         );
         let child_writes = Family::<WriteLabels, Counter>::default();

@@ -108,6 +108,15 @@ pub struct RunRecord {
     /// From the last create until 2N pods were Ready: the control plane's
     /// and kwok's pace, which bounds `converge_s` from below.
     pub pods_ready_s: Option<f64>,
+    /// ClusterIPs the API server allocated while converging, and the seconds
+    /// it spent on them: kube-apiserver 1.34 allocates one at a time (its
+    /// `MetaAllocator` holds one lock while it creates each IPAddress object
+    /// through its own API), so N Services take at least this long whoever
+    /// creates them.
+    #[serde(default)]
+    pub cluster_ip_allocations: Option<f64>,
+    #[serde(default)]
+    pub cluster_ip_allocation_s: Option<f64>,
     /// Seconds from the last create until every one of the N (or 2N pods)
     /// reached each stage of the pipeline, in order: where converging goes.
     #[serde(default)]
@@ -281,6 +290,17 @@ async fn scrape(url: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The API server's ClusterIP allocations so far: (count, seconds).
+async fn cluster_ip_allocations(client: &Client) -> Result<(f64, f64)> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(req).await?;
+    let name = "kube_apiserver_clusterip_allocator_allocation_duration_seconds";
+    Ok((
+        promtext::counter(&text, &format!("{name}_count"), &[]),
+        promtext::counter(&text, &format!("{name}_sum"), &[]),
+    ))
+}
+
 /// The operator's reconcile histogram and reconcile count.
 fn reconcile_metrics(peer: Peer, text: &str) -> (Histogram, f64) {
     match peer {
@@ -409,6 +429,7 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     };
     let (hist0, reconciles0) = reconcile_metrics(o.peer, &base_text);
     let s0 = sampler.now()?;
+    let ips0 = cluster_ip_allocations(client).await?;
 
     let ar = o.peer.resource();
     let servers: Store<DynamicObject> = spawn_store(
@@ -482,6 +503,9 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     let (hist1, reconciles1) = reconcile_metrics(o.peer, &scrape(&o.metrics_url).await?);
     let during = hist1.since(&hist0);
     rec.reconciles = Some(reconciles1 - reconciles0);
+    let ips1 = cluster_ip_allocations(client).await?;
+    rec.cluster_ip_allocations = Some(ips1.0 - ips0.0);
+    rec.cluster_ip_allocation_s = Some(ips1.1 - ips0.1);
     rec.reconcile_p50_s = during.quantile(0.5);
     rec.reconcile_p99_s = during.quantile(0.99);
     log(format!(
@@ -668,26 +692,39 @@ impl Pipeline {
 }
 
 /// Delete every server and wait until they are gone (finalizers included).
-/// A request that fails is sent again until the deadline: after the rollout
-/// the API server is still busy, and a pooled connection it closed fails the
-/// next request sent on it ("connection closed before message completed").
+/// One DELETE per server, `concurrency` at a time: a delete-collection of 300
+/// servers outlasted the API server's request timeout at N = 3,000 (it closed
+/// the connection, "connection closed before message completed", and each
+/// retry started over). A request that fails is sent again until the deadline
+/// (a minute per 1,000 servers, at least 300 s); a server already gone counts
+/// as deleted.
 async fn delete_all(client: &Client, o: &Opts) -> Result<()> {
     let ar = o.peer.resource();
     let t0 = Instant::now();
-    let deadline = Duration::from_secs(300);
-    for i in 0..o.namespaces {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns_name(i), &ar);
-        while let Err(e) = api
-            .delete_collection(&DeleteParams::default(), &ListParams::default())
-            .await
-        {
-            if t0.elapsed() > deadline {
-                return Err(e).context(format!("delete the servers in {}", ns_name(i)));
+    let deadline = Duration::from_secs((o.n as u64 * 60 / 1000).max(300));
+    let names: Vec<(String, String)> = (0..o.n).map(|i| server(i, o.namespaces)).collect();
+    stream::iter(names)
+        .map(|(ns, name)| {
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+            async move {
+                loop {
+                    match api.delete(&name, &DeleteParams::default()).await {
+                        Ok(_) => return Ok(()),
+                        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+                        Err(e) if t0.elapsed() > deadline => {
+                            return Err(e).context(format!("delete {ns}/{name}"))
+                        }
+                        Err(e) => {
+                            log(format!("delete {ns}/{name}: {e}; again in 1 s"));
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
             }
-            log(format!("delete in {}: {e}; again in 1 s", ns_name(i)));
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
+        })
+        .buffer_unordered(o.concurrency)
+        .try_collect::<()>()
+        .await?;
     let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     loop {
         match all.list_metadata(&ListParams::default().limit(1)).await {
@@ -696,7 +733,10 @@ async fn delete_all(client: &Client, o: &Opts) -> Result<()> {
             Err(e) => log(format!("list after delete: {e}; again in 1 s")),
         }
         if t0.elapsed() > deadline {
-            bail!("servers still there 300 s after deleting them");
+            bail!(
+                "servers still there {} s after deleting them",
+                deadline.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
