@@ -284,8 +284,8 @@ fn markdown(r: &Report) -> String {
                 .map(|r| format!(" ({:.1} reconciles per server)", r / x.n.max(1) as f64))
                 .unwrap_or_default();
             // Every Service's ClusterIP is allocated one at a time by the
-            // API server: a floor under "Deployments created" for an
-            // operator that creates a Service per server.
+            // API server: when their sum nears the converge time, Services
+            // were the queue the servers waited in.
             let ips = match (x.cluster_ip_allocations, x.cluster_ip_allocation_s) {
                 (Some(n), Some(secs)) if n > 0.0 => format!(
                     "; the API server allocated {n:.0} ClusterIPs one at a time in {secs:.1} s ({:.0} ms each)",

@@ -111,8 +111,8 @@ pub struct RunRecord {
     /// ClusterIPs the API server allocated while converging, and the seconds
     /// it spent on them: kube-apiserver 1.34 allocates one at a time (its
     /// `MetaAllocator` holds one lock while it creates each IPAddress object
-    /// through its own API), so N Services take at least this long whoever
-    /// creates them.
+    /// through its own API). How long each takes depends on the load: 92 ms
+    /// under ours and 4 ms under ToolHive's at N = 1,000 (2026-12-03).
     #[serde(default)]
     pub cluster_ip_allocations: Option<f64>,
     #[serde(default)]
