@@ -18,7 +18,8 @@
 # For the scale benchmark: CP_AUDIT_POLICY (a policy file: the API server
 # writes $CP_DIR/audit.log), CP_WITH_SCHEDULER=1 (kube-scheduler too),
 # CP_CLIENT_QPS (QPS of the controller manager and scheduler; default theirs),
-# CP_CONTROLLERS (the controller manager's --controllers).
+# CP_CONTROLLERS (the controller manager's --controllers), CP_APISERVER_FLAGS
+# (more kube-apiserver flags, e.g. --profiling=true for a CPU profile of it).
 # Kubeconfig: ~/.cache/mcp-operator/control-plane/kubeconfig
 set -euo pipefail
 
@@ -65,7 +66,7 @@ up() {
     qps=(--kube-api-qps "$CP_CLIENT_QPS" --kube-api-burst "$(( CP_CLIENT_QPS * 2 ))")
   fi
   start_apiserver "$CP_DIR" "$ETCD_PORT" "$PORT" 127.0.0.1 127.0.0.1 \
-    --endpoint-reconciler-type none "${audit[@]}"
+    --endpoint-reconciler-type none "${audit[@]}" ${CP_APISERVER_FLAGS:-}
   write_kubeconfig "$CP_KUBECONFIG_PATH" "https://127.0.0.1:$PORT" "$CP_DIR/pki" admin kubernetes-admin
   wait_for "default namespace" 60 "$K8S_BIN/kubectl" --kubeconfig "$CP_KUBECONFIG_PATH" get ns default
   if [ "${CP_WITH_CONTROLLERS:-0}" = 1 ]; then

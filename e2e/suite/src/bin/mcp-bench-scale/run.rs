@@ -102,6 +102,9 @@ pub struct RunRecord {
     pub reconcile_p99_s: Option<f64>,
     pub fanout_s: Option<f64>,
     pub fanout_back_s: Option<f64>,
+    /// What the writes from the outage until every server showed it were.
+    #[serde(default)]
+    pub fanout_writes_by_kind: std::collections::BTreeMap<String, u64>,
     pub spec_rollout_s: Option<f64>,
     /// From the first create to the last (the benchmark's own pace).
     pub create_s: Option<f64>,
@@ -564,13 +567,19 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         )
         .is_some()
     {
+        let t_f0 = Timestamp::now();
         set_db_ready(client, false).await?;
         let down = wait_for("fan-out (down)", timeout, &sampler, || {
             all(&|x| peer.dependency_up(x) == Some(false))
         })
         .await?;
         rec.fanout_s = Some(down);
-        log(format!("outage reached all {n} in {down:.2} s"));
+        let fan = audit::count(&o.audit_log, &o.user, t_f0, Timestamp::now())?;
+        log(format!(
+            "outage reached all {n} in {down:.2} s; writes meanwhile: {:?}",
+            fan.writes_by_kind
+        ));
+        rec.fanout_writes_by_kind = fan.writes_by_kind;
         set_db_ready(client, true).await?;
         let back = wait_for("fan-out (back)", timeout, &sampler, || {
             all(&|x| peer.dependency_up(x) == Some(true) && peer.converged(x))
