@@ -150,9 +150,15 @@ pub async fn act(ctx: &Context, mcp: &McpServer, key: &str, plan: &Plan) -> Resu
     if needs_intent(mcp, plan) {
         let prev = mcp.status.clone().unwrap_or_default();
         let status = intent(&prev, plan);
-        let written = report::write_status(ctx, mcp, &status, mcp.resource_version())
-            .await
-            .map_err(Error::Status)?;
+        let written = report::write_status(
+            ctx,
+            mcp,
+            mcp.status.as_ref(),
+            &status,
+            mcp.resource_version(),
+        )
+        .await
+        .map_err(Error::Status)?;
         ctx.metrics.status_written("intent");
         ctx.superseded
             .record(key, mcp.resource_version(), written.resource_version());

@@ -89,12 +89,12 @@ async fn reconcile_steps(mcp: &McpServer, key: &str, ctx: &Context) -> Result<Ac
     events.extend(report::transition_events(&prev, &status));
     // After an intent write the McpServer's status is the intent, not `prev`.
     let (stored, rv) = match &acted.intent {
-        Some((written, rv)) => (written, rv.clone()),
-        None => (&prev, None),
+        Some((written, rv)) => (Some(written), rv.clone()),
+        None => (mcp.status.as_ref(), None),
     };
-    if status != *stored {
+    if status != *stored.unwrap_or(&prev) {
         let rv = rv.or_else(|| mcp.resource_version());
-        match report::write_status(ctx, mcp, &status, rv.clone()).await {
+        match report::write_status(ctx, mcp, stored, &status, rv.clone()).await {
             Ok(written) => {
                 ctx.metrics.status_written("report");
                 ctx.superseded.record(key, rv, written.resource_version());

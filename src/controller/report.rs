@@ -43,32 +43,68 @@ impl PendingEvent {
     }
 }
 
-/// Server-side apply of the whole status, guarded by `resource_version` when given:
-/// a write computed from a stale McpServer is refused (409) rather than applied.
+/// The status write: a JSON merge patch of what changed since `stored` (the
+/// status the McpServer holds at `resource_version`), guarded by that version,
+/// so a write computed from a stale McpServer is refused (409) rather than
+/// applied. Not a server-side apply of the whole status: at a thousand servers
+/// an outage is a thousand status writes at once, and the API server merges a
+/// small patch for less than it applies a whole status (bench/scale: fan-out).
 pub async fn write_status(
     ctx: &Context,
     mcp: &McpServer,
+    stored: Option<&McpServerStatus>,
     status: &McpServerStatus,
     resource_version: Option<String>,
 ) -> Result<McpServer, kube::Error> {
     let ns = mcp.namespace().unwrap_or_default();
     let api: Api<McpServer> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut metadata = serde_json::json!({"name": mcp.name_any(), "namespace": ns});
+    let next = serde_json::to_value(status).map_err(kube::Error::SerdeError)?;
+    // No status yet: all of it (a diff against the defaults would leave out
+    // the zeros a reader's columns show).
+    let body = match stored {
+        Some(stored) => merge_diff(
+            &serde_json::to_value(stored).map_err(kube::Error::SerdeError)?,
+            &next,
+        ),
+        None => next,
+    };
+    let mut patch = serde_json::json!({ "status": body });
     if let Some(rv) = resource_version {
-        metadata["resourceVersion"] = rv.into();
+        patch["metadata"] = serde_json::json!({ "resourceVersion": rv });
     }
-    let patch = serde_json::json!({
-        "apiVersion": "mcp.operator.dev/v1alpha1",
-        "kind": "McpServer",
-        "metadata": metadata,
-        "status": status,
-    });
-    api.patch_status(
-        &mcp.name_any(),
-        &PatchParams::apply(super::apply::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
+    let params = PatchParams {
+        field_manager: Some(super::apply::FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    api.patch_status(&mcp.name_any(), &params, &Patch::Merge(&patch))
+        .await
+}
+
+/// Pure: the JSON merge patch (RFC 7386) that turns `old` into `new`: changed
+/// and new keys, `null` for removed ones, arrays and scalars whole.
+pub fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut out = Map::new();
+            for (k, nv) in n {
+                match o.get(k) {
+                    Some(ov) if ov == nv => {}
+                    Some(ov) => {
+                        out.insert(k.clone(), merge_diff(ov, nv));
+                    }
+                    None => {
+                        out.insert(k.clone(), nv.clone());
+                    }
+                }
+            }
+            for k in o.keys().filter(|k| !n.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => new.clone(),
+    }
 }
 
 /// Pure: the status after this reconcile.
@@ -203,6 +239,38 @@ mod tests {
             .into_iter()
             .map(|e| e.reason)
             .collect()
+    }
+
+    #[test]
+    fn merge_diff_turns_the_old_status_into_the_new() {
+        let old = serde_json::json!({
+            "replicas": 2, "phase": "Ready",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "remediation": {"attempts": 1, "last": "x"},
+            "pool": {"budget": 10, "used": 3},
+        });
+        let new = serde_json::json!({
+            "replicas": 2, "phase": "Degraded",
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "pool": {"budget": 10, "used": 4},
+            "endpoint": "http://s",
+        });
+        let patch = merge_diff(&old, &new);
+        assert_eq!(
+            patch,
+            serde_json::json!({
+                "phase": "Degraded",
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "remediation": null,
+                "pool": {"used": 4},
+                "endpoint": "http://s",
+            })
+        );
+        // Applied as RFC 7386 says, it gives the new status exactly.
+        let mut applied = old.clone();
+        json_patch::merge(&mut applied, &patch);
+        assert_eq!(applied, new);
+        assert_eq!(merge_diff(&new, &new), serde_json::json!({}));
     }
 
     #[test]

@@ -79,6 +79,10 @@ impl FakeApi {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
+        let merge = req
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/merge-patch+json"));
         let body = req
             .into_body()
             .collect_bytes()
@@ -150,7 +154,10 @@ impl FakeApi {
                     .objects
                     .entry(item_path.clone())
                     .or_insert_with(|| json!({}));
-                if path.ends_with("/status") {
+                if path.ends_with("/status") && merge {
+                    // RFC 7386, as a real server merges it.
+                    json_patch::merge(&mut entry["status"], &patch["status"]);
+                } else if path.ends_with("/status") {
                     entry["status"] = patch["status"].clone();
                 } else {
                     let status = entry.get("status").cloned();
