@@ -46,9 +46,9 @@ impl PendingEvent {
 /// The status write: a JSON merge patch of what changed since `stored` (the
 /// status the McpServer holds at `resource_version`), guarded by that version,
 /// so a write computed from a stale McpServer is refused (409) rather than
-/// applied. Not a server-side apply of the whole status: at a thousand servers
-/// an outage is a thousand status writes at once, and the API server merges a
-/// small patch for less than it applies a whole status (bench/scale: fan-out).
+/// applied. Not a server-side apply of the whole status, whose body the API
+/// server parses as YAML: in an outage at N = 1,000 (a thousand status writes
+/// at once) its CPU for them fell 5 % (bench/scale/HISTORY.md, 2026-12-04).
 pub async fn write_status(
     ctx: &Context,
     mcp: &McpServer,
