@@ -138,7 +138,7 @@ impl Stores {
         // A scan of every cached object per reconcile, under the store's read
         // lock, cloning only the matches (not all N `Arc`s, as `state()` does).
         // The namespace first: one short compare, where a label is a map
-        // lookup. At N = 1,000 this loop and its compares were 13 % of the
+        // lookup. At N = 1,000 this loop and its compares were 14 % of the
         // operator's CPU in a `perf` profile (bench/scale/HISTORY.md): an index
         // by server is the next step.
         store
