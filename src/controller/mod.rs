@@ -1,6 +1,7 @@
 //! The McpServer controller: caches and watches, the reconcile, the error policy.
 pub mod act;
 pub mod apply;
+pub mod by_server;
 pub mod cached;
 pub mod context;
 pub mod decide;
@@ -134,10 +135,11 @@ pub async fn run(
     let c = &client;
     let ns = &namespace;
     // ReplicaSets wake nothing (their Deployment's status does); they only fill a cache.
-    let rs_stream = stores::watch(
+    let rs_stream = stores::watch_indexed(
         api::<CachedReplicaSet>(c, ns),
         stores::managed(),
         w.replica_sets,
+        w.replica_sets_by_server,
         stores::trim::managed_fields,
     );
     let rs_task = tokio::spawn(async move {
@@ -202,7 +204,7 @@ pub async fn run(
         .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, stores::trim::service))
         .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, stores::trim::pdb))
         .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, stores::trim::others_fields))
-        .watches_stream(stores::watch(api::<CachedPod>(c, ns), stores::managed(), w.pods, stores::trim::managed_fields), |pod: CachedPod| {
+        .watches_stream(stores::watch_indexed(api::<CachedPod>(c, ns), stores::managed(), w.pods, w.pods_by_server, stores::trim::managed_fields), |pod: CachedPod| {
             let ns = pod.namespace();
             pod.labels().get(labels::SERVER_LABEL).cloned().zip(ns).map(|(n, ns)| ObjectRef::new(&n).within(&ns))
         })

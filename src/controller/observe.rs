@@ -44,7 +44,7 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
     let s = &ctx.stores;
     let name = mcp.name_any();
     let selector = labels::selector(mcp);
-    let pods = Stores::selected(&s.pods, ns, &selector);
+    let pods = Stores::selected(&s.pods, &s.pods_by_server, ns, &selector);
     let mut problems = references::check_scope(ctx.scope.as_deref(), ns, mcp);
     problems.extend(references::from_pods(ns, mcp, &pods));
     let slices = s.endpoint_slices.state();
@@ -65,7 +65,7 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
         pdb: Stores::child(&s.pdbs, ns, &name),
         hpa: Stores::child(&s.hpas, ns, &name),
         pods,
-        replica_sets: Stores::selected(&s.replica_sets, ns, &selector),
+        replica_sets: Stores::selected(&s.replica_sets, &s.replica_sets_by_server, ns, &selector),
         rollback_template: None,
         dependency,
         problems,
