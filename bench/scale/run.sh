@@ -224,6 +224,7 @@ main() {
         --out "$OUT/runs/$op-$n.json" --audit-log "$CP_DIR/audit.log" --user "$OP_USER" \
         --metrics-url "$OP_METRICS" --operator-log "$OUT/logs/$op-$n.log" \
         --operator-kubeconfig "$WORK/operator.kubeconfig" --version "$OP_VERSION" --exe "$OP_EXE" \
+        --cluster-pids "$CP_DIR/run" \
         -- "${OP_CMD[@]}" || failed=1
     done
   done

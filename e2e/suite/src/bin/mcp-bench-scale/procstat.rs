@@ -18,12 +18,10 @@ pub struct Sample {
 
 impl Proc {
     pub fn new(pid: u32) -> Result<Self> {
-        let out = Command::new("getconf").arg("CLK_TCK").output()?;
-        let ticks_per_s: f64 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .context("getconf CLK_TCK")?;
-        Ok(Self { pid, ticks_per_s })
+        Ok(Self {
+            pid,
+            ticks_per_s: ticks_per_s()?,
+        })
     }
 
     pub fn sample(&self) -> Result<Sample> {
@@ -36,10 +34,7 @@ impl Proc {
             anyhow::bail!("operator process {} exited", self.pid);
         }
         // utime and stime are fields 14 and 15 of the whole line; `rest` starts at field 3.
-        let tick = |i: usize| -> Result<f64> {
-            Ok(f.get(i).context("short /proc/pid/stat")?.parse::<f64>()?)
-        };
-        let cpu_s = (tick(11)? + tick(12)?) / self.ticks_per_s;
+        let cpu_s = cpu_s(self.pid, self.ticks_per_s)?;
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
         let kib = |key: &str| -> f64 {
             status
@@ -55,6 +50,43 @@ impl Proc {
             hwm_mib: kib("VmHWM:") / 1024.0,
         })
     }
+}
+
+/// CPU seconds (user + system) `pid` has used so far.
+pub fn cpu_s(pid: u32, ticks_per_s: f64) -> Result<f64> {
+    let rest = stat_fields(pid)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick =
+        |i: usize| -> Result<f64> { Ok(f.get(i).context("short /proc/pid/stat")?.parse::<f64>()?) };
+    Ok((tick(11)? + tick(12)?) / ticks_per_s)
+}
+
+/// The machine's CPU seconds so far, all cores: (busy, busy + idle). Busy is
+/// user, nice, system, irq, softirq and steal; idle counts iowait.
+pub fn machine_cpu_s(ticks_per_s: f64) -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("/proc/stat without a cpu line")?;
+    let t: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse::<f64>())
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(t.len() == 8, "short cpu line in /proc/stat");
+    let busy = t[0] + t[1] + t[2] + t[5] + t[6] + t[7];
+    Ok((busy / ticks_per_s, (busy + t[3] + t[4]) / ticks_per_s))
+}
+
+/// Ticks per second of /proc's CPU times.
+pub fn ticks_per_s() -> Result<f64> {
+    let out = Command::new("getconf").arg("CLK_TCK").output()?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("getconf CLK_TCK")
 }
 
 /// `/proc/PID/stat` from its third field (the state) on: the command name
@@ -101,6 +133,26 @@ pub fn find_in_tree(root: u32, exe: &std::path::Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Our own CPU grows with work; the machine's busy time is within its total.
+    #[test]
+    fn cpu_times_read_from_proc() -> Result<()> {
+        let ticks = ticks_per_s()?;
+        let before = cpu_s(std::process::id(), ticks)?;
+        let (busy0, all0) = machine_cpu_s(ticks)?;
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let after = cpu_s(std::process::id(), ticks)?;
+        let (busy1, all1) = machine_cpu_s(ticks)?;
+        assert!(after - before >= 0.1, "{before} -> {after}");
+        assert!(busy1 - busy0 >= 0.1 && busy1 - busy0 <= all1 - all0 + 0.02);
+        assert!(cpu_s(u32::MAX, ticks).is_err(), "no such process");
+        Ok(())
+    }
 
     /// A wrapper's child is found by its executable and sampled as itself.
     #[test]

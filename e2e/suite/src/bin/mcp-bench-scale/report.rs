@@ -293,15 +293,49 @@ fn markdown(r: &Report) -> String {
                 ),
                 _ => String::new(),
             };
+            let cpu = cpu_line(x);
             let _ = writeln!(
                 s,
-                "- {} N={}: {}{reconciles}{ips}",
+                "- {} N={}: {}{reconciles}{ips}{cpu}",
                 x.operator,
                 x.n,
                 parts.join(", ")
             );
         }
     }
+    render_checks(r, s)
+}
+
+/// Whose CPU the converge time was, largest first, and how busy the machine
+/// was; empty for a run recorded without it.
+fn cpu_line(x: &RunRecord) -> String {
+    if x.converge_cpu_by_process.is_empty() {
+        return String::new();
+    }
+    let mut by: Vec<(&String, &f64)> = x.converge_cpu_by_process.iter().collect();
+    by.sort_by(|a, b| b.1.total_cmp(a.1));
+    let total: f64 = by.iter().map(|(_, c)| **c).sum();
+    let parts: Vec<String> = by
+        .iter()
+        .map(|(name, c)| format!("{name} {c:.1}"))
+        .collect();
+    let busy = x
+        .converge_machine_busy
+        .map(|b| format!(", the machine's cores {:.0} % busy", 100.0 * b))
+        .unwrap_or_default();
+    let ours = x
+        .converge_cpu_by_process
+        .get(&x.operator)
+        .map(|c| format!(" (the operator {:.0} %)", 100.0 * c / total.max(1e-9)))
+        .unwrap_or_default();
+    format!(
+        "; CPU-s from the first create to converged: {}{ours}{busy}",
+        parts.join(", ")
+    )
+}
+
+/// The thresholds and goals, after the tables.
+fn render_checks(r: &Report, mut s: String) -> String {
     for (title, checks) in [
         ("Thresholds (asserted)", &r.thresholds),
         ("Goals", &r.goals),
@@ -321,4 +355,30 @@ fn markdown(r: &Report) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_line_names_the_largest_first_and_the_operator_share() {
+        let mut x = RunRecord {
+            operator: "mcp-operator".into(),
+            ..Default::default()
+        };
+        assert_eq!(cpu_line(&x), "", "a run recorded without it");
+        x.converge_cpu_by_process = [
+            ("etcd".to_string(), 12.4),
+            ("kube-apiserver".to_string(), 100.8),
+            ("mcp-operator".to_string(), 8.0),
+        ]
+        .into();
+        x.converge_machine_busy = Some(0.994);
+        assert_eq!(
+            cpu_line(&x),
+            "; CPU-s from the first create to converged: kube-apiserver 100.8, etcd 12.4, \
+             mcp-operator 8.0 (the operator 7 %), the machine's cores 99 % busy"
+        );
+    }
 }

@@ -54,6 +54,10 @@ pub struct Opts {
     /// Seconds measured idle
     #[arg(long, default_value_t = 60.0)]
     idle_s: f64,
+    /// A directory of `NAME.pid` files (the control plane's and kwok's
+    /// processes): each one's CPU while converging goes in the record
+    #[arg(long)]
+    cluster_pids: Option<PathBuf>,
     /// Give up on any one phase after this long
     #[arg(long, default_value_t = 900.0)]
     timeout_s: f64,
@@ -120,6 +124,15 @@ pub struct RunRecord {
     pub cluster_ip_allocations: Option<f64>,
     #[serde(default)]
     pub cluster_ip_allocation_s: Option<f64>,
+    /// CPU seconds from just before the first create until converged, by
+    /// process: the control plane's and kwok's (`--cluster-pids`), the
+    /// operator's and the benchmark client's own. The machine is shared: this
+    /// says whose work the converge time was.
+    #[serde(default)]
+    pub converge_cpu_by_process: std::collections::BTreeMap<String, f64>,
+    /// The machine's busy share of all its cores in that window (1 = none idle).
+    #[serde(default)]
+    pub converge_machine_busy: Option<f64>,
     /// Seconds from the last create until every one of the N (or 2N pods)
     /// reached each stage of the pipeline, in order: where converging goes.
     #[serde(default)]
@@ -304,6 +317,32 @@ async fn cluster_ip_allocations(client: &Client) -> Result<(f64, f64)> {
     ))
 }
 
+/// CPU seconds so far of each process named by a `NAME.pid` file in `dir`, and
+/// of this benchmark client itself. A process gone or unreadable is left out.
+fn cluster_cpu(
+    dir: Option<&std::path::Path>,
+    ticks: f64,
+) -> std::collections::BTreeMap<String, f64> {
+    let listed = dir
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".pid")?.to_string();
+            let pid: u32 = std::fs::read_to_string(e.path())
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((name, pid))
+        });
+    listed
+        .chain([("benchmark client".to_string(), std::process::id())])
+        .filter_map(|(name, pid)| Some((name, crate::procstat::cpu_s(pid, ticks).ok()?)))
+        .collect()
+}
+
 /// The operator's reconcile histogram and reconcile count.
 fn reconcile_metrics(peer: Peer, text: &str) -> (Histogram, f64) {
     match peer {
@@ -433,6 +472,9 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     let (hist0, reconciles0) = reconcile_metrics(o.peer, &base_text);
     let s0 = sampler.now()?;
     let ips0 = cluster_ip_allocations(client).await?;
+    let ticks = crate::procstat::ticks_per_s()?;
+    let cpu0 = cluster_cpu(o.cluster_pids.as_deref(), ticks);
+    let machine0 = crate::procstat::machine_cpu_s(ticks)?;
 
     let ar = o.peer.resource();
     let servers: Store<DynamicObject> = spawn_store(
@@ -503,6 +545,15 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
     rec.converge_s = Some(converge);
     let s1 = sampler.now()?;
     rec.cpu_converge_s = Some(s1.cpu_s - s0.cpu_s);
+    let cpu1 = cluster_cpu(o.cluster_pids.as_deref(), ticks);
+    let machine1 = crate::procstat::machine_cpu_s(ticks)?;
+    rec.converge_cpu_by_process = cpu1
+        .iter()
+        .filter_map(|(name, c1)| Some((name.clone(), c1 - cpu0.get(name)?)))
+        .chain([(o.peer.name().to_string(), s1.cpu_s - s0.cpu_s)])
+        .collect();
+    rec.converge_machine_busy =
+        Some((machine1.0 - machine0.0) / (machine1.1 - machine0.1).max(1e-9));
     let (hist1, reconciles1) = reconcile_metrics(o.peer, &scrape(&o.metrics_url).await?);
     let during = hist1.since(&hist0);
     rec.reconciles = Some(reconciles1 - reconciles0);
