@@ -24,7 +24,7 @@ use clap::Parser;
 #[command(name = "mcp-bench-scale", about = "scale benchmark of MCP operators")]
 enum Cmd {
     /// Measure one operator at one N (the cluster in KUBECONFIG)
-    Run(run::Opts),
+    Run(Box<run::Opts>),
     /// Render every run into report.json and report.md; check the thresholds
     Report(report::Opts),
 }
@@ -32,7 +32,7 @@ enum Cmd {
 #[tokio::main]
 async fn main() {
     let res: Result<bool> = match Cmd::parse() {
-        Cmd::Run(o) => run::run(o).await.map(|()| true),
+        Cmd::Run(o) => run::run(*o).await.map(|()| true),
         Cmd::Report(o) => report::report(&o),
     };
     match res {
