@@ -279,9 +279,14 @@ fn markdown(r: &Report) -> String {
                 .iter()
                 .map(|(stage, t)| format!("{stage} {t:.1}"))
                 .collect();
+            let per = |r: f64| r / x.n.max(1) as f64;
+            let stale = x
+                .reconciles_stale
+                .map(|r| format!(", {:.2} of them stale-cache skips", per(r)))
+                .unwrap_or_default();
             let reconciles = x
                 .reconciles
-                .map(|r| format!(" ({:.1} reconciles per server)", r / x.n.max(1) as f64))
+                .map(|r| format!(" ({:.1} reconciles per server{stale})", per(r)))
                 .unwrap_or_default();
             // Every Service's ClusterIP is allocated one at a time by the
             // API server: when their sum nears the converge time, Services

@@ -101,6 +101,10 @@ pub struct RunRecord {
     /// Reconciles from the first create until converged.
     #[serde(default)]
     pub reconciles: Option<f64>,
+    /// Of `reconciles`, ours that found the cache behind our own status write
+    /// and only looked again later (no work done).
+    #[serde(default)]
+    pub reconciles_stale: Option<f64>,
     pub idle_reconciles_per_min: Option<f64>,
     pub reconcile_p50_s: Option<f64>,
     pub reconcile_p99_s: Option<f64>,
@@ -343,6 +347,17 @@ fn cluster_cpu(
         .collect()
 }
 
+/// Ours: reconciles that skipped a stale cache so far (ToolHive has none).
+fn stale_reconciles(peer: Peer, text: &str) -> Option<f64> {
+    matches!(peer, Peer::McpOperator).then(|| {
+        promtext::counter(
+            text,
+            "mcp_operator_reconciles_total",
+            &[("result", "stale")],
+        )
+    })
+}
+
 /// The operator's reconcile histogram and reconcile count.
 fn reconcile_metrics(peer: Peer, text: &str) -> (Histogram, f64) {
     match peer {
@@ -470,6 +485,7 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let (hist0, reconciles0) = reconcile_metrics(o.peer, &base_text);
+    let stale0 = stale_reconciles(o.peer, &base_text);
     let s0 = sampler.now()?;
     let ips0 = cluster_ip_allocations(client).await?;
     let ticks = crate::procstat::ticks_per_s()?;
@@ -554,9 +570,13 @@ async fn measure(client: &Client, o: &Opts, pid: u32, rec: &mut RunRecord) -> Re
         .collect();
     rec.converge_machine_busy =
         Some((machine1.0 - machine0.0) / (machine1.1 - machine0.1).max(1e-9));
-    let (hist1, reconciles1) = reconcile_metrics(o.peer, &scrape(&o.metrics_url).await?);
+    let text1 = scrape(&o.metrics_url).await?;
+    let (hist1, reconciles1) = reconcile_metrics(o.peer, &text1);
     let during = hist1.since(&hist0);
     rec.reconciles = Some(reconciles1 - reconciles0);
+    rec.reconciles_stale = stale_reconciles(o.peer, &text1)
+        .zip(stale0)
+        .map(|(a, b)| a - b);
     let ips1 = cluster_ip_allocations(client).await?;
     rec.cluster_ip_allocations = Some(ips1.0 - ips0.0);
     rec.cluster_ip_allocation_s = Some(ips1.1 - ips0.1);
