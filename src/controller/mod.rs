@@ -139,7 +139,7 @@ pub async fn run(
         api::<CachedReplicaSet>(c, ns),
         stores::managed(),
         w.replica_sets,
-        w.replica_sets_by_server,
+        Some(w.replica_sets_by_server),
         stores::trim::managed_fields,
     );
     let rs_task = tokio::spawn(async move {
@@ -204,7 +204,7 @@ pub async fn run(
         .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, stores::trim::service))
         .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, stores::trim::pdb))
         .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, stores::trim::others_fields))
-        .watches_stream(stores::watch_indexed(api::<CachedPod>(c, ns), stores::managed(), w.pods, w.pods_by_server, stores::trim::managed_fields), |pod: CachedPod| {
+        .watches_stream(stores::watch_indexed(api::<CachedPod>(c, ns), stores::managed(), w.pods, Some(w.pods_by_server), stores::trim::managed_fields), |pod: CachedPod| {
             let ns = pod.namespace();
             pod.labels().get(labels::SERVER_LABEL).cloned().zip(ns).map(|(n, ns)| ObjectRef::new(&n).within(&ns))
         })

@@ -280,16 +280,15 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    let stream = watcher(api, config).backoff(backoff()).modify(trim);
-    reflector::reflector(writer, stream).touched_objects()
+    watch_indexed(api, config, writer, None, trim)
 }
 
-/// As [`watch`], keeping `index` from the same events (before the store).
+/// As [`watch`], keeping `index` (when given) from the same events, before the store.
 pub fn watch_indexed<K>(
     api: Api<K>,
     config: watcher::Config,
     writer: Writer<K>,
-    index: ByServer,
+    index: Option<ByServer>,
     trim: fn(&mut K),
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
@@ -299,7 +298,11 @@ where
     let stream = watcher(api, config)
         .backoff(backoff())
         .modify(trim)
-        .inspect_ok(move |event| index.apply(event));
+        .inspect_ok(move |event| {
+            if let Some(ix) = &index {
+                ix.apply(event);
+            }
+        });
     reflector::reflector(writer, stream).touched_objects()
 }
 
@@ -341,14 +344,14 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
         Api::namespaced(c.clone(), ns),
         managed(),
         w.pods,
-        w.pods_by_server,
+        Some(w.pods_by_server),
         trim::managed_fields,
     ));
     drain(watch_indexed(
         Api::namespaced(c.clone(), ns),
         managed(),
         w.replica_sets,
-        w.replica_sets_by_server,
+        Some(w.replica_sets_by_server),
         trim::managed_fields,
     ));
     drain(watch(
@@ -365,12 +368,6 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
 pub fn from_objects(objects: impl IntoIterator<Item = serde_json::Value>) -> Stores {
     let (stores, mut w) = new();
     fn put<K: Resource<DynamicType = ()> + Clone + DeserializeOwned>(
-        w: &mut Writer<K>,
-        v: serde_json::Value,
-    ) {
-        put_indexed(w, None, v);
-    }
-    fn put_indexed<K: Resource<DynamicType = ()> + Clone + DeserializeOwned>(
         w: &mut Writer<K>,
         index: Option<&ByServer>,
         v: serde_json::Value,
@@ -398,13 +395,13 @@ pub fn from_objects(objects: impl IntoIterator<Item = serde_json::Value>) -> Sto
     init(&mut w.endpoint_slices);
     for v in objects {
         match v.get("kind").and_then(|k| k.as_str()).unwrap_or_default() {
-            "Deployment" => put(&mut w.deployments, v),
-            "Service" => put(&mut w.services, v),
-            "PodDisruptionBudget" => put(&mut w.pdbs, v),
-            "HorizontalPodAutoscaler" => put(&mut w.hpas, v),
-            "Pod" => put_indexed(&mut w.pods, Some(&w.pods_by_server), v),
-            "ReplicaSet" => put_indexed(&mut w.replica_sets, Some(&w.replica_sets_by_server), v),
-            "EndpointSlice" => put(&mut w.endpoint_slices, v),
+            "Deployment" => put(&mut w.deployments, None, v),
+            "Service" => put(&mut w.services, None, v),
+            "PodDisruptionBudget" => put(&mut w.pdbs, None, v),
+            "HorizontalPodAutoscaler" => put(&mut w.hpas, None, v),
+            "Pod" => put(&mut w.pods, Some(&w.pods_by_server), v),
+            "ReplicaSet" => put(&mut w.replica_sets, Some(&w.replica_sets_by_server), v),
+            "EndpointSlice" => put(&mut w.endpoint_slices, None, v),
             _ => {}
         }
     }

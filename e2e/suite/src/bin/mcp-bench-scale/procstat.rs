@@ -33,8 +33,7 @@ impl Proc {
         if matches!(f.first(), Some(&"Z") | Some(&"X")) {
             anyhow::bail!("operator process {} exited", self.pid);
         }
-        // utime and stime are fields 14 and 15 of the whole line; `rest` starts at field 3.
-        let cpu_s = cpu_s(self.pid, self.ticks_per_s)?;
+        let cpu_s = cpu_of(&f, self.ticks_per_s)?;
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
         let kib = |key: &str| -> f64 {
             status
@@ -56,6 +55,12 @@ impl Proc {
 pub fn cpu_s(pid: u32, ticks_per_s: f64) -> Result<f64> {
     let rest = stat_fields(pid)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
+    cpu_of(&f, ticks_per_s)
+}
+
+/// utime + stime from the fields of [`stat_fields`]: fields 14 and 15 of the
+/// whole line, 11 and 12 from the state on.
+fn cpu_of(f: &[&str], ticks_per_s: f64) -> Result<f64> {
     let tick =
         |i: usize| -> Result<f64> { Ok(f.get(i).context("short /proc/pid/stat")?.parse::<f64>()?) };
     Ok((tick(11)? + tick(12)?) / ticks_per_s)
