@@ -1282,3 +1282,94 @@ async fn a_database_outside_the_cluster_is_probed_apart_from_the_reconcile() {
     let st = api.get("ext").await.expect("get").status.expect("status");
     assert_eq!(st.phase.map(|p| p.as_str()), Some("DependencyUnavailable"));
 }
+
+/// The recorder against a real API server: a repeat becomes the first Event's
+/// series (the merge patch of `series` alone is accepted), another object's
+/// Event is its own, and a repeat of an Event deleted meanwhile is created anew.
+#[tokio::test]
+async fn events_repeat_as_a_series_on_the_api_server() {
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::runtime::events::{Event, EventType};
+    let Some((client, log)) = client().await else {
+        return;
+    };
+    let ns = "mcp-test-events";
+    namespace(&client, ns).await;
+    let api: Api<K8sEvent> = Api::namespaced(client.clone(), ns);
+    let _ = api
+        .delete_collection(&DeleteParams::default(), &Default::default())
+        .await;
+    let rec = events::recorder(client.clone(), Some("replica-0".into()));
+    let mut series = events::Series::default();
+    let about = |name: &str| ObjectReference {
+        api_version: Some("mcp.operator.dev/v1alpha1".into()),
+        kind: Some("McpServer".into()),
+        name: Some(name.into()),
+        namespace: Some(ns.into()),
+        uid: Some(format!("uid-{name}")),
+        ..Default::default()
+    };
+    let ev = |note: &str| Event {
+        type_: EventType::Warning,
+        reason: "DependencyLost".into(),
+        note: Some(note.into()),
+        action: "Observe".into(),
+        secondary: None,
+    };
+    for note in ["first", "second", "third"] {
+        rec.publish(&mut series, &ev(note), &about("a"))
+            .await
+            .expect("published");
+    }
+    rec.publish(&mut series, &ev("other"), &about("b"))
+        .await
+        .expect("published");
+    let list = api.list(&Default::default()).await.expect("events");
+    let of = |name: &str| -> Vec<&K8sEvent> {
+        list.items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect()
+    };
+    let a = of("a");
+    assert_eq!(a.len(), 1, "three showings, one Event: {a:?}");
+    let s = a[0].series.as_ref().expect("a series");
+    assert_eq!(s.count, 3);
+    assert_eq!(
+        a[0].note.as_deref(),
+        Some("first"),
+        "a series keeps the first note"
+    );
+    assert_eq!(a[0].reporting_instance.as_deref(), Some("replica-0"));
+    assert!(s.last_observed_time.0 >= a[0].event_time.as_ref().expect("event time").0);
+    assert_eq!(of("b").len(), 1);
+    assert!(of("b")[0].series.is_none());
+    // Gone meanwhile (the API server's Event TTL): the next repeat creates.
+    api.delete(
+        a[0].metadata.name.as_deref().expect("name"),
+        &DeleteParams::default(),
+    )
+    .await
+    .expect("deleted");
+    rec.publish(&mut series, &ev("fourth"), &about("a"))
+        .await
+        .expect("a repeat of a deleted Event is created anew");
+    let list = api.list(&Default::default()).await.expect("events");
+    let again: Vec<_> = list
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("a"))
+        .collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].note.as_deref(), Some("fourth"));
+    assert!(again[0].series.is_none());
+    let calls = log.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_calls_granted(
+        &calls
+            .into_iter()
+            .filter(|(_, p)| p.contains("/events"))
+            .filter(|(m, _)| m != Method::DELETE && m != Method::GET)
+            .collect::<Vec<_>>(),
+    );
+}
