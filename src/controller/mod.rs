@@ -200,10 +200,10 @@ pub async fn run(
             .store(true, std::sync::atomic::Ordering::Relaxed);
     };
     let drained = controller
-        .owns_stream(stores::watch(api::<CachedDeployment>(c, ns), stores::managed(), w.deployments, stores::trim::others_fields))
+        .owns_stream(stores::watch(api::<CachedDeployment>(c, ns), stores::managed(), w.deployments, stores::trim::child))
         .owns_stream(stores::watch(api::<Service>(c, ns), stores::managed(), w.services, stores::trim::service))
         .owns_stream(stores::watch(api::<PodDisruptionBudget>(c, ns), stores::managed(), w.pdbs, stores::trim::pdb))
-        .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, stores::trim::others_fields))
+        .owns_stream(stores::watch(api::<HorizontalPodAutoscaler>(c, ns), stores::managed(), w.hpas, stores::trim::child))
         .watches_stream(stores::watch_indexed(api::<CachedPod>(c, ns), stores::managed(), w.pods, Some(w.pods_by_server), stores::trim::managed_fields), |pod: CachedPod| {
             let ns = pod.namespace();
             pod.labels().get(labels::SERVER_LABEL).cloned().zip(ns).map(|(n, ns)| ObjectRef::new(&n).within(&ns))

@@ -205,9 +205,17 @@ pub mod trim {
     /// Children: drift is judged from our own Apply entry, so the other
     /// managers' field sets go (the entries stay: their presence matters, see
     /// `apply::write_needed`), and ours is kept as its JSON text
-    /// (`drift::pack`).
-    pub fn others_fields<K: Resource>(o: &mut K) {
-        for e in o.meta_mut().managed_fields.iter_mut().flatten() {
+    /// (`drift::pack`). A child is found by its name and judged by our hash
+    /// annotation and our field set, never by label values, so its labels
+    /// and the other annotations go too (each map is a B-tree node of room
+    /// for 11 entries: about 0.8 KB per child at four labels).
+    pub fn child<K: Resource>(o: &mut K) {
+        let meta = o.meta_mut();
+        meta.labels = None;
+        if let Some(a) = meta.annotations.as_mut() {
+            a.retain(|k, _| k == crate::controller::apply::HASH_ANNOTATION);
+        }
+        for e in meta.managed_fields.iter_mut().flatten() {
             if e.manager.as_deref() != Some(FIELD_MANAGER) {
                 e.fields_v1 = None;
             } else if let Some(f) = e.fields_v1.as_mut() {
@@ -216,18 +224,18 @@ pub mod trim {
         }
     }
 
-    /// Services: as children (`others_fields`), without spec or status. A
+    /// Services: as children (`child`), without spec or status. A
     /// reconcile judges a Service only by its metadata: our hash annotation,
     /// our Apply entry (drift) and its owner (`decide::change`).
     pub fn service(s: &mut k8s_openapi::api::core::v1::Service) {
-        others_fields(s);
+        child(s);
         s.spec = None;
         s.status = None;
     }
 
     /// PodDisruptionBudgets: as Services, by their metadata alone.
     pub fn pdb(p: &mut k8s_openapi::api::policy::v1::PodDisruptionBudget) {
-        others_fields(p);
+        child(p);
         p.spec = None;
         p.status = None;
     }
@@ -320,7 +328,7 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
         Api::namespaced(c.clone(), ns),
         managed(),
         w.deployments,
-        trim::others_fields,
+        trim::child,
     ));
     drain(watch(
         Api::namespaced(c.clone(), ns),
@@ -338,7 +346,7 @@ pub fn spawn_standalone(client: &Client, ns: &str) -> Stores {
         Api::namespaced(c.clone(), ns),
         managed(),
         w.hpas,
-        trim::others_fields,
+        trim::child,
     ));
     drain(watch_indexed(
         Api::namespaced(c.clone(), ns),
@@ -445,7 +453,8 @@ mod tests {
     fn deployment_trim_keeps_what_a_reconcile_reads() {
         let mut d: CachedDeployment = serde_json::from_value(serde_json::json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "n", "annotations": {"mcp.operator.dev/applied-hash": "h"},
+            "metadata": {"name": "n", "labels": {"app.kubernetes.io/name": "mcp-server"},
+                "annotations": {"mcp.operator.dev/applied-hash": "h", "deployment.kubernetes.io/revision": "3"},
                 "managedFields": [
                     {"manager": "mcp-operator", "operation": "Apply", "fieldsType": "FieldsV1",
                      "fieldsV1": {"f:spec": {"f:replicas": {}}}},
@@ -458,7 +467,7 @@ mod tests {
             "status": {"replicas": 2, "readyReplicas": 2}
         }))
         .expect("deployment");
-        trim::others_fields(&mut d);
+        trim::child(&mut d);
         assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(2));
         assert_eq!(d.status.as_ref().and_then(|s| s.ready_replicas), Some(2));
         let entries = d.metadata.managed_fields.as_deref().unwrap_or_default();
@@ -477,6 +486,12 @@ mod tests {
                 .and_then(|a| a.get("mcp.operator.dev/applied-hash")),
             Some(&"h".to_string())
         );
+        assert_eq!(
+            d.metadata.annotations.as_ref().map(|a| a.len()),
+            Some(1),
+            "only the hash"
+        );
+        assert_eq!(d.metadata.labels, None);
     }
 
     /// Services and PDBs are cached by their metadata: the hash annotation,
