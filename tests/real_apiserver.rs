@@ -1325,14 +1325,18 @@ async fn events_repeat_as_a_series_on_the_api_server() {
     rec.publish(&mut series, &ev("other"), &about("b"))
         .await
         .expect("published");
-    let list = api.list(&Default::default()).await.expect("events");
-    let of = |name: &str| -> Vec<&K8sEvent> {
-        list.items
-            .iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-            .collect()
+    // The Events about `name`, as the API server holds them now.
+    let of = |name: &'static str| {
+        let api = api.clone();
+        async move {
+            let list = api.list(&Default::default()).await.expect("events");
+            list.items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .collect::<Vec<K8sEvent>>()
+        }
     };
-    let a = of("a");
+    let a = of("a").await;
     assert_eq!(a.len(), 1, "three showings, one Event: {a:?}");
     let s = a[0].series.as_ref().expect("a series");
     assert_eq!(s.count, 3);
@@ -1343,8 +1347,9 @@ async fn events_repeat_as_a_series_on_the_api_server() {
     );
     assert_eq!(a[0].reporting_instance.as_deref(), Some("replica-0"));
     assert!(s.last_observed_time.0 >= a[0].event_time.as_ref().expect("event time").0);
-    assert_eq!(of("b").len(), 1);
-    assert!(of("b")[0].series.is_none());
+    let b = of("b").await;
+    assert_eq!(b.len(), 1);
+    assert!(b[0].series.is_none());
     // Gone meanwhile (the API server's Event TTL): the next repeat creates.
     api.delete(
         a[0].metadata.name.as_deref().expect("name"),
@@ -1355,12 +1360,7 @@ async fn events_repeat_as_a_series_on_the_api_server() {
     rec.publish(&mut series, &ev("fourth"), &about("a"))
         .await
         .expect("a repeat of a deleted Event is created anew");
-    let list = api.list(&Default::default()).await.expect("events");
-    let again: Vec<_> = list
-        .items
-        .iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("a"))
-        .collect();
+    let again = of("a").await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].note.as_deref(), Some("fourth"));
     assert!(again[0].series.is_none());
