@@ -199,7 +199,7 @@ pub fn databases() -> watcher::Config {
 /// What a cache keeps of each object: only what a reconcile reads, since at
 /// thousands of servers the caches are most of the operator's memory.
 pub mod trim {
-    use crate::controller::apply::FIELD_MANAGER;
+    use crate::controller::apply::{FIELD_MANAGER, HASH_ANNOTATION};
     use kube::Resource;
 
     /// Children: drift is judged from our own Apply entry, so the other
@@ -213,7 +213,7 @@ pub mod trim {
         let meta = o.meta_mut();
         meta.labels = None;
         if let Some(a) = meta.annotations.as_mut() {
-            a.retain(|k, _| k == crate::controller::apply::HASH_ANNOTATION);
+            a.retain(|k, _| k == HASH_ANNOTATION);
         }
         for e in meta.managed_fields.iter_mut().flatten() {
             if e.manager.as_deref() != Some(FIELD_MANAGER) {
