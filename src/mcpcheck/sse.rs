@@ -1,38 +1,57 @@
 //! The 2024-11-05 HTTP+SSE transport: `GET <path>` opens an event stream whose
 //! first `endpoint` event names the URL to POST JSON-RPC messages to; the
-//! answers come back on the stream as `message` events.
+//! answers come back on the stream as `message` events. The endpoint must be
+//! on the pod's own origin, and the stream is read through `limits`.
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sse_stream::{Sse, SseStream};
 
-use super::{from_reqwest, known_version, Facts, Failure, FailureKind, Outcome, Step, Target};
+use super::limits::{capped_events, Budget};
+use super::{
+    from_reqwest, from_status, known_version, name, retry_after, Era, Facts, Failure,
+    FailureKind, Outcome, Step, Target,
+};
 
 /// The revision that defined this transport.
 const VERSION: &str = "2024-11-05";
 
-pub(super) async fn check(http: &reqwest::Client, t: &Target, step: &Step) -> Outcome {
+/// JSON-RPC "Method not found".
+const METHOD_NOT_FOUND: i64 = -32601;
+
+pub(super) async fn check(
+    http: &reqwest::Client,
+    t: &Target,
+    step: &Step,
+    budget: &Budget,
+) -> Outcome {
     step.set("the SSE stream");
+    let base = reqwest::Url::parse(&t.url).map_err(|e| {
+        Failure::new(
+            FailureKind::Protocol,
+            format!("{} is not a URL: {e}", t.url),
+        )
+    })?;
     let resp = http
-        .get(&t.url)
+        .get(base.clone())
         .header(reqwest::header::ACCEPT, "text/event-stream")
         .send()
         .await
-        .and_then(reqwest::Response::error_for_status)
         .map_err(|e| from_reqwest(&e, "GET of the SSE stream"))?;
-    let base = resp.url().clone();
-    let mut events = SseStream::from_bytes_stream(resp.bytes_stream());
+    if !resp.status().is_success() {
+        return Err(from_status(
+            resp.status(),
+            retry_after(resp.headers()),
+            "GET of the SSE stream",
+        ));
+    }
+    let mut events =
+        SseStream::from_bytes_stream(capped_events(resp.bytes_stream(), budget.clone())).boxed();
 
     step.set("the endpoint event");
     let endpoint = loop {
         let ev = next_event(&mut events, "the endpoint event").await?;
         if ev.event.as_deref() == Some("endpoint") {
-            let data = ev.data.unwrap_or_default();
-            break base.join(data.trim()).map_err(|e| {
-                Failure::new(
-                    FailureKind::Protocol,
-                    format!("endpoint event {data:?} is not a URL: {e}"),
-                )
-            })?;
+            break endpoint(&base, ev.data.as_deref().unwrap_or_default())?;
         }
     };
 
@@ -46,8 +65,9 @@ pub(super) async fn check(http: &reqwest::Client, t: &Target, step: &Step) -> Ou
         },
     });
     post(http, &endpoint, &init, "initialize").await?;
-    let result = answer(&mut events, 1, "initialize").await?;
+    let result = answer(&mut events, 1, "initialize", false).await?;
     let mut facts = Facts {
+        era: Era::Legacy,
         server_name: str_at(&result, "/serverInfo/name"),
         server_version: str_at(&result, "/serverInfo/version"),
         protocol_version: str_at(&result, "/protocolVersion"),
@@ -65,21 +85,20 @@ pub(super) async fn check(http: &reqwest::Client, t: &Target, step: &Step) -> Ou
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     post(http, &endpoint, &initialized, "notifications/initialized").await?;
 
-    let (method, what) = if t.list_tools {
-        ("tools/list", "tools/list")
-    } else {
-        ("ping", "ping")
-    };
-    step.set(what);
+    // tools/list only if the server advertised tools; ping is in every
+    // legacy revision, but not every server implements it
+    let list_tools = t.list_tools && result.pointer("/capabilities/tools").is_some();
+    let method = if list_tools { "tools/list" } else { "ping" };
+    step.set(method);
     post(
         http,
         &endpoint,
         &json!({"jsonrpc": "2.0", "id": 2, "method": method, "params": {}}),
-        what,
+        method,
     )
     .await?;
-    let result = answer(&mut events, 2, what).await?;
-    if t.list_tools {
+    let result = answer(&mut events, 2, method, !list_tools).await?;
+    if list_tools {
         let n = result
             .get("tools")
             .and_then(Value::as_array)
@@ -90,19 +109,42 @@ pub(super) async fn check(http: &reqwest::Client, t: &Target, step: &Step) -> Ou
     Ok(facts)
 }
 
+/// The endpoint event's URL, only on the pod's own origin (scheme, host,
+/// port): a pod must not choose where the operator POSTs.
+fn endpoint(base: &reqwest::Url, data: &str) -> Result<reqwest::Url, Failure> {
+    let url = base.join(data.trim()).map_err(|e| {
+        Failure::new(
+            FailureKind::Protocol,
+            format!("endpoint event {data:?} is not a URL: {e}"),
+        )
+    })?;
+    if url.origin() != base.origin() {
+        return Err(Failure::new(
+            FailureKind::Protocol,
+            format!("endpoint event {data:?} is not on the pod's origin; nothing was sent there"),
+        ));
+    }
+    Ok(url)
+}
+
+/// POST one message; the answer comes on the stream, its body is not read.
 async fn post(
     http: &reqwest::Client,
     endpoint: &reqwest::Url,
     body: &Value,
     step: &str,
 ) -> Result<(), Failure> {
-    http.post(endpoint.clone())
+    let resp = http
+        .post(endpoint.clone())
         .json(body)
         .send()
         .await
-        .and_then(reqwest::Response::error_for_status)
-        .map(drop)
-        .map_err(|e| from_reqwest(&e, step))
+        .map_err(|e| from_reqwest(&e, step))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(from_status(resp.status(), retry_after(resp.headers()), step))
+    }
 }
 
 async fn next_event<S>(events: &mut S, step: &str) -> Result<Sse, Failure>
@@ -123,7 +165,8 @@ where
 }
 
 /// The `result` of the response with `id`; other messages are skipped.
-async fn answer<S>(events: &mut S, id: u64, step: &str) -> Result<Value, Failure>
+/// `unadvertised`: the method is not among the server's capabilities.
+async fn answer<S>(events: &mut S, id: u64, step: &str, unadvertised: bool) -> Result<Value, Failure>
 where
     S: futures::Stream<Item = Result<Sse, sse_stream::Error>> + Unpin,
 {
@@ -143,10 +186,13 @@ where
             continue;
         }
         if let Some(err) = msg.get("error") {
-            return Err(Failure::new(
-                FailureKind::Protocol,
-                format!("{step}: JSON-RPC error {err}"),
-            ));
+            let code = err.get("code").and_then(Value::as_i64);
+            let kind = if unadvertised && code == Some(METHOD_NOT_FOUND) {
+                FailureKind::UnadvertisedMethod
+            } else {
+                FailureKind::Protocol
+            };
+            return Err(Failure::new(kind, format!("{step}: JSON-RPC error {err}")));
         }
         return msg
             .get("result")
@@ -156,7 +202,5 @@ where
 }
 
 fn str_at(v: &Value, pointer: &str) -> Option<String> {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    v.pointer(pointer).and_then(Value::as_str).map(name)
 }

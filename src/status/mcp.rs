@@ -190,6 +190,7 @@ mod tests {
                 server_version: Some("1.0".into()),
                 protocol_version: Some("2025-11-25".into()),
                 tools,
+                ..Facts::default()
             }),
             failing_since: None,
         }
