@@ -50,8 +50,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::api::Transport;
-pub use limits::{TooLarge, MAX_CHECK_BYTES, MAX_MESSAGE_BYTES};
 use limits::Budget;
+pub use limits::{TooLarge, MAX_CHECK_BYTES, MAX_MESSAGE_BYTES};
 
 /// Longest server name, version or protocol version kept from a pod.
 pub const MAX_NAME_CHARS: usize = 128;

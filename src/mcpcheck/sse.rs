@@ -8,8 +8,8 @@ use sse_stream::{Sse, SseStream};
 
 use super::limits::{capped_events, Budget};
 use super::{
-    from_reqwest, from_status, known_version, name, retry_after, Era, Facts, Failure,
-    FailureKind, Outcome, Step, Target,
+    from_reqwest, from_status, known_version, name, retry_after, Era, Facts, Failure, FailureKind,
+    Outcome, Step, Target,
 };
 
 /// The revision that defined this transport.
@@ -143,7 +143,11 @@ async fn post(
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(from_status(resp.status(), retry_after(resp.headers()), step))
+        Err(from_status(
+            resp.status(),
+            retry_after(resp.headers()),
+            step,
+        ))
     }
 }
 
@@ -166,7 +170,12 @@ where
 
 /// The `result` of the response with `id`; other messages are skipped.
 /// `unadvertised`: the method is not among the server's capabilities.
-async fn answer<S>(events: &mut S, id: u64, step: &str, unadvertised: bool) -> Result<Value, Failure>
+async fn answer<S>(
+    events: &mut S,
+    id: u64,
+    step: &str,
+    unadvertised: bool,
+) -> Result<Value, Failure>
 where
     S: futures::Stream<Item = Result<Sse, sse_stream::Error>> + Unpin,
 {

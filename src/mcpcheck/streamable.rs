@@ -63,10 +63,7 @@ impl Probe {
     }
 }
 
-fn connect(
-    client: &ProbeClient,
-    t: &Target,
-) -> StreamableHttpClientTransport<ProbeClient> {
+fn connect(client: &ProbeClient, t: &Target) -> StreamableHttpClientTransport<ProbeClient> {
     let config = StreamableHttpClientTransportConfig::with_uri(t.url.as_str())
         .reinit_on_expired_session(false)
         .max_concurrent_requests(1);
@@ -92,7 +89,11 @@ pub(super) async fn check(
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: None,
     };
-    let session = match hello.clone().serve_with_lifecycle(connect(&client, t), auto).await {
+    let session = match hello
+        .clone()
+        .serve_with_lifecycle(connect(&client, t), auto)
+        .await
+    {
         Ok(s) => s,
         // Knows server/discover but not 2026-07-28 (an rmcp server limited to
         // legacy versions): the legacy handshake, on a new transport.

@@ -142,13 +142,26 @@ async fn slow_tools_list_times_out_within_the_deadline() {
         false,
     )
     .await;
-    // ping does not touch the slow handler
-    let (out, _) = check(&target(&addr, Transport::StreamableHttp, false)).await;
-    assert!(out.is_ok(), "{out:?}");
     let (out, took) = check(&target(&addr, Transport::StreamableHttp, true)).await;
     assert_eq!(kind(&out), Some(FailureKind::Timeout), "{out:?}");
     assert!(out.err().is_some_and(|f| f.detail.contains("tools/list")));
     assert!(took < DEADLINE + Duration::from_millis(500), "{took:?}");
+
+    // a 2026-07-28 server is asked for tools/list whenever it advertises
+    // tools; a legacy one gets ping, which does not touch the slow handler
+    let (out, _) = check(&target(&addr, Transport::StreamableHttp, false)).await;
+    assert_eq!(kind(&out), Some(FailureKind::Timeout), "{out:?}");
+    let legacy = rmcp_server(
+        Fake {
+            tools: 1,
+            slow_tools: Some(Duration::from_secs(30)),
+            version: Some("2025-06-18"),
+        },
+        false,
+    )
+    .await;
+    let (out, _) = check(&target(&legacy, Transport::StreamableHttp, false)).await;
+    assert!(out.is_ok(), "{out:?}");
 }
 
 /// The wedge: the port accepts, nothing under the MCP path ever answers.
@@ -314,7 +327,12 @@ fn methods(log: &Log) -> Vec<String> {
 }
 
 fn record(log: &Log, http: &axum::http::Method, headers: &axum::http::HeaderMap, m: &Value) {
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let s = Seen {
         http: http.to_string(),
         method: m.get("method").and_then(Value::as_str).map(str::to_owned),
@@ -464,7 +482,11 @@ async fn stateless_only_server_passes_with_discover_and_no_ping() {
             assert_eq!(r.http, "POST", "{r:?}");
             assert_eq!(r.mcp_method, r.method, "Mcp-Method header: {r:?}");
             assert_eq!(r.header_version.as_deref(), Some("2026-07-28"), "{r:?}");
-            assert_eq!(r.meta_version.as_deref(), Some("2026-07-28"), "_meta: {r:?}");
+            assert_eq!(
+                r.meta_version.as_deref(),
+                Some("2026-07-28"),
+                "_meta: {r:?}"
+            );
         }
     }
 }
@@ -559,10 +581,7 @@ async fn ping_not_implemented_is_the_probers_mistake_not_the_pods() {
 
 // ---- HTTP statuses ---------------------------------------------------------
 
-async fn status_server(
-    status: u16,
-    headers: &'static [(&'static str, &'static str)],
-) -> String {
+async fn status_server(status: u16, headers: &'static [(&'static str, &'static str)]) -> String {
     let reply = move || async move {
         let mut r = axum::response::IntoResponse::into_response("no");
         *r.status_mut() =
@@ -577,7 +596,12 @@ async fn status_server(
         }
         r
     };
-    serve(Router::new().route("/mcp", post(reply)).route("/sse", get(reply))).await
+    serve(
+        Router::new()
+            .route("/mcp", post(reply))
+            .route("/sse", get(reply)),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -590,7 +614,11 @@ async fn auth_required_is_reachable_not_wedged() {
         for transport in [Transport::StreamableHttp, Transport::Sse] {
             let addr = status_server(status, headers).await;
             let (out, _) = check(&target(&addr, transport, false)).await;
-            assert_eq!(kind(&out), Some(FailureKind::AuthRequired), "{status}: {out:?}");
+            assert_eq!(
+                kind(&out),
+                Some(FailureKind::AuthRequired),
+                "{status}: {out:?}"
+            );
             assert!(!FailureKind::AuthRequired.counts_against_pod());
         }
     }
@@ -651,7 +679,11 @@ async fn redirects_are_not_followed() {
         for transport in [Transport::StreamableHttp, Transport::Sse] {
             let addr = status_server(status, Box::leak(Box::new([("location", location)]))).await;
             let (out, _) = check(&target(&addr, transport, false)).await;
-            assert_eq!(kind(&out), Some(FailureKind::HttpStatus), "{status}: {out:?}");
+            assert_eq!(
+                kind(&out),
+                Some(FailureKind::HttpStatus),
+                "{status}: {out:?}"
+            );
         }
     }
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
@@ -687,46 +719,57 @@ async fn sse_endpoint_on_another_origin_is_refused() {
     ] {
         let addr = sse_endpoint_server(endpoint.clone()).await;
         let (out, took) = check(&target(&addr, Transport::Sse, false)).await;
-        assert_eq!(kind(&out), Some(FailureKind::Protocol), "{endpoint}: {out:?}");
+        assert_eq!(
+            kind(&out),
+            Some(FailureKind::Protocol),
+            "{endpoint}: {out:?}"
+        );
         assert!(took < DEADLINE, "refused at once: {took:?}");
     }
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
-/// 8 MiB of `chunk` repeated (under rmcp's 16 MiB limit), then silence.
-fn flood(chunk: &'static [u8]) -> axum::body::Body {
-    let chunks = futures::stream::iter(
-        std::iter::repeat_n(chunk, 8 * 1024 * 1024 / chunk.len())
-            .map(Ok::<_, std::convert::Infallible>),
-    )
-    .chain(futures::stream::pending());
+/// `prefix`, then 8 MiB of `chunk` repeated (under rmcp's 16 MiB limit),
+/// then silence.
+fn flood(prefix: &'static [u8], chunk: &'static [u8]) -> axum::body::Body {
+    use futures::StreamExt;
+    let n = 8 * 1024 * 1024 / chunk.len();
+    let chunks =
+        futures::stream::iter(std::iter::once(prefix).chain(std::iter::repeat_n(chunk, n)))
+            .map(Ok::<_, std::convert::Infallible>)
+            .chain(futures::stream::pending());
     axum::body::Body::from_stream(chunks)
 }
 
-fn x64k() -> &'static [u8] {
-    Box::leak(vec![b'x'; 64 * 1024].into_boxed_slice())
-}
-
 async fn flood_server(content_type: &'static str, prefix: &'static [u8]) -> String {
+    let x64k: &'static [u8] = Box::leak(vec![b'x'; 64 * 1024].into_boxed_slice());
     let reply = move || async move {
-        let body = axum::body::Body::from_stream(
-            futures::stream::once(async move { Ok::<_, std::convert::Infallible>(prefix) })
-                .chain(flood(x64k()).into_data_stream().filter_map(|r| async { r.ok().map(Ok) }))
-                .map(|r: Result<_, std::convert::Infallible>| r.map(axum::body::Bytes::from)),
-        );
         (
             [(axum::http::header::CONTENT_TYPE, content_type)],
-            body,
+            flood(prefix, x64k),
         )
     };
-    serve(Router::new().route("/mcp", post(reply)).route("/sse", get(reply))).await
+    serve(
+        Router::new()
+            .route("/mcp", post(reply))
+            .route("/sse", get(reply)),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn huge_answers_are_cut_off_at_the_cap_at_once() {
     let cases = [
-        ("application/json", &b"{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":\""[..], Transport::StreamableHttp),
-        ("text/event-stream", &b"data: "[..], Transport::StreamableHttp),
+        (
+            "application/json",
+            &b"{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":\""[..],
+            Transport::StreamableHttp,
+        ),
+        (
+            "text/event-stream",
+            &b"data: "[..],
+            Transport::StreamableHttp,
+        ),
         ("text/event-stream", &b"data: "[..], Transport::Sse),
     ];
     for (ct, prefix, transport) in cases {
@@ -734,10 +777,15 @@ async fn huge_answers_are_cut_off_at_the_cap_at_once() {
         let (out, took) = check(&target(&addr, transport, false)).await;
         assert_eq!(kind(&out), Some(FailureKind::TooLarge), "{ct}: {out:?}");
         assert!(
-            out.as_ref().err().is_some_and(|f| f.detail.contains("KiB cap")),
+            out.as_ref()
+                .err()
+                .is_some_and(|f| f.detail.contains("KiB cap")),
             "{out:?}"
         );
-        assert!(took < DEADLINE / 2, "{ct}: cut off at the cap, not the deadline: {took:?}");
+        assert!(
+            took < DEADLINE / 2,
+            "{ct}: cut off at the cap, not the deadline: {took:?}"
+        );
     }
 }
 
@@ -748,13 +796,16 @@ async fn many_small_events_stop_at_the_total_per_check() {
         let ev: &'static [u8] = b": keep-alive padding padding padding padding\n\n";
         (
             [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
-            flood(ev),
+            flood(b"", ev),
         )
     };
     let addr = serve(Router::new().route("/mcp", post(reply))).await;
     let (out, took) = check(&target(&addr, Transport::StreamableHttp, false)).await;
     assert_eq!(kind(&out), Some(FailureKind::TooLarge), "{out:?}");
-    assert!(out.as_ref().err().is_some_and(|f| f.detail.contains("in total")));
+    assert!(out
+        .as_ref()
+        .err()
+        .is_some_and(|f| f.detail.contains("in total")));
     assert!(took < DEADLINE / 2, "{took:?}");
 }
 
@@ -771,7 +822,10 @@ async fn pod_strings_are_bounded_and_clean() {
     let name = out.expect("passes").server_name.unwrap_or_default();
     assert!(name.chars().count() <= MAX_NAME_CHARS, "{}", name.len());
     assert!(name.starts_with(" [31mevil  name"), "{name:?}");
-    assert!(!name.chars().any(|c| c.is_control() || c == '\u{202e}'), "{name:?}");
+    assert!(
+        !name.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{name:?}"
+    );
 
     // a JSON-RPC error text in Failure::detail
     let msg = evil.clone();
@@ -785,7 +839,11 @@ async fn pod_strings_are_bounded_and_clean() {
     let addr = serve(app).await;
     let (out, _) = check(&target(&addr, Transport::StreamableHttp, false)).await;
     let detail = out.err().map(|f| f.detail).unwrap_or_default();
-    assert!(detail.chars().count() <= MAX_DETAIL_CHARS, "{}", detail.len());
+    assert!(
+        detail.chars().count() <= MAX_DETAIL_CHARS,
+        "{}",
+        detail.len()
+    );
     assert!(detail.contains("evil"), "{detail:?}");
     assert!(!detail.chars().any(char::is_control), "{detail:?}");
 }
