@@ -581,7 +581,9 @@ async fn ping_not_implemented_is_the_probers_mistake_not_the_pods() {
 
 // ---- HTTP statuses ---------------------------------------------------------
 
-async fn status_server(status: u16, headers: &'static [(&'static str, &'static str)]) -> String {
+type Header = (&'static str, &'static str);
+
+async fn status_server(status: u16, headers: &'static [Header]) -> String {
     let reply = move || async move {
         let mut r = axum::response::IntoResponse::into_response("no");
         *r.status_mut() =
@@ -626,7 +628,7 @@ async fn auth_required_is_reachable_not_wedged() {
 
 #[tokio::test]
 async fn rate_limits_are_transient() {
-    let cases: [(u16, &'static [(&'static str, &'static str)], FailureKind); 4] = [
+    let cases: [(u16, &'static [Header], FailureKind); 4] = [
         (
             429,
             &[("retry-after", "7")],
