@@ -2,7 +2,8 @@
 # Every test of the project, in the order a failure is cheapest to find:
 #   1. unit + request-sequence tests (no cluster)
 #   2. integration: a real etcd + kube-apiserver, a real throwaway Postgres
-#   3. the chart's alert rules (promtool), the GitOps health tool (go test), the
+#   3. the official MCP conformance suite against the bundled workload server,
+#      the chart's alert rules (promtool), the GitOps health tool (go test), the
 #      scale benchmark at N = 50 (control plane + kwok)
 #   4. the e2e suite on a real single-node cluster (KUBECONFIG if it points at
 #      one and E2E_USE_KUBECONFIG=1, otherwise the local cluster from upstream binaries)
@@ -43,6 +44,12 @@ if ((cargo_rc != 0)); then
   echo "cargo: ${passed} passed, ${failed} failed"
   exit "$cargo_rc"
 fi
+
+# The official MCP conformance suite against the bundled workload server
+# (both eras; per-scenario table under target/conformance); a scenario that
+# should pass and fails stops the run here.
+log "MCP conformance: hack/conformance.sh (bundled workload server)"
+hack/conformance.sh
 
 # The chart's alerts (promtool check/test rules, promtool built from its Go
 # module and cached) and the GitOps health tool's own tests (kstatus, Lua).

@@ -79,6 +79,8 @@ fn load_pod(
         &o.verify_timeout.as_secs_f64().to_string(),
         "--bucket-ms",
         &o.bucket_ms.to_string(),
+        "--era",
+        o.era.name(),
         "--events",
         "--control-port",
         &CONTROL_PORT.to_string(),

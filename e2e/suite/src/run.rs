@@ -163,6 +163,7 @@ where
         since_ms: None,
         max_in_flight: None,
         verify_url,
+        era: Default::default(),
     };
     let load = Load::start(ctx, target, opts).await?;
     tokio::time::sleep(Duration::from_secs_f64(o.warmup_s)).await;

@@ -7,9 +7,14 @@
 //!   backoff, no `retry_after_ms` delays: the schedule never moves. At most
 //!   `max_in_flight` calls run at once; a slot that comes due at the cap is
 //!   recorded as a failed call of kind `not_sent_in_flight_cap`.
-//! * Sessions: a [`SessionPool`] of `concurrency` MCP sessions; calls are
-//!   assigned round-robin and a session carries several calls at once.
-//! * Session loss is explicit: rmcp's transparent re-initialization is off
+//! * Era: 2026-07-28 by default (`server/discover` once per connection, then
+//!   stateless requests with per-request `_meta`; no session exists, so none
+//!   can be lost); legacy (`initialize`, `Mcp-Session-Id`) with
+//!   [`ClientEra::Legacy`]. The report says which.
+//! * Sessions: a [`SessionPool`] of `concurrency` MCP connections (legacy:
+//!   sessions); calls are assigned round-robin and a connection carries
+//!   several calls at once.
+//! * Session loss (legacy only) is explicit: rmcp's transparent re-initialization is off
 //!   (`reinit_on_expired_session(false)`), so an HTTP 404 for the session
 //!   surfaces as `StreamableHttpError::SessionExpired`. The pool counts the
 //!   loss once per lost session, re-initializes that slot once (concurrent
@@ -25,18 +30,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
-use rmcp::service::{RoleClient, RunningService, ServiceError};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+    ProtocolVersion,
+};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService, ServiceError,
+};
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransportConfig, StreamableHttpError,
 };
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::ServiceExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::eras::ClientEra;
 use crate::openloop::{self, Attempt};
 use crate::report::{self, Bucket, CallEvent, Outage};
 
@@ -45,6 +55,10 @@ pub const SESSION_LOST: &str = "session_lost";
 
 /// rmcp's default limit of concurrent POSTs per session.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
+
+fn legacy_era() -> String {
+    ClientEra::Legacy.name().to_string()
+}
 
 /// Current unix time in ms.
 pub fn now_ms() -> u64 {
@@ -69,25 +83,57 @@ pub fn transport_config(
         .max_concurrent_requests(max_concurrent_requests)
 }
 
-/// Open an MCP session (initialize handshake included).
+/// What this client says it is (`clientInfo`).
+pub fn client_config() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("mcp-loadclient", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// How rmcp opens a connection of `era`: 2026-07-28 never falls back to
+/// `initialize` (a legacy-only server is an error, not a silent downgrade).
+pub fn lifecycle(era: ClientEra) -> ClientLifecycleMode {
+    match era {
+        ClientEra::Current => ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        },
+        ClientEra::Legacy => ClientLifecycleMode::Initialize,
+    }
+}
+
+/// Open an MCP connection of the default era (2026-07-28: `server/discover`).
 pub async fn connect(url: &str, timeout: Duration) -> Result<McpSession, String> {
-    connect_with(url, timeout, DEFAULT_MAX_CONCURRENT_REQUESTS).await
+    connect_era(url, timeout, ClientEra::default()).await
+}
+
+/// Open an MCP connection of `era` (`server/discover`, or the `initialize`
+/// handshake that opens a legacy session).
+pub async fn connect_era(
+    url: &str,
+    timeout: Duration,
+    era: ClientEra,
+) -> Result<McpSession, String> {
+    connect_with(url, timeout, DEFAULT_MAX_CONCURRENT_REQUESTS, era).await
 }
 
 async fn connect_with(
     url: &str,
     timeout: Duration,
     max_concurrent_requests: usize,
+    era: ClientEra,
 ) -> Result<McpSession, String> {
     let transport =
         StreamableHttpClientTransport::from_config(transport_config(url, max_concurrent_requests));
-    match tokio::time::timeout(timeout, ClientConfig::default().serve(transport)).await {
+    let opening = client_config().serve_with_lifecycle(transport, lifecycle(era));
+    let what = match era {
+        ClientEra::Current => "server/discover",
+        ClientEra::Legacy => "initialize",
+    };
+    match tokio::time::timeout(timeout, opening).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "initialize timed out after {} ms",
-            timeout.as_millis()
-        )),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what} timed out after {} ms", timeout.as_millis())),
     }
 }
 
@@ -253,6 +299,7 @@ async fn call_once(
 /// and the next call initializes a new one.
 pub struct Session {
     url: String,
+    era: ClientEra,
     inner: Option<McpSession>,
     call_timeout: Duration,
     /// Sessions opened so far.
@@ -260,10 +307,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session to `url`; connects on first use.
+    /// A session to `url` of the default era; connects on first use.
     pub fn new(url: &str, call_timeout: Duration) -> Self {
+        Self::with_era(url, call_timeout, ClientEra::default())
+    }
+
+    /// A session to `url` of `era`; connects on first use.
+    pub fn with_era(url: &str, call_timeout: Duration, era: ClientEra) -> Self {
         Self {
             url: url.to_string(),
+            era,
             inner: None,
             call_timeout,
             opened: 0,
@@ -288,7 +341,7 @@ impl Session {
     /// Call `tool` with `args`; connects first if needed.
     pub async fn call(&mut self, tool: &str, args: Value) -> Outcome {
         if self.inner.is_none() {
-            match connect(&self.url, self.call_timeout).await {
+            match connect_era(&self.url, self.call_timeout, self.era).await {
                 Ok(s) => {
                     self.opened += 1;
                     self.inner = Some(s);
@@ -349,6 +402,7 @@ pub struct PoolOutcome {
 ///   on it.
 pub struct SessionPool {
     url: String,
+    era: ClientEra,
     max_concurrent_requests: usize,
     slots: Vec<Arc<Slot>>,
     opened: AtomicU64,
@@ -356,11 +410,22 @@ pub struct SessionPool {
 }
 
 impl SessionPool {
-    /// `size` slots (at least 1); each session allows up to
-    /// `max_concurrent_requests` POSTs at once (rmcp queues beyond that).
+    /// `size` slots (at least 1) of the default era; each session allows up
+    /// to `max_concurrent_requests` POSTs at once (rmcp queues beyond that).
     pub fn new(url: &str, size: usize, max_concurrent_requests: usize) -> Self {
+        Self::with_era(url, size, max_concurrent_requests, ClientEra::default())
+    }
+
+    /// [`Self::new`] for connections of `era`.
+    pub fn with_era(
+        url: &str,
+        size: usize,
+        max_concurrent_requests: usize,
+        era: ClientEra,
+    ) -> Self {
         Self {
             url: url.to_string(),
+            era,
             max_concurrent_requests: max_concurrent_requests.max(1),
             slots: (0..size.max(1))
                 .map(|_| Arc::new(Slot::default()))
@@ -375,8 +440,8 @@ impl SessionPool {
         self.slots.len()
     }
 
-    /// Initialize handshakes that succeeded (first connects, reconnects and
-    /// re-initializations after a loss).
+    /// Connections opened (`server/discover` or `initialize` handshakes that
+    /// succeeded: first connects, reconnects and re-initializations after a loss).
     pub fn sessions_opened(&self) -> u64 {
         self.opened.load(Ordering::SeqCst)
     }
@@ -501,7 +566,7 @@ impl SessionPool {
         if remaining.is_zero() {
             return Err(timeout_outcome(budget, "connect"));
         }
-        match connect_with(&self.url, remaining, self.max_concurrent_requests).await {
+        match connect_with(&self.url, remaining, self.max_concurrent_requests, self.era).await {
             Ok(s) => {
                 let s = Arc::new(s);
                 g.session = Some(s.clone());
@@ -569,6 +634,8 @@ pub struct LoadOptions {
     /// Where the acknowledged writes are read back; `None`: `url`. A scenario
     /// that breaks its own path to the Service reads back through a pod.
     pub verify_url: Option<String>,
+    /// The protocol era of every connection (load and read-back).
+    pub era: ClientEra,
 }
 
 impl LoadOptions {
@@ -588,6 +655,7 @@ impl LoadOptions {
             since_ms: None,
             max_in_flight: None,
             verify_url: None,
+            era: ClientEra::default(),
         }
     }
 
@@ -650,13 +718,22 @@ pub struct LoadReport {
     pub errors: BTreeMap<String, u64>,
     /// One example message per error kind.
     pub error_samples: BTreeMap<String, String>,
-    /// Initialize handshakes during the load (first connects, reconnects,
-    /// re-initializations after a session loss).
+    /// The protocol era of the run: `2026-07-28` (`server/discover`, then
+    /// stateless requests) or `legacy` (`initialize`, then `Mcp-Session-Id`
+    /// sessions). Reports without it were written by legacy-only clients.
+    #[serde(default = "legacy_era")]
+    pub era: String,
+    /// Connections opened during the load (`server/discover` or `initialize`
+    /// handshakes: first connects, reconnects, re-initializations after a
+    /// session loss).
     pub sessions_opened: u64,
-    /// Sessions the server disowned (HTTP 404 for the session), each counted
-    /// once however many calls hit it; each was re-initialized.
+    /// Legacy runs only (always 0 in a 2026-07-28 run, which has no
+    /// sessions to lose): sessions the server disowned (HTTP 404 for the
+    /// session), each counted once however many calls hit it; each was
+    /// re-initialized.
     pub session_losses: u64,
-    /// Calls that met a session loss (retried once; failed or not).
+    /// Legacy runs only, as `session_losses`: calls that met a session loss
+    /// (retried once; failed or not).
     pub session_lost_calls: u64,
     pub longest_outage_s: f64,
     pub outages: Vec<Outage>,
@@ -812,7 +889,7 @@ async fn verify_worker(
     results: Arc<Mutex<Verified>>,
 ) {
     let url = opts.verify_url.as_deref().unwrap_or(&opts.url);
-    let mut session = Session::new(url, opts.call_timeout);
+    let mut session = Session::with_era(url, opts.call_timeout, opts.era);
     loop {
         let next = queue.lock().ok().and_then(|mut q| q.pop());
         let Some(ack) = next else { break };
@@ -901,10 +978,11 @@ pub async fn run_with_events(opts: LoadOptions) -> (LoadReport, Vec<CallEvent>) 
 pub async fn run_until(opts: LoadOptions, stop: CancellationToken) -> (LoadReport, Vec<CallEvent>) {
     let opts = Arc::new(opts);
     let max_in_flight = opts.effective_max_in_flight();
-    let pool = Arc::new(SessionPool::new(
+    let pool = Arc::new(SessionPool::with_era(
         &opts.url,
         opts.concurrency.max(1),
         max_in_flight.max(DEFAULT_MAX_CONCURRENT_REQUESTS),
+        opts.era,
     ));
     let sessions = pool.size() as u64;
     let acks = Arc::new(Mutex::new(Vec::new()));
@@ -974,6 +1052,7 @@ pub async fn run_until(opts: LoadOptions, stop: CancellationToken) -> (LoadRepor
         errors_total: errors.values().sum(),
         errors,
         error_samples: d.samples,
+        era: opts.era.name().to_string(),
         sessions_opened: pool.sessions_opened(),
         session_losses: pool.session_losses(),
         session_lost_calls: events.iter().filter(|e| e.session_lost).count() as u64,

@@ -8,6 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::eras::Eras;
+use crate::hosts::HostPolicy;
 use crate::redact::{percent_decode, redact_credentials};
 
 /// How the server reacts to losing its database.
@@ -82,8 +84,11 @@ pub struct Config {
     /// `WEDGE_CLAIM`: with `wedged-after`, only the server that claims this key
     /// first in the database wedges.
     pub wedge_claim: Option<String>,
-    /// `None` disables Host header validation (the default: the server sits behind a Service).
-    pub allowed_hosts: Option<Vec<String>>,
+    /// `MCP_ALLOWED_HOSTS`: which `Host`/`Origin` values the MCP endpoint
+    /// serves (DNS-rebinding protection, see `hosts`).
+    pub hosts: HostPolicy,
+    /// `MCP_ERAS`: which MCP protocol eras the server answers.
+    pub eras: Eras,
     pub ready_cache: Duration,
     /// `READINESS`: what `/readyz` answers.
     pub readiness: Readiness,
@@ -299,14 +304,16 @@ impl Config {
         let wedge_claim = lookup("WEDGE_CLAIM")
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
-        let allowed_hosts = match lookup("MCP_ALLOWED_HOSTS").as_deref().map(str::trim) {
-            None | Some("") | Some("*") => None,
-            Some(list) => Some(
-                list.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-            ),
+        let hosts = HostPolicy::from_setting(lookup("MCP_ALLOWED_HOSTS").as_deref());
+        let eras = match lookup("MCP_ERAS") {
+            None => Eras::default(),
+            Some(raw) => Eras::parse(&raw).ok_or_else(|| {
+                err(
+                    "MCP_ERAS",
+                    Some(&raw),
+                    "expected \"both\" (the default), \"2026\" (server/discover and stateless requests only) or \"legacy\" (initialize and sessions only)",
+                )
+            })?,
         };
         let ready_cache =
             Duration::from_millis(parse_num(lookup, "READY_CACHE_MS", 1000u64, 0, 1000)?);
@@ -350,7 +357,8 @@ impl Config {
             shutdown_grace,
             mode,
             wedge_claim,
-            allowed_hosts,
+            hosts,
+            eras,
             ready_cache,
             readiness,
             log_format,
@@ -391,7 +399,8 @@ mod tests {
         assert_eq!(c.mode, WorkloadMode::Normal);
         assert_eq!(c.reconnect_max, Duration::from_millis(1000));
         assert_eq!(c.db_password.as_deref(), Some("hunter22"));
-        assert!(c.allowed_hosts.is_none());
+        assert_eq!(c.hosts, HostPolicy::default());
+        assert_eq!(c.eras, Eras::Both);
         assert_eq!(
             c.redacted_database_url(),
             "postgres://app:***@db.example:5432/notes"
@@ -429,6 +438,7 @@ mod tests {
             ("WORKLOAD_MODE", "wedged-after=-1"),
             ("WORKLOAD_MODE", "wedged-after=soon"),
             ("MCP_PATH", "mcp"),
+            ("MCP_ERAS", "2025"),
         ] {
             let e = parse(&[("DATABASE_URL", URL), (var, val)]).expect_err(var);
             assert_eq!(e.var, var, "{e}");
@@ -472,6 +482,7 @@ mod tests {
             ("POOL_ACQUIRE_TIMEOUT_SECONDS", "0.5"),
             ("WORKLOAD_MODE", "fragile"),
             ("MCP_ALLOWED_HOSTS", "svc.ns, localhost"),
+            ("MCP_ERAS", "2026"),
             ("PORT", "9000"),
         ])
         .expect("valid");
@@ -482,9 +493,12 @@ mod tests {
         assert_eq!(c.wedge_claim, None);
         assert_eq!(c.db_password.as_deref(), Some("pw"));
         assert_eq!(
-            c.allowed_hosts,
-            Some(vec!["svc.ns".to_string(), "localhost".to_string()])
+            c.hosts,
+            HostPolicy::Checked {
+                extra: vec!["svc.ns".to_string(), "localhost".to_string()]
+            }
         );
+        assert_eq!(c.eras, Eras::Current);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 pub mod backoff;
 pub mod client;
 pub mod config;
+pub mod eras;
 pub mod health;
+pub mod hosts;
 pub mod metrics;
 pub mod openloop;
 pub mod pool;

@@ -10,7 +10,9 @@ use rmcp::transport::streamable_http_server::{
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, LogFormat, WorkloadMode};
+use crate::eras::Eras;
 use crate::health::{self, HealthState};
+use crate::hosts::{self, HostPolicy};
 use crate::metrics::Metrics;
 use crate::pool::{Db, PoolSettings};
 use crate::redact::{RedactingMakeWriter, Redactor};
@@ -71,6 +73,46 @@ async fn wait_for_signal() -> &'static str {
     }
 }
 
+/// rmcp's streamable-HTTP settings for `eras`. Host checks are ours
+/// ([`hosts`]): rmcp's list cannot say "any IP literal".
+pub fn streamable_http_config(eras: Eras, stop: CancellationToken) -> StreamableHttpServerConfig {
+    StreamableHttpServerConfig::default()
+        .with_cancellation_token(stop)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .disable_allowed_hosts()
+        // A 2026-only server keeps no sessions: every request is served
+        // statelessly, so `initialize` and `ping` reach the handler (and its -32601).
+        .with_legacy_session_mode(eras != Eras::Current)
+}
+
+/// The MCP endpoint at `path`: rmcp's streamable-HTTP service for
+/// `shared.eras`, behind the wedge (innermost) and the Host/Origin check.
+/// `stop` ends its sessions.
+pub fn mcp_router(
+    path: &str,
+    shared: Arc<Shared>,
+    hosts: HostPolicy,
+    wedge: Arc<Wedge>,
+    stop: CancellationToken,
+) -> axum::Router {
+    let config = streamable_http_config(shared.eras, stop);
+    let service: StreamableHttpService<Workload, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(Workload::new(shared.clone())),
+        Default::default(),
+        config,
+    );
+    let service = tower::Layer::layer(
+        &axum::middleware::from_fn_with_state(wedge, wedge::hang_when_wedged),
+        service,
+    );
+    axum::Router::new()
+        .nest_service(path, service)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(hosts),
+            hosts::refuse_foreign,
+        ))
+}
+
 /// Run the server until a signal; returns the process exit code.
 pub async fn run(cfg: Config) -> i32 {
     let metrics = Arc::new(Metrics::new());
@@ -109,6 +151,7 @@ pub async fn run(cfg: Config) -> i32 {
         pool_max_waiting = cfg.pool_max_waiting,
         acquire_timeout_ms = cfg.pool_acquire_timeout.as_millis() as u64,
         mode,
+        eras = cfg.eras.name(),
         "mcp-workload-server starting"
     );
 
@@ -118,24 +161,9 @@ pub async fn run(cfg: Config) -> i32 {
         db: db.clone(),
         metrics: metrics.clone(),
         inflight: inflight.clone(),
+        eras: cfg.eras,
     });
     let mcp_ct = CancellationToken::new();
-    let mut mcp_cfg = StreamableHttpServerConfig::default()
-        .with_cancellation_token(mcp_ct.child_token())
-        .with_sse_keep_alive(Some(Duration::from_secs(15)));
-    mcp_cfg = match &cfg.allowed_hosts {
-        None => mcp_cfg.disable_allowed_hosts(),
-        Some(hosts) => mcp_cfg.with_allowed_hosts(hosts.clone()),
-    };
-    let mcp_service: StreamableHttpService<Workload, LocalSessionManager> =
-        StreamableHttpService::new(
-            {
-                let shared = shared.clone();
-                move || Ok(Workload::new(shared.clone()))
-            },
-            Default::default(),
-            mcp_cfg,
-        );
     let shutting_down = Arc::new(AtomicBool::new(false));
     let health = HealthState::new(
         db.clone(),
@@ -153,11 +181,13 @@ pub async fn run(cfg: Config) -> i32 {
                 .arm(after, cfg.wedge_claim.clone(), db.clone()),
         );
     }
-    let mcp_service = tower::Layer::layer(
-        &axum::middleware::from_fn_with_state(wedge, wedge::hang_when_wedged),
-        mcp_service,
-    );
-    let app = health::router(health).nest_service(&cfg.mcp_path, mcp_service);
+    let app = health::router(health).merge(mcp_router(
+        &cfg.mcp_path,
+        shared,
+        cfg.hosts.clone(),
+        wedge,
+        mcp_ct.child_token(),
+    ));
 
     let http_stop = CancellationToken::new();
     let server = tokio::spawn({

@@ -1,16 +1,24 @@
 //! The MCP tools: put_note, get_note, count_notes, slow_query.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{CallToolResult, ErrorCode, ServerCapabilities, ServerConfig};
-use rmcp::{schemars, tool, tool_handler, tool_router, ErrorData, ServerHandler};
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, DiscoverResult, ErrorCode,
+    Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ResultType, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{schemars, tool, tool_router, ErrorData, RoleServer, ServerHandler};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use crate::eras::Eras;
 use crate::metrics::Metrics;
 use crate::pool::{Db, DbError};
 
@@ -84,6 +92,8 @@ pub struct Shared {
     pub db: Arc<Db>,
     pub metrics: Arc<Metrics>,
     pub inflight: Arc<InFlight>,
+    /// The protocol eras this server answers.
+    pub eras: Eras,
 }
 
 impl Shared {
@@ -304,11 +314,110 @@ impl Workload {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
+/// The `serverInfo` of `initialize` and `server/discover`: this crate, not
+/// the SDK (rmcp's default names itself).
+pub fn server_info() -> Implementation {
+    Implementation::new("mcp-workload", env!("CARGO_PKG_VERSION"))
+}
+
+impl Workload {
+    /// A request of an era this server does not answer (`MCP_ERAS`), e.g. a
+    /// legacy `tools/list` without `_meta` to a 2026-only server.
+    fn check_era(&self, context: &RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        let eras = self.shared.eras;
+        let version = context.protocol_version();
+        if eras.accepts(version.as_ref()) {
+            return Ok(());
+        }
+        let asked = version.unwrap_or(ProtocolVersion::V_2025_03_26);
+        Err(ErrorData::unsupported_protocol_version(
+            asked,
+            eras.supported_versions(),
+        ))
+    }
+}
+
 impl ServerHandler for Workload {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
-            "Notes stored in PostgreSQL. put_note/get_note/count_notes; slow_query holds a connection.",
-        )
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(server_info())
+            .with_instructions(
+                "Notes stored in PostgreSQL. put_note/get_note/count_notes; slow_query holds a connection.",
+            )
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(self.shared.eras.supported_versions())
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        if !self.shared.eras.has_initialize() {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::InitializeResultMethod,
+            >());
+        }
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn ping(&self, _context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        if !self.shared.eras.has_initialize() {
+            return Err(ErrorData::method_not_found::<rmcp::model::PingRequestMethod>());
+        }
+        Ok(())
+    }
+
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        if !self.shared.eras.has_discover() {
+            return Err(ErrorData::method_not_found::<
+                rmcp::model::DiscoverRequestMethod,
+            >());
+        }
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.check_era(&context)?;
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.check_era(&context)?;
+        // 2026-07-28 lists carry cache hints; the tool set never changes.
+        let hints = context
+            .protocol_version()
+            .is_some_and(|v| !v.has_initialize());
+        Ok(ListToolsResult {
+            result_type: Some(ResultType::COMPLETE),
+            tools: self.tool_router.list_all(),
+            meta: None,
+            next_cursor: None,
+            ttl_ms: hints.then_some(0),
+            cache_scope: hints.then_some(CacheScope::Public),
+        })
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.tool_router.get(name).cloned()
     }
 }

@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::{require_pg, PgCluster, Server};
-use mcp_workload::client::{run_with_events, LoadOptions, Outcome, SessionPool};
+use mcp_workload::client::{run_with_events, ClientEra, LoadOptions, Outcome, SessionPool};
 use serde_json::json;
 
 /// Server settings for these tests: a deep pool wait queue, so a CPU-starved
@@ -184,7 +184,10 @@ async fn server_replacement_is_counted_as_session_loss_and_recovered() {
     let old = Server::spawn(&pg.url, SERVER_ENV);
     old.wait_ready().await;
     let proxy = SwitchProxy::start(old.port).await;
-    let load = tokio::spawn(run_with_events(opts(&proxy.mcp_url(), "sl", 50.0, 4.0)));
+    // Sessions exist in the legacy era only.
+    let mut o = opts(&proxy.mcp_url(), "sl", 50.0, 4.0);
+    o.era = ClientEra::Legacy;
+    let load = tokio::spawn(run_with_events(o));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let new = Server::spawn(&pg.url, SERVER_ENV);
     new.wait_ready().await;
@@ -223,6 +226,37 @@ async fn server_replacement_is_counted_as_session_loss_and_recovered() {
     assert_eq!(r.unverified_acked_writes, 0, "{json}");
 }
 
+/// The same replacement in the 2026-07-28 era (the default): no session to
+/// lose, so no call notices it; nothing fails and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_replacement_goes_unnoticed_by_a_stateless_client() {
+    if require_pg("server_replacement_stateless").is_none() {
+        return;
+    }
+    let pg = PgCluster::start("stateless");
+    let old = Server::spawn(&pg.url, SERVER_ENV);
+    old.wait_ready().await;
+    let proxy = SwitchProxy::start(old.port).await;
+    let load = tokio::spawn(run_with_events(opts(&proxy.mcp_url(), "st", 50.0, 4.0)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let new = Server::spawn(&pg.url, SERVER_ENV);
+    new.wait_ready().await;
+    proxy.switch_to(new.port);
+    old.sigterm();
+    let (r, events) = load.await.expect("load task");
+    let json = serde_json::to_string(&r).unwrap_or_default();
+    assert_eq!(r.era, "2026-07-28", "{json}");
+    assert_eq!(r.offered, 200, "{json}");
+    assert_eq!(r.session_losses, 0, "{json}");
+    assert_eq!(r.session_lost_calls, 0, "{json}");
+    assert!(events.iter().all(|e| !e.session_lost));
+    assert_eq!(r.errors_total, 0, "{json}");
+    assert_eq!(r.acknowledged, 200, "{json}");
+    assert_eq!(r.sessions_opened, 4, "no reconnect: {json}");
+    assert_eq!(r.lost_acked_writes, 0, "{json}");
+    assert_eq!(r.unverified_acked_writes, 0, "{json}");
+}
+
 /// Ten calls in flight on one session when its server is replaced: the lost
 /// session is counted once and re-initialized once; every call is retried on
 /// the one new session and succeeds.
@@ -237,7 +271,12 @@ async fn concurrent_calls_on_a_lost_session_share_one_reinit() {
     old.wait_ready().await;
     new.wait_ready().await;
     let proxy = SwitchProxy::start(old.port).await;
-    let pool = Arc::new(SessionPool::new(&proxy.mcp_url(), 1, 32));
+    let pool = Arc::new(SessionPool::with_era(
+        &proxy.mcp_url(),
+        1,
+        32,
+        ClientEra::Legacy,
+    ));
     let timeout = Duration::from_secs(10);
     let first = pool.call(0, "count_notes", json!({}), timeout).await;
     assert!(matches!(first.outcome, Outcome::Ok(_)), "{first:?}");

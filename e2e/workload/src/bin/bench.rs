@@ -211,6 +211,7 @@ fn load_opts(url: &str, rate: f64, conc: usize, secs: f64, prefix: &str) -> Load
         since_ms: None,
         max_in_flight: None,
         verify_url: None,
+        era: Default::default(),
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use mcp_workload::client::{now_ms, result_lines, run_until, LoadOptions, LoadResult};
+use mcp_workload::client::{now_ms, result_lines, run_until, ClientEra, LoadOptions, LoadResult};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -25,6 +25,10 @@ struct Args {
     /// MCP endpoint, e.g. http://127.0.0.1:8080/mcp
     #[arg(long, env = "MCP_URL")]
     url: String,
+    /// Protocol era: `2026` (2026-07-28: server/discover, then stateless
+    /// requests) or `legacy` (initialize, then Mcp-Session-Id sessions)
+    #[arg(long, env = "MCP_CLIENT_ERA", default_value = "2026", value_parser = parse_era)]
+    era: ClientEra,
     /// Offered put_note calls per second (open loop: the schedule never waits
     /// for earlier calls)
     #[arg(long, default_value_t = 50.0)]
@@ -109,6 +113,10 @@ async fn stop_on_request(port: Option<u16>, stop: CancellationToken) {
     });
 }
 
+fn parse_era(v: &str) -> Result<ClientEra, String> {
+    ClientEra::parse(v).ok_or_else(|| format!("{v:?}: expected \"2026\" or \"legacy\""))
+}
+
 fn secs(name: &str, v: f64) -> Duration {
     if !v.is_finite() || v < 0.0 {
         eprintln!("error: --{name} must be a non-negative number of seconds");
@@ -143,6 +151,7 @@ async fn main() {
         since_ms: args.since,
         max_in_flight: args.max_in_flight,
         verify_url: None,
+        era: args.era,
     };
     let stop = CancellationToken::new();
     stop_on_request(args.control_port, stop.clone()).await;
@@ -184,7 +193,8 @@ async fn main() {
         println!("{text}");
     }
     eprintln!(
-        "offered={} calls={} acknowledged={} errors={} session_losses={} longest_outage_s={:.3} first_success_after_s={:?} lost_acked_writes={} unverified={}",
+        "era={} offered={} calls={} acknowledged={} errors={} session_losses={} longest_outage_s={:.3} first_success_after_s={:?} lost_acked_writes={} unverified={}",
+        report.era,
         report.offered,
         report.calls,
         report.acknowledged,
