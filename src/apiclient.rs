@@ -7,10 +7,13 @@
 //!   off: a PDB's 429 on an eviction, or a throttled status write, comes back
 //!   at once and the reconcile records it and requeues.
 //! - Every write (POST, PUT, PATCH, DELETE) passes the leader [`Fence`]; a
-//!   replica past its renew deadline gets [`NotLeader`] without sending it.
+//!   replica past its renew deadline gets [`NotLeader`] without sending it, and
+//!   a write sent in time is cut ([`LeaseExpiring`]) before the lease could
+//!   expire for a standby (the request timeout alone would let a write sent
+//!   just before the deadline land 15 s later, 10 s after expiry).
 //! - The user agent names the replica (`mcp-operator/<version> (pod=<name>)`),
 //!   so the API server's audit log can attribute every write.
-use crate::leader::Fence;
+use crate::leader::{Fence, WriteBudget};
 use futures::future::BoxFuture;
 use http::{header::USER_AGENT, HeaderValue, Method, Request};
 use kube::client::ClientBuilder;
@@ -27,6 +30,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Debug, thiserror::Error)]
 #[error("write refused: this replica is not within its leader lease")]
 pub struct NotLeader;
+
+/// A write cut short: had it gone on, it could have landed after the leader
+/// lease could expire for a standby.
+#[derive(Debug, thiserror::Error)]
+#[error("write cancelled: it could not complete before the leader lease could expire")]
+pub struct LeaseExpiring;
 
 /// Whether a kube error is the fence's refusal.
 pub fn is_not_leader(e: &kube::Error) -> bool {
@@ -58,6 +67,21 @@ pub fn build(
         .with_layer(&tower::timeout::TimeoutLayer::new(request_timeout))
         .with_layer(&FenceLayer(fence));
     Ok(builder.build())
+}
+
+/// Resolves once the API server has answered a request (`GET /version`, which
+/// every authenticated identity may call), trying every `retry`. Readiness
+/// waits for it: a replica that cannot reach the API server is not ready.
+pub async fn wait_until_answered(client: &Client, retry: Duration) {
+    loop {
+        match client.apiserver_version().await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(error = %crate::redact::redact(&e.to_string()), "API server not answering yet")
+            }
+        }
+        tokio::time::sleep(retry).await;
+    }
 }
 
 fn is_write(m: &Method) -> bool {
@@ -102,12 +126,25 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let refused = is_write(req.method()) && self.fence.as_ref().is_some_and(|f| !f.may_write());
-        if refused {
+        let budget = match &self.fence {
+            Some(f) if is_write(req.method()) => f.write_budget(tokio::time::Instant::now()),
+            _ => WriteBudget::Unlimited,
+        };
+        if budget == WriteBudget::Refused {
             return Box::pin(async { Err(NotLeader.into()) });
         }
         let fut = self.inner.call(req);
-        Box::pin(async move { fut.await.map_err(Into::into) })
+        match budget {
+            WriteBudget::Refused | WriteBudget::Unlimited => {
+                Box::pin(async move { fut.await.map_err(Into::into) })
+            }
+            WriteBudget::Within(t) => Box::pin(async move {
+                match tokio::time::timeout(t, fut).await {
+                    Ok(res) => res.map_err(Into::into),
+                    Err(_) => Err(LeaseExpiring.into()),
+                }
+            }),
+        }
     }
 }
 
@@ -155,6 +192,77 @@ mod tests {
             let svc = FenceLayer(fence).layer(echo());
             assert!(svc.oneshot(req(Method::PATCH)).await.is_ok());
         }
+    }
+
+    /// Renewed at t0 (renew deadline 10 s, lease 15 s), a write sent at 9.9 s
+    /// to an API server that never answers is cut before 15 s, when a standby
+    /// may take over; the client's 15 s request timeout alone would let it
+    /// land until 24.9 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_sent_before_the_deadline_is_cut_before_the_lease_could_expire() {
+        let cfg = crate::leader::LeaseConfig::new("op", "a");
+        let fence = Fence::closed();
+        let renewed = tokio::time::Instant::now();
+        fence.renewed(renewed, &cfg);
+        tokio::time::sleep(Duration::from_millis(9_900)).await;
+        let hung = tower::service_fn(|_req: Request<Body>| {
+            std::future::pending::<Result<Response<Body>, BoxError>>()
+        });
+        let svc = FenceLayer(Some(fence.clone())).layer(hung);
+        let res = tokio::time::timeout(
+            Duration::from_secs(60),
+            svc.clone().oneshot(req(Method::PATCH)),
+        )
+        .await;
+        assert!(
+            matches!(&res, Ok(Err(e)) if e.downcast_ref::<LeaseExpiring>().is_some()),
+            "the write was not cut: {res:?}"
+        );
+        assert!(tokio::time::Instant::now() < renewed + cfg.lease_duration);
+        // Reads are not cut (a watch may stay open for minutes).
+        let read =
+            tokio::time::timeout(Duration::from_secs(60), svc.oneshot(req(Method::GET))).await;
+        assert!(read.is_err(), "the read ran to the test's own timeout");
+    }
+
+    /// Ready waits for an answer: two failed calls, then `/version` answers.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_the_api_server_ends_with_its_first_answer() {
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(svc, "default");
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, a) = (calls.clone(), answered.clone());
+        let server = tokio::spawn(async move {
+            while let Some((req, send)) = handle.next_request().await {
+                assert_eq!(req.uri().path(), "/version");
+                let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (code, body) = if n < 2 {
+                    (503, serde_json::json!({"kind": "Status", "code": 503}))
+                } else {
+                    a.store(true, std::sync::atomic::Ordering::SeqCst);
+                    (
+                        200,
+                        serde_json::json!({
+                            "major": "1", "minor": "33", "gitVersion": "v1.33.0",
+                            "gitCommit": "", "gitTreeState": "", "buildDate": "",
+                            "goVersion": "", "compiler": "", "platform": ""
+                        }),
+                    )
+                };
+                let res = Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()));
+                if let Ok(res) = res {
+                    send.send_response(res);
+                }
+            }
+        });
+        wait_until_answered(&client, Duration::from_secs(1)).await;
+        assert!(answered.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        server.abort();
     }
 
     #[test]

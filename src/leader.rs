@@ -13,6 +13,17 @@
 //! - **No write without the lease.** The [`Fence`] is checked by the API client for
 //!   every write (see `apiclient`), so applies, evictions, status writes and
 //!   Events of a replica past its deadline are refused before they are sent.
+//! - **No write arrives after the lease could expire.** A write sent at `t` may
+//!   be in flight until `t + timeout`; a standby may act from `renew_sent +
+//!   lease_duration` (it counts from its sight of our renewed record, which
+//!   landed after we sent it). So every write gets the timeout
+//!   `min(request timeout, renew_sent + lease_duration - WRITE_MARGIN - t)`:
+//!   `t + timeout < renew_sent + lease_duration` always holds ([`Fence::write_budget`]).
+//! - **Renewal through shutdown.** On SIGTERM the leader keeps renewing while its
+//!   reconciles drain ([`Elector::hold_until`]), then releases the lease so a
+//!   standby takes over at once.
+//! - **A unique identity per replica** ([`identity`]): two replicas with the same
+//!   holder identity would both renew the lease and both write.
 //! - Writes of the Lease carry `resourceVersion`: two replicas racing for it get
 //!   one success and one 409, never two leaders.
 //!
@@ -25,6 +36,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::ResourceExt;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::{timeout, Instant};
@@ -60,6 +72,13 @@ impl LeaseConfig {
 
     /// The invariants that make the fence safe.
     pub fn validate(&self) -> Result<(), String> {
+        if self.identity.trim().is_empty() {
+            return Err("the holder identity is empty".into());
+        }
+        if self.retry_period.is_zero() {
+            // A zero pause renews (and retries a failed acquire) in a hot loop.
+            return Err("the retry period must be at least 1 s".into());
+        }
         if self.renew_deadline >= self.lease_duration {
             return Err(format!(
                 "renew deadline ({:?}) must be shorter than the lease duration ({:?})",
@@ -86,18 +105,77 @@ impl LeaseConfig {
     }
 }
 
+/// The holder identity of this replica: `pod_name` (the chart sets POD_NAME from
+/// the downward API), else `hostname` (the pod name in Kubernetes), else an
+/// error. Never a fallback such as the PID, which is 1 in every container: two
+/// replicas with one identity both renew the lease and both write.
+pub fn identity(pod_name: Option<&str>, hostname: Option<&str>) -> Result<String, String> {
+    [pod_name, hostname]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .map(String::from)
+        .ok_or_else(|| {
+            "no identity for leader election: set POD_NAME (from the downward API's \
+             metadata.name, as the chart does) or --identity to a name unique to this \
+             replica; HOSTNAME is empty too"
+                .to_string()
+        })
+}
+
+/// Taken off a write's time budget: the time between its timeout firing and
+/// the connection being closed, and clock-rate drift against the standby.
+pub const WRITE_MARGIN: Duration = Duration::from_millis(500);
+
 /// Until when this replica may write. Shared by the elector (which extends or
 /// closes it) and the API client (which checks it before every write).
 #[derive(Clone, Debug)]
 pub struct Fence(Arc<Mutex<FenceState>>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum FenceState {
     /// No election: this replica always may write.
     Open,
-    /// May write before this instant.
-    Until(Instant),
+    /// May send writes before `deadline` (renew sent + renew deadline); each
+    /// must be over before `expiry` (renew sent + lease duration).
+    Until {
+        deadline: Instant,
+        expiry: Instant,
+    },
     Closed,
+}
+
+/// Whether, and for how long, a write may be in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteBudget {
+    /// No election: the client's own request timeout applies.
+    Unlimited,
+    /// Sent now, the write must be over within this time.
+    Within(Duration),
+    Refused,
+}
+
+impl FenceState {
+    /// The fence's rule, on an explicit clock: a write sent at `now` is allowed
+    /// before the renew deadline, and its timeout `t` keeps
+    /// `now + t + WRITE_MARGIN <= expiry`, i.e. it is over before any standby
+    /// may take the lease.
+    fn budget(&self, now: Instant) -> WriteBudget {
+        match *self {
+            FenceState::Open => WriteBudget::Unlimited,
+            FenceState::Until { deadline, expiry } if now < deadline => {
+                match expiry
+                    .saturating_duration_since(now)
+                    .checked_sub(WRITE_MARGIN)
+                {
+                    Some(t) if !t.is_zero() => WriteBudget::Within(t),
+                    _ => WriteBudget::Refused,
+                }
+            }
+            FenceState::Until { .. } | FenceState::Closed => WriteBudget::Refused,
+        }
+    }
 }
 
 impl Fence {
@@ -111,27 +189,39 @@ impl Fence {
         Self(Arc::new(Mutex::new(FenceState::Closed)))
     }
 
+    fn state(&self) -> FenceState {
+        self.0.lock().map(|g| *g).unwrap_or(FenceState::Closed)
+    }
+
     pub fn may_write(&self) -> bool {
-        match self.0.lock().as_deref() {
-            Ok(FenceState::Open) => true,
-            Ok(FenceState::Until(t)) => Instant::now() < *t,
-            Ok(FenceState::Closed) | Err(_) => false,
-        }
+        self.write_budget(Instant::now()) != WriteBudget::Refused
+    }
+
+    /// Whether a write sent at `now` may go, and how long it may take.
+    pub fn write_budget(&self, now: Instant) -> WriteBudget {
+        self.state().budget(now)
     }
 
     /// Time left before the fence closes (None: no election, no limit).
     pub fn remaining(&self) -> Option<Duration> {
-        match self.0.lock().as_deref() {
-            Ok(FenceState::Open) => None,
-            Ok(FenceState::Until(t)) => Some(t.saturating_duration_since(Instant::now())),
-            Ok(FenceState::Closed) | Err(_) => Some(Duration::ZERO),
+        match self.state() {
+            FenceState::Open => None,
+            FenceState::Until { deadline, .. } => {
+                Some(deadline.saturating_duration_since(Instant::now()))
+            }
+            FenceState::Closed => Some(Duration::ZERO),
         }
     }
 
-    fn extend_to(&self, until: Instant) {
+    /// A renew sent at `sent` succeeded: writes may go until its renew
+    /// deadline, and must be over before its lease could expire.
+    pub(crate) fn renewed(&self, sent: Instant, cfg: &LeaseConfig) {
         if let Ok(mut g) = self.0.lock() {
             if !matches!(*g, FenceState::Open) {
-                *g = FenceState::Until(until);
+                *g = FenceState::Until {
+                    deadline: sent + cfg.renew_deadline,
+                    expiry: sent + cfg.lease_duration,
+                };
             }
         }
     }
@@ -305,7 +395,7 @@ impl Elector {
             self.observe(spec, Instant::now());
         }
         tracing::trace!(lease = %written.name_any(), "lease written");
-        self.fence.extend_to(sent + self.cfg.renew_deadline);
+        self.fence.renewed(sent, &self.cfg);
         Attempt::Leading
     }
 
@@ -354,6 +444,18 @@ impl Elector {
             if !self.fence.may_write() {
                 return self.lose(Lost::RenewDeadline);
             }
+        }
+    }
+
+    /// Renew as [`Elector::hold`] does until `drained` resolves (None: still
+    /// leading, ready to release) or leadership is lost. A shutdown stops the
+    /// controllers first and resolves `drained` once their reconciles are
+    /// over: renewing until then keeps the fence open for their last writes and
+    /// keeps a standby from starting while they run.
+    pub async fn hold_until(&mut self, drained: impl Future<Output = ()>) -> Option<Lost> {
+        tokio::select! {
+            why = self.hold() => Some(why),
+            () = drained => None,
         }
     }
 

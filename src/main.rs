@@ -5,9 +5,8 @@ use k8s_openapi::jiff::SignedDuration;
 use kube::{Api, Config};
 use mcp_operator::apiclient;
 use mcp_operator::controller;
-use mcp_operator::leader::{Elector, Fence, LeaseConfig};
-use mcp_operator::telemetry::{http, logging, metrics::Metrics};
-use std::sync::atomic::{AtomicBool, Ordering};
+use mcp_operator::leader::{self, Elector, Fence, LeaseConfig};
+use mcp_operator::telemetry::{health::Health, http, logging, metrics::Metrics};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -32,7 +31,8 @@ struct Args {
     /// json or text
     #[arg(long, env = "LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
     log_format: String,
-    /// Address of /metrics, /healthz and /readyz.
+    /// Address of /metrics, /healthz and /readyz (all interfaces: the kubelet
+    /// and Prometheus reach the pod IP).
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     http_addr: String,
     #[arg(long, env = "LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
@@ -41,15 +41,17 @@ struct Args {
     lease_name: String,
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
+    /// Lease holder identity, unique per replica; empty: HOSTNAME (the pod
+    /// name in Kubernetes); with neither, leader election refuses to start.
     #[arg(long, env = "POD_NAME", default_value = "")]
     identity: String,
     /// A standby takes the lease after seeing it unchanged this long.
-    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
     lease_duration_seconds: u64,
     /// The leader stops writing when no renew succeeded for this long.
-    #[arg(long, env = "LEASE_RENEW_DEADLINE_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "LEASE_RENEW_DEADLINE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     lease_renew_deadline_seconds: u64,
-    #[arg(long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2)]
+    #[arg(long, env = "LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     lease_retry_period_seconds: u64,
     /// Reconciles in flight at once (per watched namespace). Bounds the
     /// operator's memory and its load on the API server when many McpServers
@@ -57,7 +59,7 @@ struct Args {
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent_reconciles: u16,
     /// Every API request must be answered (headers) within this many seconds.
-    #[arg(long, env = "API_REQUEST_TIMEOUT_SECONDS", default_value_t = 15)]
+    #[arg(long, env = "API_REQUEST_TIMEOUT_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
     api_request_timeout_seconds: u64,
     /// Tests only: shift the wall clock used for Lease times (the election
     /// never reads it; the clock-skew test proves that).
@@ -86,13 +88,36 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The holder identity and lease settings, checked before anything starts.
+fn lease_config(args: &Args, hostname: Option<&str>) -> anyhow::Result<(String, LeaseConfig)> {
+    let identity = match leader::identity(Some(&args.identity), hostname) {
+        Ok(id) => id,
+        Err(e) if args.leader_election => anyhow::bail!("leader election: {e}"),
+        // Without election the identity only names this replica in user agents and Events.
+        Err(_) => "mcp-operator".to_string(),
+    };
+    let cfg = LeaseConfig {
+        lease_duration: Duration::from_secs(args.lease_duration_seconds),
+        renew_deadline: Duration::from_secs(args.lease_renew_deadline_seconds),
+        retry_period: Duration::from_secs(args.lease_retry_period_seconds),
+        wall_clock_offset: SignedDuration::from_secs(args.test_wall_clock_offset_seconds),
+        ..LeaseConfig::new(args.lease_name.clone(), identity.clone())
+    };
+    if args.leader_election {
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("leader election: {e}"))?;
+    }
+    Ok((identity, cfg))
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
+    let (identity, lease_cfg) = lease_config(&args, std::env::var("HOSTNAME").ok().as_deref())?;
     let metrics = Arc::new(Metrics::default());
     metrics.preset(
         &controller::error::Error::METRIC_LABELS,
         &mcp_operator::remediation::reason::ACTION_LABELS,
     );
-    let ready = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(Health::default());
     let listener = tokio::net::TcpListener::bind(&args.http_addr)
         .await
         .map_err(|e| {
@@ -103,7 +128,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })?;
     let router = http::router(http::HttpState {
         metrics: metrics.clone(),
-        ready: ready.clone(),
+        health: health.clone(),
     });
 
     // One shutdown signal fans out to the HTTP server, the lease holder and every controller.
@@ -114,31 +139,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let mut http_stop = stop_rx.clone();
-    let http_task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+    let http_task = tokio::spawn(http::serve(
+        listener,
+        router,
+        http::Limits::default(),
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
 
-    let identity = if args.identity.is_empty() {
-        format!("mcp-operator-{}", std::process::id())
-    } else {
-        args.identity.clone()
-    };
-    let lease_cfg = LeaseConfig {
-        lease_duration: Duration::from_secs(args.lease_duration_seconds),
-        renew_deadline: Duration::from_secs(args.lease_renew_deadline_seconds),
-        retry_period: Duration::from_secs(args.lease_retry_period_seconds),
-        wall_clock_offset: SignedDuration::from_secs(args.test_wall_clock_offset_seconds),
-        ..LeaseConfig::new(args.lease_name.clone(), identity.clone())
-    };
-    if args.leader_election {
-        lease_cfg
-            .validate()
-            .map_err(|e| anyhow::anyhow!("leader election: {e}"))?;
-    }
     // Without election this replica always may write; with it, only while its
     // lease is within the renew deadline.
     let fence = if args.leader_election {
@@ -163,9 +172,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let leases: Api<Lease> = Api::namespaced(lease_client, &args.lease_namespace);
     let mut elector = Elector::new(leases, lease_cfg, fence.clone());
 
-    // Ready means "client built and serving HTTP": a standby replica is ready too, or
-    // rollouts and drains of the operator itself would stall behind the lease.
-    ready.store(true, Ordering::Relaxed);
+    // Ready once the API server answered; a standby is ready too, or rollouts
+    // and drains of the operator itself would stall behind the lease.
+    let ready_task = tokio::spawn({
+        let (client, health) = (client.clone(), health.clone());
+        async move {
+            apiclient::wait_until_answered(&client, Duration::from_secs(1)).await;
+            health.set_ready(true);
+        }
+    });
 
     let recorder = controller::events::recorder(client.clone(), Some(identity));
     let namespaces: Vec<Option<String>> = {
@@ -197,42 +212,71 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         metrics.leader.set(1);
         tracing::info!(namespaces = ?namespaces, leader_election = args.leader_election, "starting controllers");
+        // `ctl` stops the controllers (a signal, or a lost lease); `drained`
+        // says they are done. On a signal the lease is renewed until then, so
+        // their last writes pass the fence and no standby starts beside them.
         let (ctl_tx, ctl_rx) = watch::channel(false);
-        let mut sig = stop_rx.clone();
+        let (drained_tx, drained_rx) = watch::channel(false);
         let elect = args.leader_election;
-        let term = tokio::spawn(async move {
-            let lost = if elect {
-                tokio::select! {
-                    why = elector.hold() => Some(why),
-                    _ = sig.wait_for(|s| *s) => None,
+        let term = tokio::spawn({
+            let (mut sig, ctl) = (stop_rx.clone(), ctl_tx.clone());
+            let (mut drained, mut drained_after_loss) = (drained_rx.clone(), drained_rx.clone());
+            async move {
+                let until_drained = async move {
+                    let _ = sig.wait_for(|s| *s).await;
+                    let _ = ctl.send(true);
+                    let _ = drained.wait_for(|d| *d).await;
+                };
+                let lost = if elect {
+                    elector.hold_until(until_drained).await
+                } else {
+                    until_drained.await;
+                    None
+                };
+                if lost.is_some() {
+                    let _ = ctl_tx.send(true);
+                    let _ = drained_after_loss.wait_for(|d| *d).await;
                 }
-            } else {
-                let _ = sig.wait_for(|s| *s).await;
-                None
-            };
-            let _ = ctl_tx.send(true);
-            (elector, lost)
+                (elector, lost)
+            }
         });
-        let runs = namespaces.iter().cloned().map(|ns| {
+        let mut watched = vec![health.watch("leader elector", &term, Some(drained_rx))];
+        let mut runs = Vec::new();
+        for ns in namespaces.iter().cloned() {
             let mut rx = ctl_rx.clone();
-            controller::run(
+            let run = tokio::spawn(controller::run(
                 client.clone(),
                 recorder.clone(),
                 metrics.clone(),
+                health.clone(),
                 ns,
                 args.max_concurrent_reconciles,
                 async move {
                     let _ = rx.wait_for(|s| *s).await;
                 },
-            )
-        });
-        futures::future::join_all(runs).await;
+            ));
+            watched.push(health.watch("controller", &run, Some(ctl_rx.clone())));
+            runs.push(run);
+        }
+        let died = futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .filter(Result::is_err)
+            .count();
+        let _ = drained_tx.send(true);
         metrics.leader.set(0);
         metrics.forget_objects();
         let (back, lost) = term
             .await
             .map_err(|e| anyhow::anyhow!("lease task failed: {e}"))?;
+        drop(watched);
         elector = back;
+        if died > 0 {
+            if args.leader_election {
+                let _ = elector.release().await;
+            }
+            anyhow::bail!("{died} controller task(s) failed");
+        }
         match lost {
             Some(why) => tracing::warn!(reason = ?why, "leadership lost; standing by"),
             None => {
@@ -245,7 +289,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    ready.store(false, Ordering::Relaxed);
+    ready_task.abort();
+    health.set_ready(false);
     let _ = http_task.await;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -270,5 +315,77 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(flags: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("mcp-operator").chain(flags.iter().copied()))
+    }
+
+    #[test]
+    fn zero_durations_are_refused_at_parse() {
+        for flag in [
+            "--lease-retry-period-seconds=0",
+            "--lease-renew-deadline-seconds=0",
+            "--lease-duration-seconds=0",
+            "--api-request-timeout-seconds=0",
+        ] {
+            assert!(args(&[flag]).is_err(), "{flag} was accepted");
+        }
+    }
+
+    #[test]
+    fn inconsistent_lease_timings_are_refused_with_a_message() {
+        let cases = [
+            (&["--lease-retry-period-seconds=10"][..], "retry period"),
+            (&["--lease-renew-deadline-seconds=15"][..], "renew deadline"),
+            (
+                &[
+                    "--lease-duration-seconds=5",
+                    "--lease-renew-deadline-seconds=8",
+                ][..],
+                "renew deadline",
+            ),
+        ];
+        for (flags, want) in cases {
+            let mut all = vec!["--leader-election=true", "--identity=a"];
+            all.extend_from_slice(flags);
+            let Ok(a) = args(&all) else {
+                panic!("{flags:?} did not parse");
+            };
+            let err = lease_config(&a, None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(want), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn leader_election_needs_a_unique_identity() {
+        let Ok(a) = args(&["--leader-election=true", "--identity="]) else {
+            panic!("did not parse");
+        };
+        let err = lease_config(&a, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("POD_NAME"), "{err}");
+        assert_eq!(
+            lease_config(&a, Some("op-7d9-x"))
+                .ok()
+                .map(|(id, _)| id)
+                .as_deref(),
+            Some("op-7d9-x")
+        );
+        let Ok(no_election) = args(&["--identity="]) else {
+            panic!("did not parse");
+        };
+        let id = lease_config(&no_election, None).ok().map(|(id, _)| id);
+        assert_eq!(id.as_deref(), Some("mcp-operator"), "never a PID");
     }
 }

@@ -36,12 +36,17 @@ pub const RULES: &[Rule] = &[
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
 
-/// Rules in the operator's own namespace, for leader election.
-pub const LEASE_RULES: &[Rule] = &[(
-    "coordination.k8s.io",
-    "leases",
-    &["get", "create", "update"],
-)];
+/// Rules in the operator's own namespace, for leader election: `create` for
+/// any Lease (RBAC cannot limit a create by name), the [`LEASE_NAMED_VERBS`]
+/// only on the operator's own Lease (`resourceNames`), so in a shared
+/// namespace the operator cannot read or rewrite other components' leases.
+pub const LEASE_RULES: &[Rule] = &[
+    ("coordination.k8s.io", "leases", &["create"]),
+    ("coordination.k8s.io", "leases", LEASE_NAMED_VERBS),
+];
+
+/// The Lease verbs granted on the operator's own Lease name only.
+pub const LEASE_NAMED_VERBS: &[&str] = &["get", "update"];
 
 /// The RBAC (group, resource, verb) of a request, from its method, path and query.
 pub fn request_rule(method: &str, path: &str, query: &str) -> Option<(String, String, String)> {
@@ -131,7 +136,7 @@ mod tests {
         );
     }
 
-    /// The chart grants exactly `RULES` and `LEASE_RULES`.
+    /// The chart grants exactly `RULES`.
     #[test]
     fn the_chart_grants_exactly_these_rules() {
         let helpers = include_str!("../charts/mcp-operator/templates/_helpers.tpl");
@@ -172,22 +177,54 @@ mod tests {
             granted, wanted,
             "chart rules differ from the calls the operator makes"
         );
+    }
 
-        let rbac = include_str!("../charts/mcp-operator/templates/rbac.yaml");
-        let lease = LEASE_RULES
+    /// The rendered bundle (the chart with default values) grants the Lease
+    /// rules, with get/update limited to the Lease the operator is started with.
+    #[test]
+    fn the_lease_role_names_the_operators_lease() {
+        let bundle = include_str!("../deploy/install.yaml");
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(bundle)
+            .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+            .collect();
+        let lease_name = bundle
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("- --lease-name="))
+            .expect("the Deployment passes --lease-name");
+        let role = docs
             .iter()
-            .map(|(_, _, vs)| {
-                format!(
-                    "verbs: [{}]",
-                    vs.iter()
-                        .map(|v| format!("\"{v}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+            .find(|d| {
+                d["kind"] == "Role"
+                    && d["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.ends_with("-leader-election"))
             })
-            .collect::<Vec<_>>();
-        for l in lease {
-            assert!(rbac.contains(&l), "lease rule {l} not in the chart");
+            .expect("a leader-election Role");
+        let strings = |v: &serde_yaml::Value| -> Vec<String> {
+            v.as_sequence()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut granted: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        for rule in role["rules"].as_sequence().into_iter().flatten() {
+            assert_eq!(strings(&rule["resources"]), ["leases"]);
+            granted.push((strings(&rule["verbs"]), strings(&rule["resourceNames"])));
         }
+        let wanted: Vec<(Vec<String>, Vec<String>)> = LEASE_RULES
+            .iter()
+            .map(|(_, _, verbs)| {
+                let names = if *verbs == LEASE_NAMED_VERBS {
+                    vec![lease_name.to_string()]
+                } else {
+                    vec![]
+                };
+                (verbs.iter().map(|v| v.to_string()).collect(), names)
+            })
+            .collect();
+        assert_eq!(granted, wanted);
     }
 }

@@ -795,6 +795,7 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         client.clone(),
         recorder,
         metrics,
+        Default::default(),
         Some(ns.to_string()),
         16,
         async move {

@@ -166,7 +166,7 @@ install_mcp_operator() {
     "$HERE/in-cgroup.sh" mcp-operator "$(chart_memory_limit)"
     "${profiler[@]}" "$TARGET/mcp-operator" --log-level=info --log-format=json
     "--http-addr=127.0.0.1:$OPERATOR_METRICS_PORT" --leader-election=true
-    --lease-name=mcp-operator)
+    --lease-name=mcp-operator-leader)
 }
 
 # ToolHive as its chart runs it: every CRD (all its controllers start and

@@ -110,6 +110,7 @@ pub async fn run(
     client: Client,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    health: Arc<crate::telemetry::health::Health>,
     namespace: Option<String>,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -180,6 +181,12 @@ pub async fn run(
             mcp_prober::run(servers, pods, verdicts, metrics, wake_tx).await
         }
     });
+    // /healthz fails if one of these dies while the controller runs.
+    let watched = [
+        health.watch("dependency prober", &prober_task, None),
+        health.watch("MCP prober", &mcp_task, None),
+        health.watch("ReplicaSet cache", &rs_task, None),
+    ];
     let woken =
         futures::stream::unfold(
             wake_rx,
@@ -247,6 +254,7 @@ pub async fn run(
         () = drained => {}
         () = never_listed => {}
     }
+    drop(watched);
     prober_task.abort();
     mcp_task.abort();
     rs_task.abort();

@@ -286,3 +286,113 @@ async fn losing_the_race_on_renew_steps_down() {
     assert_eq!(lost, Lost::TakenBy("b".into()));
     assert!(!a.fence().may_write());
 }
+
+#[test]
+fn the_identity_is_the_pod_name_else_the_hostname_else_refused() {
+    assert_eq!(
+        identity(Some("op-7d9-x"), Some("h")).as_deref(),
+        Ok("op-7d9-x")
+    );
+    assert_eq!(
+        identity(Some(""), Some("op-7d9-y")).as_deref(),
+        Ok("op-7d9-y")
+    );
+    assert_eq!(
+        identity(None, Some(" op-7d9-z ")).as_deref(),
+        Ok("op-7d9-z")
+    );
+    for (pod, host) in [(None, None), (Some(""), Some("  ")), (Some(" "), None)] {
+        let err = identity(pod, host).err().unwrap_or_default();
+        assert!(err.contains("POD_NAME"), "{err}");
+    }
+    let mut cfg = LeaseConfig::new("op", "");
+    assert!(cfg.validate().is_err(), "an empty identity is refused");
+    cfg.identity = "a".into();
+    assert!(cfg.validate().is_ok());
+}
+
+#[test]
+fn a_zero_retry_period_is_refused() {
+    let mut cfg = LeaseConfig::new("op", "a");
+    cfg.retry_period = Duration::ZERO;
+    assert!(cfg.validate().is_err_and(|e| e.contains("retry period")));
+}
+
+/// The fence's rule on a fake clock: a write sent at `t` with the timeout the
+/// fence gives it is over before `renew_sent + lease_duration`, at every `t`.
+#[test]
+fn every_allowed_write_is_over_before_the_lease_could_expire() {
+    let cfg = LeaseConfig::new("op", "a");
+    let sent = Instant::now();
+    let fence = Fence::closed();
+    assert_eq!(fence.write_budget(sent), WriteBudget::Refused);
+    fence.renewed(sent, &cfg);
+    let expiry = sent + cfg.lease_duration;
+    let request_timeout = Duration::from_secs(15);
+    for ms in (0..=11_000).step_by(100) {
+        let now = sent + Duration::from_millis(ms);
+        match fence.write_budget(now) {
+            WriteBudget::Within(budget) => {
+                assert!(
+                    now < sent + cfg.renew_deadline,
+                    "sent after the deadline at {ms} ms"
+                );
+                let timeout = budget.min(request_timeout);
+                assert!(
+                    now + timeout < expiry,
+                    "a write sent at {ms} ms could land after expiry"
+                );
+            }
+            WriteBudget::Refused => assert!(now >= sent + cfg.renew_deadline, "refused at {ms} ms"),
+            WriteBudget::Unlimited => panic!("a closed fence is never unlimited"),
+        }
+    }
+    // Just before the deadline, a write still gets most of the 5 s gap.
+    assert_eq!(
+        fence.write_budget(sent + Duration::from_millis(9_900)),
+        WriteBudget::Within(Duration::from_millis(4_600))
+    );
+    assert_eq!(Fence::open().write_budget(sent), WriteBudget::Unlimited);
+}
+
+/// SIGTERM: the controllers drain for 30 s (two lease durations); the leader
+/// renews all along (its fence stays open, the standby never takes over), then
+/// releases, and the standby takes the lease at once.
+#[tokio::test(start_paused = true)]
+async fn the_leader_renews_while_reconciles_drain_then_releases() {
+    let leases = FakeLeases::default();
+    let (mut a, _) = elector(&leases, "a");
+    let (mut b, _) = elector(&leases, "b");
+    a.acquire().await;
+    let fence = a.fence().clone();
+    let drain = Duration::from_secs(30);
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let leader = tokio::spawn(async move {
+        let lost = a
+            .hold_until(async move {
+                let _ = drained_rx.await;
+            })
+            .await;
+        (a, lost)
+    });
+    let start = Instant::now();
+    while start.elapsed() < drain {
+        assert!(
+            fence.may_write(),
+            "fence closed {:?} into the drain",
+            start.elapsed()
+        );
+        assert!(matches!(
+            b.try_acquire_or_renew().await,
+            Ok(Attempt::Following { ref holder }) if holder == "a"
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let _ = drained_tx.send(());
+    let Ok((mut a, lost)) = leader.await else {
+        panic!("the lease task failed");
+    };
+    assert_eq!(lost, None, "still leading when the drain ended");
+    a.release().await.ok();
+    assert_eq!(b.try_acquire_or_renew().await.ok(), Some(Attempt::Leading));
+}

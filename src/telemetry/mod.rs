@@ -1,4 +1,5 @@
-//! Logs, metrics and the operator's own HTTP endpoints.
+//! Logs, metrics, health and the operator's own HTTP endpoints.
+pub mod health;
 pub mod http;
 pub mod logging;
 pub mod metrics;
