@@ -797,6 +797,7 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         metrics,
         Some(ns.to_string()),
         16,
+        Default::default(),
         async move {
             let _ = rx.await;
         },
