@@ -58,6 +58,11 @@ struct Args {
     /// change at once (a start, a database outage, a spec change to all).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     max_concurrent_reconciles: u16,
+    /// Where an McpServer's database may be: `own-namespace` (database.service
+    /// and database.probe.host must name a Service of the McpServer's own
+    /// namespace), `any`, or `auto` (own-namespace when --namespaces is set).
+    #[arg(long, env = "DEPENDENCY_SCOPE", default_value = "auto")]
+    dependency_scope: controller::dependency::DependencyScope,
     /// Every API request must be answered (headers) within this many seconds.
     #[arg(long, env = "API_REQUEST_TIMEOUT_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
     api_request_timeout_seconds: u64,
@@ -251,6 +256,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 health.clone(),
                 ns,
                 args.max_concurrent_reconciles,
+                args.dependency_scope,
                 async move {
                     let _ = rx.wait_for(|s| *s).await;
                 },

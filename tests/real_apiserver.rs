@@ -798,6 +798,7 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         Default::default(),
         Some(ns.to_string()),
         16,
+        Default::default(),
         async move {
             let _ = rx.await;
         },

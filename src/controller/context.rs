@@ -20,6 +20,9 @@ pub struct Context {
     pub scope: Option<String>,
     /// Last TCP probe verdicts of databases outside the cluster.
     pub verdicts: Verdicts,
+    /// A database must be a Service of the McpServer's own namespace
+    /// (`--dependency-scope`).
+    pub own_namespace_dependencies: bool,
     /// Last MCP check of each ready pod.
     pub mcp_verdicts: McpVerdicts,
     /// Consecutive failures per object, for the error policy's backoff.
@@ -51,6 +54,7 @@ impl Context {
             stores,
             scope,
             verdicts: Verdicts::default(),
+            own_namespace_dependencies: false,
             mcp_verdicts: McpVerdicts::default(),
             failures: Mutex::default(),
             superseded: Superseded::default(),

@@ -113,6 +113,7 @@ pub async fn run(
     health: Arc<crate::telemetry::health::Health>,
     namespace: Option<String>,
     concurrency: u16,
+    dependency_scope: dependency::DependencyScope,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     fn api<K>(c: &Client, ns: &Option<String>) -> Api<K>
@@ -126,13 +127,11 @@ pub async fn run(
     }
     let (stores, w) = stores::new();
     let (events, event_workers) = events::EventQueue::start(recorder, metrics.clone());
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        events,
-        metrics,
-        stores,
-        namespace.clone(),
-    ));
+    let own_namespace_dependencies = dependency_scope.confines(namespace.is_some());
+    let ctx = Arc::new(Context {
+        own_namespace_dependencies,
+        ..Context::new(client.clone(), events, metrics, stores, namespace.clone())
+    });
     let c = &client;
     let ns = &namespace;
     // ReplicaSets wake nothing (their Deployment's status does); they only fill a cache.
@@ -167,6 +166,7 @@ pub async fn run(
         store.clone(),
         ctx.verdicts.clone(),
         wake_tx.clone(),
+        own_namespace_dependencies,
     ));
     // MCP checks of the ready pods, likewise; they start once the pod cache is filled.
     let mcp_task = tokio::spawn({

@@ -46,9 +46,23 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
     let selector = labels::selector(mcp);
     let pods = Stores::selected(&s.pods, &s.pods_by_server, ns, &selector);
     let mut problems = references::check_scope(ctx.scope.as_deref(), ns, mcp);
+    if problems.is_empty() {
+        // One problem per cause: check_scope already names a Service elsewhere.
+        problems.extend(dependency::scope_problem(
+            ctx.own_namespace_dependencies,
+            ns,
+            mcp,
+        ));
+    }
     problems.extend(references::from_pods(ns, mcp, &pods));
     let slices = s.endpoint_slices.state();
-    let dependency = dependency::observe(ns, mcp, &slices, &ctx.verdicts);
+    let dependency = dependency::observe(
+        ns,
+        mcp,
+        &slices,
+        &ctx.verdicts,
+        ctx.own_namespace_dependencies,
+    );
     let mcp_checks = pods
         .iter()
         .filter(|p| pod_ready(p) && !is_terminating(p))
