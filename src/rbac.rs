@@ -11,18 +11,23 @@ pub const RULES: &[Rule] = &[
     // Reflector of McpServers; status is the only thing written.
     ("mcp.operator.dev", "mcpservers", &["list", "watch"]),
     ("mcp.operator.dev", "mcpservers/status", &["patch"]),
-    // Children: cached, and server-side applied (which creates when missing).
-    ("apps", "deployments", &["list", "watch", "create", "patch"]),
-    ("", "services", &["list", "watch", "create", "patch"]),
+    // Children: cached, and server-side applied (which creates when missing);
+    // get: before creating one, whether its name is taken (`act::claim`).
+    (
+        "apps",
+        "deployments",
+        &["get", "list", "watch", "create", "patch"],
+    ),
+    ("", "services", &["get", "list", "watch", "create", "patch"]),
     (
         "policy",
         "poddisruptionbudgets",
-        &["list", "watch", "create", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
     (
         "autoscaling",
         "horizontalpodautoscalers",
-        &["list", "watch", "create", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
     // Observed only; a rollback reads its revision's template (get).
     ("apps", "replicasets", &["get", "list", "watch"]),

@@ -161,6 +161,22 @@ async fn create_then_noop_then_update() {
     ];
     expected.sort();
     assert_eq!(children, expected, "create writes");
+    // Each child missing from the cache was looked up by name before it was
+    // created (its name could be someone else's object), at once.
+    let mut gets: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::GET && !r.path.contains("/events"))
+        .map(|r| r.path.clone())
+        .collect();
+    gets.sort();
+    let mut looked_up = [
+        format!("/apis/apps/v1/namespaces/{NS}/deployments/notes"),
+        format!("/api/v1/namespaces/{NS}/services/notes"),
+        format!("/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/notes"),
+    ];
+    looked_up.sort();
+    assert_eq!(gets, looked_up, "lookups before creating");
     let deploy = api
         .get(&format!("/apis/apps/v1/namespaces/{NS}/deployments/notes"))
         .expect("deployment stored");
@@ -264,4 +280,56 @@ async fn missing_secret_is_a_condition_not_an_error() {
         .requests()
         .iter()
         .any(|r| r.method == Method::POST && r.path.contains("/events")));
+}
+
+/// A Service named like the server, made by someone else (it even carries our
+/// label, so the cache holds it): nothing is written to any child, and the
+/// status says which object holds the name.
+#[tokio::test]
+async fn a_name_held_by_another_object_is_a_conflict_not_a_takeover() {
+    let api = FakeApi::default();
+    seed(&api);
+    let path = format!("/api/v1/namespaces/{NS}/services/notes");
+    let theirs = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "notes", "namespace": NS, "resourceVersion": "7",
+            "labels": {"app.kubernetes.io/managed-by": "mcp-operator"}},
+        "spec": {"selector": {"app": "someone-else"}, "ports": [{"name": "http", "port": 8080}]}});
+    api.insert(&path, theirs.clone());
+    let base = server_json("notes:1");
+    let action = reconcile(current(&api, &base), ctx(&api))
+        .await
+        .expect("reconcile");
+    assert_eq!(api.get(&path), Some(theirs), "their Service was changed");
+    let w = paths(&api.writes());
+    assert_eq!(
+        w,
+        [format!(
+            "PATCH /apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes/status"
+        )],
+        "only the status is written"
+    );
+    let status = api
+        .get(&format!(
+            "/apis/mcp.operator.dev/v1alpha1/namespaces/{NS}/mcpservers/notes"
+        ))
+        .expect("status")["status"]
+        .clone();
+    for t in ["Ready", "Stalled"] {
+        let c = status["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t).cloned())
+            .unwrap_or_else(|| panic!("{t} missing: {status}"));
+        assert_eq!(c["reason"], "NameConflict", "{c}");
+        assert!(
+            c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("Service {NS}/notes"))),
+            "{c}"
+        );
+    }
+    // Looked at again on a timer: deleting their Service is no event of ours.
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(60))
+    );
 }

@@ -33,6 +33,8 @@ use super::status::McpServerStatus;
 #[kube(validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63").message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter, at most 63 characters): it also names the Deployment, Service and PodDisruptionBudget"))]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.database) || !has(self.database.pool) || !has(self.database.maxConnections) || self.database.pool.max * self.replicas.max <= self.database.maxConnections").message("database.pool.max * replicas.max must be <= database.maxConnections: lower database.pool.max or replicas.max, or raise database.maxConnections"))]
+// No PDB is made for replicas.max 1 (`builders::pdb`), so there minAvailable blocks nothing.
+#[x_kube(validation = Rule::new("!has(self.disruption) || !has(self.disruption.minAvailable) || self.replicas.max <= 1 || self.disruption.minAvailable < self.replicas.min").message("disruption.minAvailable must be below replicas.min: with replicas.min pods running it would allow no eviction, and every node drain and cluster upgrade would wait on this pool for ever; lower disruption.minAvailable or raise replicas.min"))]
 pub struct McpServerSpec {
     /// Container image of the MCP server.
     #[schemars(length(min = 1))]
@@ -280,8 +282,14 @@ impl Default for PoolSpec {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+/// Names of the injected variables: distinct, and none of the operator's own
+/// (`builders::deployment::env`), or the Deployment would name one variable twice.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("[self.url, self.poolMin, self.poolMax, self.acquireTimeout].all(n, [self.url, self.poolMin, self.poolMax, self.acquireTimeout].filter(m, m == n).size() == 1)").message(Message::Expression("'database.envNames: ' + [self.url, self.poolMin, self.poolMax, self.acquireTimeout].filter(n, [self.url, self.poolMin, self.poolMax, self.acquireTimeout].filter(m, m == n).size() > 1)[0] + ' is given to two variables; url, poolMin, poolMax and acquireTimeout need four different names'".into())),
+    validation = Rule::new("[self.url, self.poolMin, self.poolMax, self.acquireTimeout].all(n, n != 'PORT' && n != 'MCP_PATH')").message("database.envNames: PORT and MCP_PATH are the operator's own variables (spec.port, spec.path); choose other names"),
+)]
 pub struct EnvNames {
     #[serde(default = "env_url")]
     #[schemars(
@@ -456,9 +464,12 @@ pub struct StartupSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.maxUnavailable) && has(self.minAvailable))").message("disruption: set either maxUnavailable or minAvailable, not both"))]
 pub struct DisruptionSpec {
+    /// At least 1: 0 would allow no eviction, and hang every node drain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
+    #[x_kube(validation = Rule::new("self >= 1").message("disruption.maxUnavailable must be at least 1: 0 allows no eviction, and every node drain and cluster upgrade would wait on this pool for ever; use 1 or more, or leave it unset (1)"))]
     pub max_unavailable: Option<i32>,
+    /// Below replicas.min (when replicas.max > 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub min_available: Option<i32>,

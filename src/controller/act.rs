@@ -106,10 +106,10 @@ where
             ctx.metrics.child_writes(kind, why.as_label());
             match apply::apply(&api, name, obj).await {
                 Ok(o) => Ok(Written::Applied(o)),
-                Err(e) if rejected(&e) => Ok(Written::Nothing(Some(ChildRejected {
+                Err(e) if rejected(&e) => Ok(Written::Nothing(Some(ChildRejected::invalid(
                     kind,
-                    message: crate::redact::redact(&api_message(&e)),
-                }))),
+                    crate::redact::redact(&api_message(&e)),
+                )))),
                 Err(e) => Err(Error::apply(kind, e)),
             }
         }
@@ -136,6 +136,54 @@ fn api_message(e: &kube::Error) -> String {
     }
 }
 
+/// Who holds the name of a child we are about to create: a GET of its
+/// metadata, only when the child is missing from the cache, which sees only
+/// objects with our label (`observe` already hides a labelled one that is not
+/// ours). A steady state never comes here. None when the name is free or the
+/// object is ours (created by us, not in the cache yet).
+async fn claim<K>(
+    ctx: &Context,
+    mcp: &McpServer,
+    ns: &str,
+    kind: &'static str,
+    change: &Change<K>,
+) -> Result<Option<ChildRejected>>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let Change::Apply(obj, apply::WriteReason::Missing) = change else {
+        return Ok(None);
+    };
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let held = api.get_metadata_opt(&name).await.map_err(Error::Observe)?;
+    Ok(held.and_then(|h| {
+        apply::held_by_another(kind, ns, &name, &h.metadata, mcp.meta().uid.as_deref())
+    }))
+}
+
+/// The children whose names are held by objects that are not ours.
+async fn conflicts(
+    ctx: &Context,
+    mcp: &McpServer,
+    ns: &str,
+    plan: &Plan,
+) -> Result<Vec<ChildRejected>> {
+    let (deployment, service, pdb, hpa) = futures::join!(
+        claim(ctx, mcp, ns, "Deployment", &plan.deployment.change),
+        claim(ctx, mcp, ns, "Service", &plan.service),
+        claim(ctx, mcp, ns, "PodDisruptionBudget", &plan.pdb),
+        claim(ctx, mcp, ns, "HorizontalPodAutoscaler", &plan.hpa),
+    );
+    Ok([deployment?, service?, pdb?, hpa?]
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
 /// `key` is the McpServer's `namespace/name` (`reconcile::object_key`).
 pub async fn act(ctx: &Context, mcp: &McpServer, key: &str, plan: &Plan) -> Result<Acted> {
     let ns = mcp.namespace().ok_or(Error::NoNamespace)?;
@@ -144,6 +192,15 @@ pub async fn act(ctx: &Context, mcp: &McpServer, key: &str, plan: &Plan) -> Resu
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     if !plan.acts() {
         // Gate changes alone (a pod appeared, a wedge began or ended).
+        set_gates(ctx, &pods, plan, &mut out).await;
+        return Ok(out);
+    }
+    // A taken name stops every child write, not only that child's: an HPA
+    // would scale someone else's Deployment, and a Deployment without its
+    // Service would hold database connections for nothing.
+    out.rejections = conflicts(ctx, mcp, &ns, plan).await?;
+    let writes_children = out.rejections.is_empty();
+    if !writes_children && plan.remediation.evictions.is_empty() {
         set_gates(ctx, &pods, plan, &mut out).await;
         return Ok(out);
     }
@@ -165,15 +222,34 @@ pub async fn act(ctx: &Context, mcp: &McpServer, key: &str, plan: &Plan) -> Resu
         out.intent = Some((status, written.resource_version()));
     }
 
+    if writes_children {
+        write_children(ctx, &ns, &name, plan, &mut out).await?;
+    }
+    // Out of the Service first, then evicted.
+    set_gates(ctx, &pods, plan, &mut out).await;
+    for ev in &plan.remediation.evictions {
+        evict(&pods, ev, &mut out).await;
+    }
+    Ok(out)
+}
+
+/// The replica hand-over, then every child at once.
+async fn write_children(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    plan: &Plan,
+    out: &mut Acted,
+) -> Result<()> {
     if let Some(replicas) = plan.deployment.hand_over_replicas {
-        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
         let patch = serde_json::json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": ns},
             "spec": {"replicas": replicas},
         });
         api.patch(
-            &name,
+            name,
             &PatchParams::apply(HANDOVER_MANAGER),
             &Patch::Apply(&patch),
         )
@@ -184,22 +260,16 @@ pub async fn act(ctx: &Context, mcp: &McpServer, key: &str, plan: &Plan) -> Resu
     // round trip instead of four (the first reconcile of a new server, or a
     // spec change, waits on the slowest of them).
     let (deployment, service, pdb, hpa) = futures::join!(
-        write(ctx, &ns, &name, "Deployment", &plan.deployment.change),
-        write(ctx, &ns, &name, "Service", &plan.service),
-        write(ctx, &ns, &name, "PodDisruptionBudget", &plan.pdb),
-        write(ctx, &ns, &name, "HorizontalPodAutoscaler", &plan.hpa),
+        write(ctx, ns, name, "Deployment", &plan.deployment.change),
+        write(ctx, ns, name, "Service", &plan.service),
+        write(ctx, ns, name, "PodDisruptionBudget", &plan.pdb),
+        write(ctx, ns, name, "HorizontalPodAutoscaler", &plan.hpa),
     );
     out.deployment = out.take(deployment)?.map(CachedDeployment::from);
     out.take(service)?;
     out.take(pdb)?;
     out.take(hpa)?;
-
-    // Out of the Service first, then evicted.
-    set_gates(ctx, &pods, plan, &mut out).await;
-    for ev in &plan.remediation.evictions {
-        evict(&pods, ev, &mut out).await;
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Set each pod's readiness gate. A failure (the pod went, a conflict) is logged

@@ -4,8 +4,13 @@
 //! stable hash of it rides on the child as an annotation), or when it drifted:
 //! another field manager took one of our fields (see `drift`). Otherwise nothing
 //! is sent, so a steady state makes no mutating request at all.
+//!
+//! A child's name may be held by an object someone else made: then nothing is
+//! written to it (`held_by_another`), since a forced apply would take it over.
 use super::drift;
 use super::error::Result;
+use crate::status::compute::ChildRejected;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Resource;
 use serde::de::DeserializeOwned;
@@ -99,7 +104,55 @@ pub fn owns<K: Resource>(live: &K, path: &[&str]) -> bool {
     drift::applied_fields(entries, FIELD_MANAGER).is_some_and(|f| drift::owns(&f, path))
 }
 
-/// Forced server-side apply as the operator.
+/// Is the object with `meta` a child of the McpServer with `uid`: does its
+/// controller owner reference point at that McpServer? Our label is no proof
+/// (anyone can set it), nor is a reference that is not the controller one.
+pub fn controlled_by(meta: &ObjectMeta, uid: Option<&str>) -> bool {
+    uid.is_some_and(|uid| {
+        meta.owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.controller == Some(true) && r.uid == uid)
+    })
+}
+
+/// Pure: the conflict when the name of child `kind` `ns/name` is held by an
+/// object (`meta`) that is not the child of the McpServer with `uid`. A forced
+/// apply would rewrite it and add our owner reference (so it would also be
+/// deleted with the McpServer): it is reported instead, and left alone.
+pub fn held_by_another(
+    kind: &'static str,
+    ns: &str,
+    name: &str,
+    meta: &ObjectMeta,
+    uid: Option<&str>,
+) -> Option<ChildRejected> {
+    if controlled_by(meta, uid) {
+        return None;
+    }
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true));
+    let whose = match controller {
+        Some(r) if r.kind == "McpServer" && r.name == name => {
+            format!("it belongs to an earlier McpServer {name} (uid {}), and goes when the garbage collector deletes it", r.uid)
+        }
+        Some(r) => format!("it is controlled by {} {}", r.kind, r.name),
+        None => "it has no controller owner reference".to_string(),
+    };
+    Some(ChildRejected::name_conflict(
+        kind,
+        format!(
+            "{kind} {ns}/{name} exists and was not created for this McpServer ({whose}): the operator writes nothing to it; \
+             rename the McpServer, or delete or rename that {kind} if nothing uses it"
+        ),
+    ))
+}
+
+/// Forced server-side apply as the operator. Only over an object that is
+/// ours or absent (`held_by_another`).
 pub async fn apply<K>(api: &Api<K>, name: &str, obj: &K) -> Result<K, kube::Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
@@ -137,6 +190,71 @@ mod tests {
         serde_json::from_value(json!({"metadata": {"name": "s", "namespace": "n"},
             "spec": {"selector": {"app": selector}}}))
         .expect("service")
+    }
+
+    fn holder(owners: serde_json::Value) -> ObjectMeta {
+        serde_json::from_value(
+            json!({"name": "web", "namespace": "team-a", "ownerReferences": owners}),
+        )
+        .expect("meta")
+    }
+
+    #[test]
+    fn only_our_controller_reference_makes_a_child_ours() {
+        let ours = json!([{"apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer",
+            "name": "web", "uid": "u1", "controller": true}]);
+        assert!(controlled_by(&holder(ours.clone()), Some("u1")));
+        assert_eq!(
+            held_by_another(
+                "Service",
+                "team-a",
+                "web",
+                &holder(ours.clone()),
+                Some("u1")
+            ),
+            None
+        );
+        // No uid known: nothing is ours.
+        assert!(!controlled_by(&holder(ours), None));
+        let cases = [
+            // Another team's Service: no owner at all.
+            (json!(null), "it has no controller owner reference"),
+            // Our uid, but not as the controller (someone added it by hand).
+            (
+                json!([{"apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer",
+                    "name": "web", "uid": "u1"}]),
+                "it has no controller owner reference",
+            ),
+            (
+                json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "other",
+                    "uid": "d9", "controller": true}]),
+                "it is controlled by Deployment other",
+            ),
+            // The child of an earlier McpServer of the same name, not yet collected.
+            (
+                json!([{"apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer",
+                    "name": "web", "uid": "u0", "controller": true}]),
+                "an earlier McpServer web (uid u0)",
+            ),
+        ];
+        for (owners, why) in cases {
+            let c = held_by_another(
+                "Service",
+                "team-a",
+                "web",
+                &holder(owners.clone()),
+                Some("u1"),
+            )
+            .unwrap_or_else(|| panic!("{owners} taken over"));
+            assert_eq!(c.reason(), "NameConflict");
+            assert!(
+                c.message.starts_with("Service team-a/web exists"),
+                "{}",
+                c.message
+            );
+            assert!(c.message.contains(why), "{why}: {}", c.message);
+            assert!(c.message.contains("rename the McpServer"), "{}", c.message);
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Observe: the one read step of a reconcile, and helpers over what it read.
+use super::apply;
 use super::context::Context;
 use super::dependency;
 use super::error::{Error, Result};
@@ -72,12 +73,17 @@ pub async fn observe(ctx: &Context, ns: &str, mcp: &McpServer) -> Result<Observe
                 .map(|c| (p.name_any(), c))
         })
         .collect();
+    // A cached object with a child's name but not our controller reference
+    // (our label is anyone's to set) is not our child: left out, the child
+    // reads as missing, and `act` finds the name taken before creating it.
+    let uid = mcp.metadata.uid.as_deref();
+    let ours = |meta: &kube::api::ObjectMeta| apply::controlled_by(meta, uid);
     Ok(Observed {
         mcp_checks,
-        deployment: Stores::child(&s.deployments, ns, &name),
-        service: Stores::child(&s.services, ns, &name),
-        pdb: Stores::child(&s.pdbs, ns, &name),
-        hpa: Stores::child(&s.hpas, ns, &name),
+        deployment: Stores::child(&s.deployments, ns, &name).filter(|c| ours(&c.metadata)),
+        service: Stores::child(&s.services, ns, &name).filter(|c| ours(&c.metadata)),
+        pdb: Stores::child(&s.pdbs, ns, &name).filter(|c| ours(&c.metadata)),
+        hpa: Stores::child(&s.hpas, ns, &name).filter(|c| ours(&c.metadata)),
         pods,
         replica_sets: Stores::selected(&s.replica_sets, &s.replica_sets_by_server, ns, &selector),
         rollback_template: None,

@@ -166,7 +166,9 @@ pub fn transition_events(prev: &McpServerStatus, next: &McpServerStatus) -> Vec<
                 "Reconcile",
                 c.message.clone(),
             )),
-            (condition::READY, _) if c.reason.ends_with("Rejected") => {
+            (condition::READY, _)
+                if c.reason.ends_with("Rejected") || c.reason == compute::NAME_CONFLICT =>
+            {
                 events.push(PendingEvent::warning(&c.reason, "Apply", c.message.clone()))
             }
             (condition::READY, _) if was_ready => events.push(PendingEvent::warning(

@@ -6,11 +6,60 @@ use crate::controller::cached::CachedDeployment;
 use crate::remediation::{reason, LastIncident, RemediationState, RemediationStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-/// A child the API server refused to take.
+/// A child that was not written: the API server refused it, or its name is
+/// held by an object the operator did not create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildRejected {
     pub kind: &'static str,
     pub message: String,
+    pub cause: Refusal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The API server refused the write (`message` is its answer).
+    Invalid,
+    /// The name is taken (`message` names the object and what to do).
+    NameConflict,
+}
+
+/// Ready's, Degraded's and Stalled's reason for a child whose name is taken.
+pub const NAME_CONFLICT: &str = "NameConflict";
+
+impl ChildRejected {
+    pub fn invalid(kind: &'static str, message: String) -> Self {
+        Self {
+            kind,
+            message,
+            cause: Refusal::Invalid,
+        }
+    }
+
+    pub fn name_conflict(kind: &'static str, message: String) -> Self {
+        Self {
+            kind,
+            message,
+            cause: Refusal::NameConflict,
+        }
+    }
+
+    /// The condition reason: `NameConflict`, or `<Kind>Rejected`.
+    pub fn reason(&self) -> String {
+        match self.cause {
+            Refusal::NameConflict => NAME_CONFLICT.into(),
+            Refusal::Invalid => format!("{}Rejected", self.kind),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.cause {
+            Refusal::NameConflict => self.message.clone(),
+            Refusal::Invalid => format!(
+                "the API server rejected the {}: {}",
+                self.kind, self.message
+            ),
+        }
+    }
 }
 
 pub struct Inputs<'a> {
@@ -87,16 +136,22 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
     };
 
     // Causes shared by Ready/Degraded and kstatus's Stalled: (reason, message).
-    let rejection = i.rejected.first().map(|r| {
-        (
-            format!("{}Rejected", r.kind),
-            i.rejected
-                .iter()
-                .map(|r| format!("the API server rejected the {}: {}", r.kind, r.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    });
+    // A name conflict first: it is why nothing else was written.
+    let rejection = i
+        .rejected
+        .iter()
+        .find(|r| r.cause == Refusal::NameConflict)
+        .or(i.rejected.first())
+        .map(|r| {
+            (
+                r.reason(),
+                i.rejected
+                    .iter()
+                    .map(ChildRejected::describe)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        });
     let rolled_back = i.rollback_hold.as_ref().map(|h| {
         if i.rollback_target_missing {
             (
@@ -161,6 +216,11 @@ pub fn compute(i: Inputs<'_>) -> McpServerStatus {
     });
     conds.push(match (&rolled_back, all_ready) {
         (Some((reason, why)), _) => Desired::new(condition::DEGRADED, true, *reason, why.clone()),
+        // What stopped the pool, not a replica count that may read "2/2 ready".
+        (None, false) if rejection.is_some() => {
+            let (reason, why) = rejection.clone().unwrap_or_default();
+            Desired::new(condition::DEGRADED, true, reason, why)
+        }
         (None, true) => Desired::new(
             condition::DEGRADED,
             false,
@@ -367,10 +427,10 @@ mod tests {
         let prev = McpServerStatus::default();
         let t = Time(Timestamp::from_second(1).expect("ts"));
         let d = deployment(4, 4, 3, 3);
-        let rej = [ChildRejected {
-            kind: "Service",
-            message: "Service \"9notes\" is invalid: metadata.name: Invalid value".into(),
-        }];
+        let rej = [ChildRejected::invalid(
+            "Service",
+            "Service \"9notes\" is invalid: metadata.name: Invalid value".into(),
+        )];
         let s = compute(inputs(&prev, &t, Some(&d), &rej));
         let r = cond(&s, "Ready");
         assert_eq!(
@@ -379,6 +439,45 @@ mod tests {
         );
         assert!(r.message.contains("metadata.name"), "{}", r.message);
         assert_eq!(s.phase, Some(Phase::Invalid));
+    }
+
+    /// A taken name is Ready=False and Stalled, and nothing says the pool is
+    /// fine or merely short of replicas ("2/2 replicas ready" was said).
+    #[test]
+    fn a_name_conflict_stalls_and_says_nothing_false() {
+        let prev = McpServerStatus::default();
+        let t = Time(Timestamp::from_second(1).expect("ts"));
+        let d = deployment(4, 4, 3, 3);
+        let conflict = [ChildRejected::name_conflict(
+            "Service",
+            "Service team-a/web exists and was not created for this McpServer".into(),
+        )];
+        for d in [None, Some(&d)] {
+            let s = compute(inputs(&prev, &t, d, &conflict));
+            for t in ["Ready", "Degraded", "Stalled"] {
+                let c = cond(&s, t);
+                assert_eq!(c.reason, "NameConflict", "{t}: {c:?}");
+                assert!(c.message.contains("Service team-a/web"), "{t}: {c:?}");
+            }
+            assert_eq!(cond(&s, "Ready").status, "False");
+            assert_eq!(cond(&s, "Degraded").status, "True");
+            assert_eq!(kstatus(&s), ("Stalled".into(), "NameConflict".into()));
+            assert!(
+                !s.conditions.iter().any(|c| c.reason == "ReplicasNotReady"),
+                "{:?}",
+                s.conditions
+            );
+        }
+        // With a rejection beside it, the conflict is the reason (it is why
+        // nothing else was written); both are told.
+        let both = [
+            ChildRejected::invalid("Deployment", "spec.template: invalid".into()),
+            conflict[0].clone(),
+        ];
+        let s = compute(inputs(&prev, &t, None, &both));
+        let r = cond(&s, "Ready");
+        assert_eq!(r.reason, "NameConflict");
+        assert!(r.message.contains("rejected the Deployment"), "{r:?}");
     }
 
     #[test]
@@ -535,10 +634,7 @@ mod tests {
         assert_eq!(kstatus(&s), ("Stalled".into(), "RemediationBlocked".into()));
         assert!(cond(&s, "Stalled").message.contains("BudgetExhausted"));
 
-        let rej = [ChildRejected {
-            kind: "Service",
-            message: "invalid name".into(),
-        }];
+        let rej = [ChildRejected::invalid("Service", "invalid name".into())];
         let s = compute(inputs(&prev, &t, Some(&ready), &rej));
         assert_eq!(kstatus(&s), ("Stalled".into(), "ServiceRejected".into()));
     }
