@@ -155,19 +155,23 @@ mod tests {
     }
 
     fn ok_check() -> PodCheck {
-        PodCheck::next(None, Ok(Facts::default()), t(0)).0
+        PodCheck {
+            checked_at: t(0),
+            outcome: Ok(Facts::default()),
+            failing_since: None,
+        }
     }
 
-    fn failing_check(since: i64) -> PodCheck {
-        PodCheck::next(
-            None,
-            Err(crate::mcpcheck::Failure {
+    /// Failing since `since`, last checked (and failing) at `checked`.
+    fn failing_check(since: i64, checked: i64) -> PodCheck {
+        PodCheck {
+            checked_at: t(checked),
+            outcome: Err(crate::mcpcheck::Failure {
                 kind: FailureKind::Timeout,
                 detail: "x".into(),
             }),
-            t(since),
-        )
-        .0
+            failing_since: Some(t(since)),
+        }
     }
 
     fn obs(pods: Vec<CachedPod>, checks: Vec<(&str, PodCheck)>) -> Observed {
@@ -203,12 +207,33 @@ mod tests {
             pod("a", Some(("True", HEALTHY)), true),
             pod("b", Some(("True", HEALTHY)), true),
         ];
-        let o = obs(pods, vec![("a", failing_check(0)), ("b", ok_check())]);
+        let o = obs(
+            pods.clone(),
+            vec![("a", failing_check(0, 20)), ("b", ok_check())],
+        );
         assert!(decide(&mcp(), &o, &[], t(20)).is_empty(), "20 s < 30 s");
+        let o = obs(pods, vec![("a", failing_check(0, 30)), ("b", ok_check())]);
         let ch = decide(&mcp(), &o, &[], t(31));
         assert_eq!(ch.len(), 1);
         assert_eq!((ch[0].pod.as_str(), ch[0].healthy), ("a", false));
         assert_eq!(ch[0].reason, MCP_UNRESPONSIVE);
+    }
+
+    #[test]
+    fn only_a_fresh_check_past_the_deadline_gates_a_pod_out() {
+        let pods = vec![
+            pod("a", Some(("True", HEALTHY)), true),
+            pod("b", Some(("True", HEALTHY)), true),
+        ];
+        // One failure at 0 and no check since: the clock alone proves nothing.
+        let o = obs(
+            pods.clone(),
+            vec![("a", failing_check(0, 0)), ("b", ok_check())],
+        );
+        assert!(decide(&mcp(), &o, &[], t(31)).is_empty());
+        // Seen failing at 30, but that was more than two periods (10 s) ago.
+        let o = obs(pods, vec![("a", failing_check(0, 30)), ("b", ok_check())]);
+        assert!(decide(&mcp(), &o, &[], t(51)).is_empty());
     }
 
     #[test]
@@ -217,7 +242,10 @@ mod tests {
             pod("a", Some(("True", HEALTHY)), true),
             pod("b", Some(("True", HEALTHY)), true),
         ];
-        let o = obs(pods, vec![("a", failing_check(0)), ("b", failing_check(0))]);
+        let o = obs(
+            pods,
+            vec![("a", failing_check(0, 60)), ("b", failing_check(0, 60))],
+        );
         assert!(decide(&mcp(), &o, &[], t(60)).is_empty());
     }
 

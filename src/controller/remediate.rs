@@ -56,6 +56,7 @@ pub fn policy(mcp: &McpServer) -> Policy {
         rollback_failed_rollouts: r.rollback_failed_rollouts,
         enabled: r.enabled,
         mcp_unhealthy_after_seconds: to_u64(mcp.spec.health.mcp.unhealthy_after_seconds),
+        mcp_period_seconds: to_u64(mcp.spec.health.mcp.period_seconds),
         ..Policy::default()
     }
     .sanitized()
@@ -101,10 +102,12 @@ pub fn pod_obs(p: &CachedPod) -> PodObs {
         revision: observe::template_hash(p),
         deleting: observe::is_terminating(p),
         mcp_unresponsive_since: None,
+        mcp_checked_at: None,
     }
 }
 
-/// When the MCP checks of a Ready pod started failing. None with checks off.
+/// When the MCP checks of a Ready pod started failing, and when the last of
+/// them ran (the engine judges only fresh results). None with checks off.
 /// A failure to connect counts only while another pod of the server answers:
 /// a NetworkPolicy that keeps the operator out keeps it from every pod, but
 /// one pod unreachable while a sibling answers is that pod's node or network.
@@ -112,7 +115,7 @@ pub fn pod_obs(p: &CachedPod) -> PodObs {
 /// controller's grace period ends (50 s by default): evicting them marks them
 /// terminating, which takes them out of the endpoints and starts their
 /// replacements at once.
-fn mcp_unresponsive_since(mcp: &McpServer, obs: &Observed, pod: &str) -> Option<Time> {
+fn mcp_unresponsive_since(mcp: &McpServer, obs: &Observed, pod: &str) -> Option<(Time, Time)> {
     if !mcp.spec.health.mcp.enabled {
         return None;
     }
@@ -124,7 +127,7 @@ fn mcp_unresponsive_since(mcp: &McpServer, obs: &Observed, pod: &str) -> Option<
     check
         .unresponsive_since()
         .or_else(|| check.unreachable_since().filter(|_| sibling_answers))
-        .map(Time)
+        .map(|since| (Time(since), Time(check.checked_at)))
 }
 
 /// Waiting reasons of a container on its normal way up.
@@ -282,7 +285,10 @@ pub fn decide(
             .iter()
             .map(|p| {
                 let mut o = pod_obs(p);
-                o.mcp_unresponsive_since = mcp_unresponsive_since(mcp, obs, &o.name);
+                if let Some((since, checked)) = mcp_unresponsive_since(mcp, obs, &o.name) {
+                    o.mcp_unresponsive_since = Some(since);
+                    o.mcp_checked_at = Some(checked);
+                }
                 o
             })
             .collect(),
@@ -382,6 +388,7 @@ pub(crate) mod tests {
     fn an_unreachable_pod_is_unresponsive_only_while_a_sibling_answers() {
         use crate::controller::mcp_prober::PodCheck;
         use crate::mcpcheck::{Facts, Failure, FailureKind};
+        let period = std::time::Duration::from_secs(10);
         let at = |s: i64| {
             k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + s)
                 .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
@@ -394,10 +401,11 @@ pub(crate) mod tests {
                     detail: "x".into(),
                 }),
                 at(10),
+                period,
             )
             .0
         };
-        let answered = PodCheck::next(None, Ok(Facts::default()), at(10)).0;
+        let answered = PodCheck::next(None, Ok(Facts::default()), at(10), period).0;
         let mcp = McpServer::test();
         let obs = |checks: Vec<(&str, PodCheck)>| Observed {
             mcp_checks: checks
@@ -411,7 +419,10 @@ pub(crate) mod tests {
             ("a", failed(FailureKind::Connect)),
             ("b", answered.clone()),
         ]);
-        assert_eq!(mcp_unresponsive_since(&mcp, &o, "a"), Some(Time(at(10))));
+        assert_eq!(
+            mcp_unresponsive_since(&mcp, &o, "a"),
+            Some((Time(at(10)), Time(at(10))))
+        );
         assert_eq!(mcp_unresponsive_since(&mcp, &o, "b"), None);
         // Every pod unreachable (a NetworkPolicy keeps the operator out): no verdict.
         let o = obs(vec![
@@ -421,7 +432,10 @@ pub(crate) mod tests {
         assert_eq!(mcp_unresponsive_since(&mcp, &o, "a"), None);
         // A hung MCP layer counts whatever the siblings do.
         let o = obs(vec![("a", failed(FailureKind::Timeout))]);
-        assert_eq!(mcp_unresponsive_since(&mcp, &o, "a"), Some(Time(at(10))));
+        assert_eq!(
+            mcp_unresponsive_since(&mcp, &o, "a"),
+            Some((Time(at(10)), Time(at(10))))
+        );
         // Checks off: nothing.
         let mut off = McpServer::test();
         off.spec.health.mcp.enabled = false;

@@ -1,6 +1,7 @@
 //! Reading the observation: which pods are unhealthy since when, whether the
 //! current rollout is failing, and what the rollback target is.
 
+use super::mcp_evidence::{judge, McpEvidence};
 use super::observation::{Observation, PodObs};
 use super::policy::Policy;
 use super::status::RemediationStatus;
@@ -40,6 +41,9 @@ pub(crate) struct Unready<'a> {
     pub failing: bool,
     /// Ready, but its MCP layer does not answer the operator's checks.
     pub wedged: bool,
+    /// Wedged past its deadline, but no check has failed since the deadline:
+    /// not judged until one does; the result goes stale at this time.
+    pub awaiting_recheck: Option<Secs>,
 }
 
 impl Unready<'_> {
@@ -47,6 +51,11 @@ impl Unready<'_> {
     /// back the same way) and its image can be pulled.
     pub fn evictable(&self) -> bool {
         self.pod.started && !self.image_failure
+    }
+
+    /// Past its deadline and confirmed: may be acted on now.
+    pub fn due(&self, now: Secs) -> bool {
+        self.awaiting_recheck.is_none() && self.eligible_at.is_some_and(|e| e <= now)
     }
 
     /// Why it has not started, for humans.
@@ -90,21 +99,38 @@ pub(crate) fn view<'a>(
             deleting += 1;
             continue;
         }
-        if let (true, Some(t)) = (pod.ready, &pod.mcp_unresponsive_since) {
+        if let (true, Some(t), Some(checked)) =
+            (pod.ready, &pod.mcp_unresponsive_since, &pod.mcp_checked_at)
+        {
             let since = secs(t);
-            unready.push(Unready {
-                pod,
-                since: Some(since),
-                eligible_at: Some(
-                    grace_end
-                        .map_or(since, |g| since.max(g))
-                        .saturating_add(dur(policy.mcp_unhealthy_after_seconds)),
-                ),
-                image_failure: false,
-                failing: false,
-                wedged: true,
-            });
-            continue;
+            let evidence = judge(
+                since,
+                secs(checked),
+                now,
+                policy.mcp_period_seconds,
+                policy.mcp_unhealthy_after_seconds,
+                grace_end,
+            );
+            // A stale result: the pod counts as the Ready pod it is.
+            let judged = match evidence {
+                McpEvidence::Stale => None,
+                McpEvidence::Failing { deadline, stale_at } => {
+                    Some((deadline, (deadline <= now).then_some(stale_at)))
+                }
+                McpEvidence::Wedged { deadline } => Some((deadline, None)),
+            };
+            if let Some((deadline, awaiting_recheck)) = judged {
+                unready.push(Unready {
+                    pod,
+                    since: Some(since),
+                    eligible_at: Some(deadline),
+                    image_failure: false,
+                    failing: false,
+                    wedged: true,
+                    awaiting_recheck,
+                });
+                continue;
+            }
         }
         if pod.ready {
             ready += 1;
@@ -137,6 +163,7 @@ pub(crate) fn view<'a>(
                 || CRASH_REASONS.contains(&reason)
                 || pod.restart_count >= policy.crash_restart_threshold,
             wedged: false,
+            awaiting_recheck: None,
         });
     }
     unready.sort_by_key(|u| (u.since.unwrap_or(Secs::MAX), &u.pod.name));

@@ -256,7 +256,7 @@ pub(crate) fn automatic(
         .unready
         .iter()
         .filter(|u| u.evictable() && u.eligible_at.is_some())
-        .partition(|u| u.eligible_at.is_some_and(|e| e <= now));
+        .partition(|u| u.due(now));
     if !eligible.is_empty() {
         // No count here: it grows as more pods pass their deadline, which
         // would change a held status between wakes.
@@ -310,7 +310,15 @@ pub(crate) fn automatic(
         ));
         return;
     }
-    if let Some(first) = pending.iter().filter_map(|u| u.eligible_at).min() {
+    if !pending.is_empty() {
+        // Pods past their MCP deadline wait for a check that confirms it: the
+        // prober wakes the server then, and the result goes stale otherwise.
+        let first = pending
+            .iter()
+            .filter(|u| u.awaiting_recheck.is_none())
+            .filter_map(|u| u.eligible_at)
+            .min();
+        let stale_at = pending.iter().filter_map(|u| u.awaiting_recheck).min();
         let grace_end = ctx.grace_end.filter(|g| *g > now);
         let in_grace = grace_end.is_some();
         out.wait(
@@ -321,7 +329,7 @@ pub(crate) fn automatic(
                 reason::UNREADY
             },
             format!(
-                "{} pod(s) {}{}; the first may be evicted at {}",
+                "{} pod(s) {}{}; {}",
                 pending.len(),
                 if pending.iter().any(|u| u.wedged) {
                     "unready or not answering MCP"
@@ -333,10 +341,14 @@ pub(crate) fn automatic(
                 } else {
                     ""
                 },
-                rfc(first)
+                first.map_or_else(
+                    || "each is evicted only after a new MCP check fails".to_owned(),
+                    |f| format!("the first may be evicted at {}", rfc(f))
+                )
             ),
         );
-        out.wake(first);
+        out.wake_opt(first);
+        out.wake_opt(stale_at.map(|s| s.saturating_add(1)));
         // The reason turns from GracePeriod to PodsUnready then.
         out.wake_opt(grace_end);
         return;

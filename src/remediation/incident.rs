@@ -51,9 +51,12 @@ pub(crate) fn update(
     // Undated pods (no timestamp) never count: they have no deadline.
     // A wedged pod is overdue on its own (MCP) deadline.
     let mcp_after = dur(policy.mcp_unhealthy_after_seconds);
+    // One waiting for a re-check is not overdue until a check says so.
     let overdue_at = |u: &super::analysis::Unready<'_>| {
         let after = if u.wedged { mcp_after } else { unhealthy_after };
-        u.since.map(|s| (s, s.saturating_add(after)))
+        u.since
+            .filter(|_| u.awaiting_recheck.is_none())
+            .map(|s| (s, s.saturating_add(after)))
     };
     signals.extend(
         pods.unready

@@ -16,6 +16,7 @@ mod branches;
 mod decide;
 mod decision;
 mod incident;
+mod mcp_evidence;
 mod observation;
 mod policy;
 pub mod reason;
@@ -31,11 +32,12 @@ pub use decision::{
     Action, ConditionHint, ConditionStatus, Decision, EventHint, EventType, NotStarted,
     CONDITION_DEPENDENCY_AVAILABLE, CONDITION_REMEDIATION_BLOCKED, NOT_STARTED_LIMIT,
 };
+pub use mcp_evidence::{judge as judge_mcp, McpEvidence};
 pub use observation::{DependencyObs, Observation, OverrideRequest, PodObs, RolloutObs};
 pub use policy::{
     Policy, ALLOWANCE_RETRY_SECONDS, DEFAULT_COOLDOWN_SECONDS, DEFAULT_CRASH_RESTART_THRESHOLD,
-    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_EVICTIONS_PER_ACTION, DEFAULT_UNHEALTHY_AFTER_SECONDS,
-    DEFAULT_WINDOW_SECONDS, MAX_ACTIONS_CAP,
+    DEFAULT_MAX_ACTIONS, DEFAULT_MAX_EVICTIONS_PER_ACTION, DEFAULT_MCP_PERIOD_SECONDS,
+    DEFAULT_UNHEALTHY_AFTER_SECONDS, DEFAULT_WINDOW_SECONDS, MAX_ACTIONS_CAP,
 };
 pub use status::{
     ActionKind, ActionRecord, DependencyRecord, DependencyState, LastIncident, OverrideRecord,

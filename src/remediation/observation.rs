@@ -142,6 +142,11 @@ pub struct PodObs {
     /// for a Ready pod: a pod whose readiness passes while its MCP layer does
     /// not answer is wedged.
     pub mcp_unresponsive_since: Option<Time>,
+    /// When the failing MCP check behind `mcp_unresponsive_since` last ran.
+    /// Only a check at or after the deadline confirms a wedge (no eviction on
+    /// the strength of one old failure), and a check older than two periods
+    /// is stale and ignored. None: no evidence, the pod is not judged on MCP.
+    pub mcp_checked_at: Option<Time>,
 }
 
 /// Deployment rollout facts.

@@ -56,12 +56,18 @@ pub struct Policy {
     /// A Ready pod whose MCP check has failed this long is wedged and judged
     /// like an unready one. Default 30 (`health.mcp.unhealthyAfterSeconds`).
     pub mcp_unhealthy_after_seconds: u64,
+    /// How often the MCP checks run (`health.mcp.periodSeconds`). A failing
+    /// check older than two periods is stale: it says nothing about now and
+    /// never counts toward `mcp_unhealthy_after_seconds`. Default 10.
+    pub mcp_period_seconds: u64,
 }
 
 /// Default `unhealthyAfterSeconds`.
 pub const DEFAULT_UNHEALTHY_AFTER_SECONDS: u64 = 20;
 /// Default `health.mcp.unhealthyAfterSeconds`.
 pub const DEFAULT_MCP_UNHEALTHY_AFTER_SECONDS: u64 = 30;
+/// Default `health.mcp.periodSeconds`.
+pub const DEFAULT_MCP_PERIOD_SECONDS: u64 = 10;
 /// Default `maxActions`.
 pub const DEFAULT_MAX_ACTIONS: u32 = 5;
 /// Default `windowSeconds`.
@@ -87,6 +93,7 @@ impl Default for Policy {
             max_evictions_per_action: DEFAULT_MAX_EVICTIONS_PER_ACTION,
             crash_restart_threshold: DEFAULT_CRASH_RESTART_THRESHOLD,
             mcp_unhealthy_after_seconds: DEFAULT_MCP_UNHEALTHY_AFTER_SECONDS,
+            mcp_period_seconds: DEFAULT_MCP_PERIOD_SECONDS,
         }
     }
 }
@@ -113,6 +120,7 @@ impl Policy {
             max_evictions_per_action: self.max_evictions_per_action.max(1),
             crash_restart_threshold: self.crash_restart_threshold.max(1),
             mcp_unhealthy_after_seconds: self.mcp_unhealthy_after_seconds.min(MAX_DURATION_SECONDS),
+            mcp_period_seconds: self.mcp_period_seconds.clamp(1, MAX_DURATION_SECONDS),
         }
     }
 }

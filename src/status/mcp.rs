@@ -4,6 +4,7 @@ use super::conditions::Desired;
 use crate::api::{condition, McpCheckSpec, McpPodFailure, McpStatus};
 use crate::controller::mcp_prober::PodCheck;
 use crate::mcpcheck::FailureKind;
+use crate::remediation::{judge_mcp, McpEvidence};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -12,12 +13,23 @@ pub const MAX_LISTED: usize = 10;
 /// `lastCheckTime` alone is refreshed no more often than this.
 const CHECK_TIME_REFRESH: SignedDuration = SignedDuration::from_secs(300);
 
-/// A pod is wedged: Ready, and its MCP checks have failed (not to connect)
-/// for `unhealthyAfterSeconds`.
+/// A pod is wedged: Ready, and its MCP checks have seen it fail (not to
+/// connect) for `unhealthyAfterSeconds`, the last of them within two periods
+/// (the engine's rule, [`judge_mcp`]).
 pub fn wedged(spec: &McpCheckSpec, check: &PodCheck, now: Timestamp) -> bool {
     check.unresponsive_since().is_some_and(|since| {
-        now.duration_since(since)
-            >= SignedDuration::from_secs(i64::from(spec.unhealthy_after_seconds))
+        let secs = |v: i32| u64::try_from(v).unwrap_or(0);
+        matches!(
+            judge_mcp(
+                since.as_second(),
+                check.checked_at.as_second(),
+                now.as_second(),
+                secs(spec.period_seconds),
+                secs(spec.unhealthy_after_seconds),
+                None,
+            ),
+            McpEvidence::Wedged { .. }
+        )
     })
 }
 
