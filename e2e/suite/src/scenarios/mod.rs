@@ -9,6 +9,7 @@ use crate::measure::percentile;
 use crate::model::{Check, Run, Scenario};
 
 pub mod drain;
+pub mod eras;
 pub mod gitops;
 pub mod ha;
 pub mod install;
@@ -20,8 +21,9 @@ pub mod soak;
 pub mod specs;
 pub mod wedge;
 
-/// Every scenario: id, name, part of the default run.
-pub const SCENARIOS: [(&str, &str, bool); 22] = [
+/// Every scenario: id, name, part of the default run, in the order run
+/// (S22 before S21: S21 reinstalls the operator).
+pub const SCENARIOS: [(&str, &str, bool); 23] = [
     ("S1", "delete the Postgres pod (grace 0)", true),
     ("S2", "kill -9 postgres in its container", true),
     ("S3", "S1 repeated", true),
@@ -67,6 +69,11 @@ pub const SCENARIOS: [(&str, &str, bool); 22] = [
         true,
     ),
     (
+        "S22",
+        "dual-era -> 2026-07-28-only rollout, no pod evicted for its revision",
+        true,
+    ),
+    (
         "S21",
         "helm uninstall, kubectl bundle, previous chart version, helm upgrade",
         true,
@@ -104,6 +111,7 @@ async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
         "S19" => kill::s19(ctx).await,
         "S20" => gitops::s20(ctx).await,
         "S21" => install::s21(ctx).await,
+        "S22" => eras::s22(ctx).await,
         "SOAK" => soak::soak(ctx).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
