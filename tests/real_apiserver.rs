@@ -412,6 +412,7 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
                      "maxConnections": 40, "pool": {"min": 1, "max": 10}}
     }))).expect("mcp");
     let _ = api.delete("notes", &DeleteParams::default()).await;
+    collect_children(&client, ns, "notes").await;
     for _ in 0..50 {
         if api.get_opt("notes").await.expect("get").is_none() {
             break;
@@ -836,9 +837,46 @@ where
     panic!("{what}: not within 10 s");
 }
 
+/// The garbage collector's part, which this control plane (no
+/// controller-manager) does not play: delete `name`'s children left by an
+/// earlier McpServer of that name, which the operator must not take over.
+async fn collect_children(client: &Client, ns: &str, name: &str) {
+    async fn one<K>(client: &Client, ns: &str, name: &str)
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
+        let Ok(Some(o)) = api.get_metadata_opt(name).await else {
+            return;
+        };
+        let ours = o
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.kind == "McpServer" && r.controller == Some(true));
+        if ours {
+            let _ = api.delete(name, &DeleteParams::default()).await;
+        }
+    }
+    one::<Deployment>(client, ns, name).await;
+    one::<Service>(client, ns, name).await;
+    one::<PodDisruptionBudget>(client, ns, name).await;
+    one::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(client, ns, name).await;
+}
+
 async fn recreate(api: &Api<McpServer>, obj: serde_json::Value) {
     let name = obj["metadata"]["name"].as_str().expect("name").to_string();
     let _ = api.delete(&name, &DeleteParams::default()).await;
+    collect_children(
+        &api.clone().into_client(),
+        api.namespace().unwrap_or_default(),
+        &name,
+    )
+    .await;
     for _ in 0..50 {
         if api.get_opt(&name).await.expect("get").is_none() {
             break;

@@ -7,6 +7,7 @@
 use http::{Method, Request};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::{Body, ClientBuilder};
@@ -190,11 +191,24 @@ where
     };
     install_crd(&client).await;
     namespace(&client, ns).await;
+    // What an earlier run's McpServer `web` left (no garbage collector here),
+    // which the operator would rightly refuse to take over.
+    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
+    let _ = api.delete("web", &DeleteParams::default()).await;
+    let dp = DeleteParams::default();
+    let _ = Api::<Deployment>::namespaced(client.clone(), ns)
+        .delete("web", &dp)
+        .await;
+    let _ = Api::<Service>::namespaced(client.clone(), ns)
+        .delete("web", &dp)
+        .await;
+    let _ = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+        .delete("web", &dp)
+        .await;
     let objects: Api<K> = Api::namespaced(client.clone(), ns);
     recreate(&objects, theirs).await;
     let before = serde_json::to_value(objects.get("web").await.expect("theirs")).expect("json");
 
-    let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
     recreate(
         &api,
         server(
@@ -238,11 +252,10 @@ where
         .get_opt("web")
         .await
         .expect("get");
-    let pdb =
-        Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(client.clone(), ns)
-            .get_opt("web")
-            .await
-            .expect("get");
+    let pdb = Api::<PodDisruptionBudget>::namespaced(client.clone(), ns)
+        .get_opt("web")
+        .await
+        .expect("get");
     assert_eq!(
         (deployment.is_some(), service.is_some(), pdb.is_some()),
         (kind == "Deployment", kind == "Service", false),

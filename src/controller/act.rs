@@ -26,8 +26,9 @@ use std::fmt::Debug;
 pub struct Acted {
     /// The Deployment as the API server returned it, when written.
     pub deployment: Option<CachedDeployment>,
-    /// Children the API server refused (4xx other than conflict/throttling): a
-    /// spec problem to report, not an error to retry hot.
+    /// Children the API server refused (4xx other than conflict/throttling),
+    /// or whose names are held by objects that are not ours: a problem to
+    /// report, not an error to retry hot.
     pub rejections: Vec<ChildRejected>,
     pub events: Vec<PendingEvent>,
     /// The status as the intent write stored it, and the McpServer's

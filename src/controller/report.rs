@@ -293,5 +293,9 @@ mod tests {
             reasons(&new, &status("False", "DeploymentRejected")),
             ["DeploymentRejected"]
         );
+        assert_eq!(
+            reasons(&new, &status("False", "NameConflict")),
+            ["NameConflict"]
+        );
     }
 }

@@ -439,6 +439,12 @@ mod tests {
         );
         assert!(r.message.contains("metadata.name"), "{}", r.message);
         assert_eq!(s.phase, Some(Phase::Invalid));
+        // Degraded names the refusal, not "ReplicasNotReady: 3/3 replicas ready".
+        let g = cond(&s, "Degraded");
+        assert_eq!(
+            (g.status.as_str(), g.reason.as_str()),
+            ("True", "ServiceRejected")
+        );
     }
 
     /// A taken name is Ready=False and Stalled, and nothing says the pool is
