@@ -116,6 +116,23 @@ expect_count "${f}" "kubernetes.io/metadata.name: ${NS}\$" 2 "admits pods from t
 expect_count "${f}" '^      app.kubernetes.io/managed-by: mcp-operator$' 2 "selects the pods the operator manages"
 expect_render_failure "a namespace that is not a DNS label" "networkPolicy" --set 'networkPolicy.enabled=true,networkPolicy.namespaces={Team_A}'
 
+echo "== helm template: dependencyScope and the admission policy"
+f="${work}/cluster.yaml"
+expect_count "${f}" '^            - --dependency-scope=auto$' 1 "--dependency-scope=auto by default"
+expect_count "${f}" '^kind: ValidatingAdmissionPolicy(Binding)?$' 0 "no admission policy by default"
+f="${work}/vap.yaml"
+render "${f}" --set admissionPolicy.enabled=true,dependencyScope=ownNamespace
+expect_count "${f}" '^            - --dependency-scope=own-namespace$' 1 "--dependency-scope=own-namespace"
+expect_count "${f}" '^kind: ValidatingAdmissionPolicy$' 1 "a ValidatingAdmissionPolicy when enabled"
+expect_count "${f}" '^kind: ValidatingAdmissionPolicyBinding$' 1 "and its binding"
+expect_count "${f}" "request.userInfo.username == 'system:serviceaccount:${NS}:mcp-operator'" 1 "matching the operator's ServiceAccount"
+expect_count "${f}" '^  validationActions: \["Deny"\]$' 1 "denying by default"
+f="${work}/vap-ns.yaml"
+render "${f}" --set admissionPolicy.enabled=true --set 'watchNamespaces={team-a,team-b}'
+expect_count "${f}" 'request.namespace in \["team-a","team-b"\]' 1 "evictions only in the watched namespaces"
+expect_render_failure "dependencyScope=nearby" 'dependencyScope' --set dependencyScope=nearby
+expect_render_failure "Deny with Warn" 'Deny and Warn' --set admissionPolicy.enabled=true --set 'admissionPolicy.validationActions={Deny,Warn}'
+
 echo "== helm template: namespaced (watchNamespaces={team-a,team-b})"
 f="${work}/namespaced.yaml"
 render "${f}" --set 'watchNamespaces={team-a,team-b}'

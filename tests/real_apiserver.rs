@@ -799,7 +799,8 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         Default::default(),
         Some(ns.to_string()),
         16,
-        Default::default(),
+        // Namespaced, yet probing a listener on loopback (the e2e confines it).
+        mcp_operator::controller::dependency::DependencyScope::Any,
         async move {
             let _ = rx.await;
         },
