@@ -681,6 +681,8 @@ async fn redirects_are_not_followed() {
         for transport in [Transport::StreamableHttp, Transport::Sse] {
             let addr = status_server(status, Box::leak(Box::new([("location", location)]))).await;
             let (out, _) = check(&target(&addr, transport, false)).await;
+            let stolen = hits.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(stolen, 0, "{status} followed: {out:?}");
             assert_eq!(
                 kind(&out),
                 Some(FailureKind::HttpStatus),
@@ -688,7 +690,6 @@ async fn redirects_are_not_followed() {
             );
         }
     }
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 /// An SSE server whose endpoint event is `endpoint`.
@@ -721,6 +722,8 @@ async fn sse_endpoint_on_another_origin_is_refused() {
     ] {
         let addr = sse_endpoint_server(endpoint.clone()).await;
         let (out, took) = check(&target(&addr, Transport::Sse, false)).await;
+        let stolen = hits.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(stolen, 0, "{endpoint} got a POST: {out:?}");
         assert_eq!(
             kind(&out),
             Some(FailureKind::Protocol),
@@ -728,7 +731,6 @@ async fn sse_endpoint_on_another_origin_is_refused() {
         );
         assert!(took < DEADLINE, "refused at once: {took:?}");
     }
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 /// `prefix`, then 8 MiB of `chunk` repeated (under rmcp's 16 MiB limit),
