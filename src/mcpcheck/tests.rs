@@ -1,7 +1,10 @@
 //! The checker against in-process servers on loopback: rmcp's own streamable
-//! HTTP server (healthy, slow, hung, wrong protocol version, both response
-//! modes), a plain HTTP 500, a closed port, and a 2024-11-05 HTTP+SSE server
-//! written here (rmcp no longer ships one).
+//! HTTP server (both eras; healthy, slow, hung, wrong or legacy-only protocol
+//! version, both response modes), hand-written servers of one era only, a
+//! 2024-11-05 HTTP+SSE server written here (rmcp no longer ships one), and
+//! hostile ones: auth and rate-limit statuses, redirects and SSE endpoints to
+//! a server that counts what it receives, floods, and 10 KB control-laden
+//! names.
 use super::*;
 use axum::response::sse::{Event, Sse};
 use axum::routing::{get, post};
