@@ -26,15 +26,15 @@
 //! - put more than [`MAX_NAME_CHARS`] / [`MAX_DETAIL_CHARS`] characters, or
 //!   any control character, into [`Facts`] or [`Failure::detail`] ([`sanitize`]).
 //!
-//! Memory: a check holds at most one message (a body or an event, capped) and
-//! its decoded form at a time, and reads at most [`MAX_CHECK_BYTES`]; hyper's
-//! connection buffer (its default, at most 408 KiB) holds the response head
-//! and the chunk being read. With the prober's 32 checks in flight
-//! (`controller::mcp_prober::CONCURRENCY`) the bytes read from pods at any
-//! time are at most 32 x 512 KiB = 16 MiB, plus 32 x 408 KiB = 13 MiB of
-//! connection buffers: under 30 MiB however the pods answer (rmcp's own limit
-//! was 16 MiB per body, 512 MiB for 32 checks, and the `sse` transport had
-//! none).
+//! Memory: a check reads at most [`MAX_CHECK_BYTES`] from the pod and holds
+//! at most one message of it ([`MAX_MESSAGE_BYTES`]) and its decoded form at
+//! a time; hyper's connection buffer (its default, at most 408 KiB) holds the
+//! response head and the chunk being read. With the prober's 32 checks in
+//! flight (`controller::mcp_prober::CONCURRENCY`), what pods can make the
+//! operator hold is at most 32 x 512 KiB = 16 MiB of their bytes plus
+//! 32 x 408 KiB = 13 MiB of connection buffers, however they answer (before:
+//! rmcp's 16 MiB per body, 512 MiB for 32 checks, and no limit at all on the
+//! `sse` transport).
 //!
 //! Classification: [`FailureKind::counts_against_pod`] says which failures are
 //! evidence that the pod's MCP layer misbehaves; authentication required, a

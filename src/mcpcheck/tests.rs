@@ -1,7 +1,10 @@
 //! The checker against in-process servers on loopback: rmcp's own streamable
-//! HTTP server (healthy, slow, hung, wrong protocol version, both response
-//! modes), a plain HTTP 500, a closed port, and a 2024-11-05 HTTP+SSE server
-//! written here (rmcp no longer ships one).
+//! HTTP server (both eras; healthy, slow, hung, wrong or legacy-only protocol
+//! version, both response modes), hand-written servers of one era only, a
+//! 2024-11-05 HTTP+SSE server written here (rmcp no longer ships one), and
+//! hostile ones: auth and rate-limit statuses, redirects and SSE endpoints to
+//! a server that counts what it receives, floods, and 10 KB control-laden
+//! names.
 use super::*;
 use axum::response::sse::{Event, Sse};
 use axum::routing::{get, post};
@@ -681,6 +684,8 @@ async fn redirects_are_not_followed() {
         for transport in [Transport::StreamableHttp, Transport::Sse] {
             let addr = status_server(status, Box::leak(Box::new([("location", location)]))).await;
             let (out, _) = check(&target(&addr, transport, false)).await;
+            let stolen = hits.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(stolen, 0, "{status} followed: {out:?}");
             assert_eq!(
                 kind(&out),
                 Some(FailureKind::HttpStatus),
@@ -688,7 +693,6 @@ async fn redirects_are_not_followed() {
             );
         }
     }
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 /// An SSE server whose endpoint event is `endpoint`.
@@ -721,6 +725,8 @@ async fn sse_endpoint_on_another_origin_is_refused() {
     ] {
         let addr = sse_endpoint_server(endpoint.clone()).await;
         let (out, took) = check(&target(&addr, Transport::Sse, false)).await;
+        let stolen = hits.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(stolen, 0, "{endpoint} got a POST: {out:?}");
         assert_eq!(
             kind(&out),
             Some(FailureKind::Protocol),
@@ -728,7 +734,6 @@ async fn sse_endpoint_on_another_origin_is_refused() {
         );
         assert!(took < DEADLINE, "refused at once: {took:?}");
     }
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 /// `prefix`, then 8 MiB of `chunk` repeated (under rmcp's 16 MiB limit),
