@@ -60,6 +60,23 @@ pub fn affinity_of(mcp: &McpServer) -> (SessionAffinity, bool) {
     (a, a == SessionAffinity::ClientIp && replicas > 1)
 }
 
+/// Appended to the `McpResponsive` message while the Service pins clients
+/// to pods over more than one replica; empty otherwise.
+pub fn hot_spot_warning(mcp: &McpServer) -> String {
+    if !affinity_of(mcp).1 {
+        return String::new();
+    }
+    let why = if mcp.spec.session_affinity.is_some() {
+        "as spec.sessionAffinity says"
+    } else {
+        "the server keeps sessions per pod, or its protocol revision is not known yet"
+    };
+    format!(
+        "; SessionAffinityHotSpot: the Service uses sessionAffinity ClientIP ({why}), so every client behind one IP (a NAT, a proxy, a gateway) lands on one pod; \
+         set spec.sessionAffinity: None if the server keeps no sessions"
+    )
+}
+
 pub fn build(mcp: &McpServer) -> Service {
     Service {
         metadata: child_meta(mcp),

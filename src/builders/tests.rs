@@ -276,6 +276,11 @@ fn service_targets_named_port_and_endpoint_url() {
         service::affinity_of(&stateless),
         (SessionAffinity::None, false)
     );
+    assert_eq!(service::hot_spot_warning(&stateless), "");
+    assert!(
+        service::hot_spot_warning(&m).contains("SessionAffinityHotSpot"),
+        "two replicas pinned by client IP"
+    );
     assert_eq!(
         service::endpoint_url(&m).as_deref(),
         Some("http://notes.team-a.svc:8080/mcp")
