@@ -267,6 +267,25 @@ async fn crd_rejects_bad_specs_with_field_messages() {
     let e = create_err(&api, server("bad-port", json!({"image": "x", "port": 0}))).await;
     assert!(e.contains("spec.port"), "{e}");
 
+    // A wedge is judged on re-checks at most two periods old.
+    for (name, mcp) in [
+        (
+            "bad-mcp-after",
+            json!({"periodSeconds": 60, "unhealthyAfterSeconds": 30}),
+        ),
+        ("bad-mcp-period", json!({"periodSeconds": 60})),
+    ] {
+        let e = create_err(
+            &api,
+            server(name, json!({"image": "x", "health": {"mcp": mcp}})),
+        )
+        .await;
+        assert!(
+            e.contains("unhealthyAfterSeconds must be at least twice"),
+            "{name}: {e}"
+        );
+    }
+
     let e = create_err(
         &api,
         server(

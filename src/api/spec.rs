@@ -53,10 +53,14 @@ pub struct McpServerSpec {
     #[serde(default = "default_path")]
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("path must start with '/', for example /mcp"))]
     pub path: String,
-    /// Service session affinity. MCP streamable-HTTP sessions live in one server
-    /// process, so by default a client sticks to the pod that holds its session.
-    #[serde(default)]
-    pub session_affinity: SessionAffinity,
+    /// Service session affinity. Unset: what the server needs. A stateless
+    /// (MCP 2026-07-28) server gets `None`; a server that keeps legacy
+    /// sessions in its process, or whose protocol the operator has not seen
+    /// yet, gets `ClientIP` when it may run more than one replica (a client
+    /// sticks to the pod that holds its session, at the risk of hot spots:
+    /// every client behind one NAT or proxy lands on one pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<SessionAffinity>,
     /// Extra container command (entrypoint override).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
@@ -385,8 +389,9 @@ impl Default for ReadinessGateSpec {
 /// MCP checks by the operator: a fresh session per ready pod (initialize,
 /// then ping or tools/list) under a deadline. Kubelet probes cannot speak
 /// MCP; these catch a pod whose `/readyz` passes while its MCP layer hangs.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.unhealthyAfterSeconds) || !has(self.periodSeconds) || self.unhealthyAfterSeconds >= 2 * self.periodSeconds").message("health.mcp.unhealthyAfterSeconds must be at least twice health.mcp.periodSeconds: a pod is judged wedged only on failed checks, re-checked and at most two periods old; raise unhealthyAfterSeconds or lower periodSeconds"))]
 pub struct McpCheckSpec {
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -399,7 +404,8 @@ pub struct McpCheckSpec {
     #[schemars(range(min = 1, max = 60))]
     pub timeout_seconds: i32,
     /// A Ready pod whose checks fail this long is wedged: remediation evicts it
-    /// under the same rules as an unready pod.
+    /// under the same rules as an unready pod. At least two periods: only a
+    /// failed re-check at most two periods old counts.
     #[serde(default = "default_mcp_unhealthy_after")]
     #[schemars(range(min = 1, max = 86400))]
     pub unhealthy_after_seconds: i32,

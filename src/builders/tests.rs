@@ -1,6 +1,6 @@
 //! Builder tests: spec -> desired objects, no cluster.
 use super::*;
-use crate::api::{McpServer, McpServerSpec};
+use crate::api::{McpServer, McpServerSpec, SessionAffinity};
 use serde_json::json;
 
 fn mcp(spec: serde_json::Value) -> McpServer {
@@ -265,6 +265,22 @@ fn service_targets_named_port_and_endpoint_url() {
     no["sessionAffinity"] = json!("None");
     let spec = service::build(&mcp(no)).spec.expect("spec");
     assert_eq!(spec.session_affinity.as_deref(), Some("None"));
+    // A server seen speaking 2026-07-28 needs no affinity.
+    let mut stateless = mcp(base());
+    stateless.status = Some(
+        serde_json::from_value(json!({"mcp": {"protocolVersion": "2026-07-28"}})).expect("status"),
+    );
+    let spec = service::build(&stateless).spec.expect("spec");
+    assert_eq!(spec.session_affinity.as_deref(), Some("None"));
+    assert_eq!(
+        service::affinity_of(&stateless),
+        (SessionAffinity::None, false)
+    );
+    assert_eq!(service::hot_spot_warning(&stateless), "");
+    assert!(
+        service::hot_spot_warning(&m).contains("SessionAffinityHotSpot"),
+        "two replicas pinned by client IP"
+    );
     assert_eq!(
         service::endpoint_url(&m).as_deref(),
         Some("http://notes.team-a.svc:8080/mcp")
@@ -450,5 +466,39 @@ fn the_users_own_node_loss_toleration_wins() {
     assert_eq!(
         node_loss(&t, "node.kubernetes.io/unreachable"),
         vec![(Some(0), "NoExecute".into())]
+    );
+}
+
+#[test]
+fn session_affinity_is_what_the_server_needs() {
+    use service::{session_affinity, ObservedEra};
+    use SessionAffinity::{ClientIp, None as NoAffinity};
+    let stateless = Some(ObservedEra::Stateless);
+    let legacy = Some(ObservedEra::Legacy);
+    // (spec, era, replicas) -> affinity
+    for (spec, era, replicas, want) in [
+        (None, stateless, 3, NoAffinity),
+        (None, legacy, 3, ClientIp),
+        (None, legacy, 1, NoAffinity),
+        // Era not seen yet: today's behaviour.
+        (None, None, 2, ClientIp),
+        (None, None, 1, NoAffinity),
+        // The spec wins.
+        (Some(ClientIp), stateless, 3, ClientIp),
+        (Some(NoAffinity), legacy, 3, NoAffinity),
+    ] {
+        assert_eq!(
+            session_affinity(spec, era, replicas),
+            want,
+            "{spec:?} {era:?} {replicas}"
+        );
+    }
+    assert_eq!(
+        ObservedEra::from_protocol_version("2025-11-25"),
+        Some(ObservedEra::Legacy)
+    );
+    assert_eq!(
+        ObservedEra::from_protocol_version("2026-07-28"),
+        Some(ObservedEra::Stateless)
     );
 }

@@ -222,12 +222,15 @@ pub fn decide(mcp: &McpServer, obs: &Observed, now: Timestamp) -> Result<Plan> {
         ));
     }
 
-    let (mcp_status, mcp_condition) = crate::status::mcp::compute(
+    let (mcp_status, mut mcp_condition) = crate::status::mcp::compute(
         &mcp.spec.health.mcp,
         &obs.mcp_checks,
         prev.mcp.as_ref(),
         now,
     );
+    mcp_condition
+        .message
+        .push_str(&crate::builders::service::hot_spot_warning(mcp));
     conditions.push(mcp_condition);
 
     // A hold lasts while the spec stays at the generation whose rollout failed.

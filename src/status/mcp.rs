@@ -10,8 +10,44 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 /// Failing pods listed in status at most.
 pub const MAX_LISTED: usize = 10;
-/// `lastCheckTime` alone is refreshed no more often than this.
+/// `lastCheckTime`, and a new value of what the server says about itself,
+/// alone are refreshed no more often than this.
 const CHECK_TIME_REFRESH: SignedDuration = SignedDuration::from_secs(300);
+/// Characters kept of a name or version the pod reports.
+pub const MAX_NAME: usize = 128;
+/// Characters kept of a failure's detail.
+pub const MAX_DETAIL: usize = 256;
+
+/// A string the pod controls, made fit for status, a condition message or an
+/// Event: control characters (newlines included) become spaces, and at most
+/// `max` characters are kept (the last one an ellipsis when cut).
+pub fn sanitize(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max.saturating_add(1))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if out.chars().count() > max {
+        out = out.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+    }
+    out
+}
+
+/// What the pods say about themselves can change on every check (a version
+/// string with a build stamp, a pod that lies): such a change alone is not
+/// worth a status write, only a fact appearing or going is.
+fn without_volatile(s: &McpStatus) -> McpStatus {
+    let seen = |v: &Option<String>| v.as_ref().map(|_| String::new());
+    McpStatus {
+        server_name: seen(&s.server_name),
+        server_version: seen(&s.server_version),
+        protocol_version: seen(&s.protocol_version),
+        tools: s.tools.map(|_| 0),
+        last_check_time: None,
+        ..s.clone()
+    }
+}
 
 /// A pod is wedged: Ready, and its MCP checks have seen it fail (not to
 /// connect) for `unhealthyAfterSeconds`, the last of them within two periods
@@ -63,16 +99,34 @@ pub fn compute(
         );
     }
     let mut st = McpStatus::default();
-    // Facts from the newest passing check.
-    let newest_ok = checks
+    // Facts from a passing check: the ones status shows while some pod still
+    // reports them (no flip-flop between pods mid-rollout), else the newest.
+    let facts = |f: &crate::mcpcheck::Facts| McpStatus {
+        server_name: f.server_name.as_deref().map(|v| sanitize(v, MAX_NAME)),
+        server_version: f.server_version.as_deref().map(|v| sanitize(v, MAX_NAME)),
+        protocol_version: f.protocol_version.as_deref().map(|v| sanitize(v, MAX_NAME)),
+        tools: f.tools.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+        ..McpStatus::default()
+    };
+    let shown = |s: &McpStatus| {
+        (
+            s.server_name.clone(),
+            s.server_version.clone(),
+            s.protocol_version.clone(),
+            s.tools,
+        )
+    };
+    let mut passing: Vec<(Timestamp, McpStatus)> = checks
         .iter()
-        .filter_map(|(_, c)| c.outcome.as_ref().ok().map(|f| (c.checked_at, f)))
-        .max_by_key(|(t, _)| *t);
-    if let Some((_, f)) = newest_ok {
+        .filter_map(|(_, c)| c.outcome.as_ref().ok().map(|f| (c.checked_at, facts(f))))
+        .collect();
+    passing.sort_by_key(|(t, _)| *t);
+    let kept = previous.and_then(|p| passing.iter().find(|(_, f)| shown(f) == shown(p)));
+    if let Some((_, f)) = kept.or(passing.last()) {
         st.server_name = f.server_name.clone();
         st.server_version = f.server_version.clone();
         st.protocol_version = f.protocol_version.clone();
-        st.tools = f.tools.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        st.tools = f.tools;
     } else if let Some(p) = previous {
         // Nothing answers now: keep what the server last said about itself.
         st.server_name = p.server_name.clone();
@@ -84,16 +138,28 @@ pub fn compute(
     for (pod, c) in checks {
         match &c.outcome {
             Ok(_) => st.responsive_pods += 1,
-            Err(f) => failing.push((
-                McpPodFailure {
+            Err(f) => {
+                let mut failure = McpPodFailure {
                     pod: pod.clone(),
                     reason: f.kind.reason().to_string(),
-                    message: f.detail.clone(),
+                    message: sanitize(&f.detail, MAX_DETAIL),
                     since: Time(c.failing_since.unwrap_or(c.checked_at)),
                     wedged: wedged(spec, c, now),
-                },
-                f.kind,
-            )),
+                };
+                // The detail of a run of one kind of failure is written once:
+                // a server whose error text changes per check costs no write.
+                if let Some(p) = previous
+                    .into_iter()
+                    .flat_map(|p| &p.failing_pods)
+                    .find(|p| {
+                        (&p.pod, &p.reason, &p.since)
+                            == (&failure.pod, &failure.reason, &failure.since)
+                    })
+                {
+                    failure.message = p.message.clone();
+                }
+                failing.push((failure, f.kind));
+            }
         }
     }
     failing.sort_by(|a, b| a.0.since.0.cmp(&b.0.since.0).then(a.0.pod.cmp(&b.0.pod)));
@@ -105,19 +171,17 @@ pub fn compute(
         .collect();
     let newest = checks.iter().map(|(_, c)| c.checked_at).max();
     st.last_check_time = newest.map(Time);
-    // Keep the previous time while nothing else changed and it is recent.
+    // Keep the previous status while only the check time and the volatile
+    // facts moved, and it is recent.
     if let Some(p) = previous {
-        let same = McpStatus {
-            last_check_time: p.last_check_time.clone(),
-            ..st.clone()
-        } == *p;
+        let same = without_volatile(&st) == without_volatile(p);
         let recent = p
             .last_check_time
             .as_ref()
             .zip(newest)
             .is_some_and(|(t, n)| n.duration_since(t.0) < CHECK_TIME_REFRESH);
         if same && recent {
-            st.last_check_time = p.last_check_time.clone();
+            st = p.clone();
         }
     }
 
@@ -300,5 +364,103 @@ mod tests {
         let (st, c) = compute(&spec, &[], None, t(0));
         assert!(st.is_none());
         assert_eq!((c.status, c.reason.as_str()), ("Unknown", "ChecksDisabled"));
+    }
+
+    #[test]
+    fn pod_controlled_strings_are_bounded_and_clean() {
+        let huge = format!("evil\n{}\r\u{1b}[31m", "x".repeat(10_000));
+        let checks = vec![
+            (
+                "a".to_string(),
+                PodCheck {
+                    checked_at: t(0),
+                    outcome: Ok(Facts {
+                        server_name: Some(huge.clone()),
+                        server_version: Some(huge.clone()),
+                        protocol_version: Some(huge.clone()),
+                        tools: None,
+                    }),
+                    failing_since: None,
+                },
+            ),
+            (
+                "b".to_string(),
+                PodCheck {
+                    checked_at: t(0),
+                    outcome: Err(Failure {
+                        kind: FailureKind::Protocol,
+                        detail: huge.clone(),
+                    }),
+                    failing_since: Some(t(0)),
+                },
+            ),
+        ];
+        let (st, c) = compute(&spec(), &checks, None, t(0));
+        let st = st.expect("status");
+        for v in [&st.server_name, &st.server_version, &st.protocol_version] {
+            let v = v.as_deref().unwrap_or_default();
+            assert!(v.chars().count() <= MAX_NAME, "{} chars", v.len());
+            assert!(!v.chars().any(char::is_control), "{v:?}");
+        }
+        let m = &st.failing_pods[0].message;
+        assert!(m.chars().count() <= MAX_DETAIL && !m.chars().any(char::is_control));
+        assert!(c.message.len() < 2_000, "{} bytes", c.message.len());
+        assert!(!c.message.chars().any(char::is_control), "{:?}", c.message);
+        assert_eq!(sanitize("ok\tfine", 5), "ok f…");
+        assert_eq!(sanitize("short", 5), "short");
+    }
+
+    #[test]
+    fn facts_that_change_on_every_check_do_not_rewrite_status() {
+        let check = |at: i64, version: &str, detail: &str| {
+            vec![
+                (
+                    "a".to_string(),
+                    PodCheck {
+                        checked_at: t(at),
+                        outcome: Ok(Facts {
+                            server_name: Some("notes".into()),
+                            server_version: Some(version.into()),
+                            protocol_version: Some("2025-11-25".into()),
+                            tools: Some(4),
+                        }),
+                        failing_since: None,
+                    },
+                ),
+                (
+                    "b".to_string(),
+                    PodCheck {
+                        checked_at: t(at),
+                        outcome: Err(Failure {
+                            kind: FailureKind::Protocol,
+                            detail: detail.into(),
+                        }),
+                        failing_since: Some(t(0)),
+                    },
+                ),
+            ]
+        };
+        let (first, c1) = compute(&spec(), &check(0, "1.0+build.1", "error 1"), None, t(0));
+        let (second, c2) = compute(
+            &spec(),
+            &check(10, "1.0+build.2", "error 2"),
+            first.as_ref(),
+            t(10),
+        );
+        assert_eq!(second, first, "no status write");
+        assert_eq!(c2, c1, "no condition write");
+        // After five minutes the new facts are shown.
+        let (later, _) = compute(
+            &spec(),
+            &check(301, "1.0+build.3", "error 3"),
+            first.as_ref(),
+            t(301),
+        );
+        let later = later.expect("status");
+        assert_eq!(later.server_version.as_deref(), Some("1.0+build.3"));
+        assert_eq!(
+            later.failing_pods[0].message, "error 1",
+            "one message per failure run"
+        );
     }
 }
