@@ -93,10 +93,11 @@ impl PodCheck {
     }
 
     /// Failing in a way that says the server misbehaves (not that the
-    /// operator could not reach it), since when.
+    /// operator could not reach it, nor that it asked for credentials, asked
+    /// to be called later or was asked something it never offered), since when.
     pub fn unresponsive_since(&self) -> Option<Timestamp> {
         match &self.outcome {
-            Err(f) if f.kind != FailureKind::Connect => self.failing_since,
+            Err(f) if f.kind.counts_against_pod() => self.failing_since,
             _ => None,
         }
     }
@@ -109,8 +110,14 @@ impl PodCheck {
         }
     }
 
+    /// The pod speaks MCP: a passing check, or an answer that is the
+    /// server's own business (authentication required, try later, a reply
+    /// too large for the prober to read).
     pub fn answers(&self) -> bool {
-        self.outcome.is_ok()
+        match &self.outcome {
+            Ok(_) => true,
+            Err(f) => f.kind != FailureKind::Connect && !f.kind.counts_against_pod(),
+        }
     }
 }
 

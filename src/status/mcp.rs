@@ -3,7 +3,7 @@
 use super::conditions::Desired;
 use crate::api::{condition, McpCheckSpec, McpPodFailure, McpStatus};
 use crate::controller::mcp_prober::PodCheck;
-use crate::mcpcheck::FailureKind;
+use crate::mcpcheck::{sanitize, FailureKind};
 use crate::remediation::{judge_mcp, McpEvidence};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -14,25 +14,9 @@ pub const MAX_LISTED: usize = 10;
 /// alone are refreshed no more often than this.
 const CHECK_TIME_REFRESH: SignedDuration = SignedDuration::from_secs(300);
 /// Characters kept of a name or version the pod reports.
-pub const MAX_NAME: usize = 128;
+pub const MAX_NAME: usize = crate::mcpcheck::MAX_NAME_CHARS;
 /// Characters kept of a failure's detail.
-pub const MAX_DETAIL: usize = 256;
-
-/// A string the pod controls, made fit for status, a condition message or an
-/// Event: control characters (newlines included) become spaces, and at most
-/// `max` characters are kept (the last one an ellipsis when cut).
-pub fn sanitize(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .take(max.saturating_add(1))
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if out.chars().count() > max {
-        out = out.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-    }
-    out
-}
+pub const MAX_DETAIL: usize = crate::mcpcheck::MAX_DETAIL_CHARS;
 
 /// What the pods say about themselves can change on every check (a version
 /// string with a build stamp, a pod that lies): such a change alone is not
@@ -379,6 +363,7 @@ mod tests {
                         server_version: Some(huge.clone()),
                         protocol_version: Some(huge.clone()),
                         tools: None,
+                        ..Facts::default()
                     }),
                     failing_since: None,
                 },
@@ -423,6 +408,7 @@ mod tests {
                             server_version: Some(version.into()),
                             protocol_version: Some("2025-11-25".into()),
                             tools: Some(4),
+                            ..Facts::default()
                         }),
                         failing_since: None,
                     },

@@ -75,8 +75,8 @@ pub async fn s22(ctx: &Ctx) -> Result<Scenario> {
                         .iter()
                         .filter(|p| p.metadata.deletion_timestamp.is_none())
                         .collect();
-                    let done = live.len() == DESIRED
-                        && live.iter().all(|p| stateless_only(p) && ready(p));
+                    let done =
+                        live.len() == DESIRED && live.iter().all(|p| stateless_only(p) && ready(p));
                     Ok(done.then_some(()))
                 },
             )

@@ -214,6 +214,43 @@ pub async fn ensure_pod_on(ctx: &Ctx, node: &str) -> Result<()> {
 pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
     ctx.wait_pg_ready(Duration::from_secs(180)).await?;
     ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await?;
+    // The pin below is kube-proxy's ClientIP affinity; the operator gives a
+    // stateless (2026-07-28) server none, so ask for it.
+    set_affinity(ctx, Some("ClientIP")).await?;
+    let res = s17_pinned(ctx).await;
+    if let Err(e) = set_affinity(ctx, None).await {
+        log(format!("S17: sessionAffinity not reset: {e:#}"));
+    }
+    res
+}
+
+/// Sets (or clears) `spec.sessionAffinity` of the McpServer and waits until
+/// its Service has the affinity that follows.
+async fn set_affinity(ctx: &Ctx, affinity: Option<&str>) -> Result<()> {
+    ctx.mcps_api()
+        .patch(
+            NOTES,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"sessionAffinity": affinity}})),
+        )
+        .await?;
+    let Some(want) = affinity else { return Ok(()) };
+    let svcs: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(ctx.client.clone(), NS);
+    crate::cluster::eventually(
+        "the Service's sessionAffinity",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || async {
+            let svc = svcs.get(NOTES).await?;
+            let now = svc.spec.and_then(|s| s.session_affinity);
+            Ok((now.as_deref() == Some(want)).then_some(()))
+        },
+    )
+    .await
+}
+
+async fn s17_pinned(ctx: &Ctx) -> Result<Scenario> {
     let pg_node = ctx
         .pod_nodes(DB_NS, PG_SEL)
         .await?
