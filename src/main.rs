@@ -254,9 +254,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 recorder.clone(),
                 metrics.clone(),
                 health.clone(),
-                ns,
-                args.max_concurrent_reconciles,
-                args.dependency_scope,
+                controller::Scope {
+                    namespace: ns,
+                    concurrency: args.max_concurrent_reconciles,
+                    dependency_scope: args.dependency_scope,
+                },
                 async move {
                     let _ = rx.wait_for(|s| *s).await;
                 },

@@ -816,10 +816,12 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         recorder,
         metrics,
         Default::default(),
-        Some(ns.to_string()),
-        16,
-        // Namespaced, yet probing a listener on loopback (the e2e confines it).
-        mcp_operator::controller::dependency::DependencyScope::Any,
+        mcp_operator::controller::Scope {
+            namespace: Some(ns.to_string()),
+            concurrency: 16,
+            // Namespaced, yet probing a listener on loopback (the e2e confines it).
+            dependency_scope: mcp_operator::controller::dependency::DependencyScope::Any,
+        },
         async move {
             let _ = rx.await;
         },

@@ -105,17 +105,31 @@ fn servers_for_slice(store: &Store<McpServer>, slice: &EndpointSlice) -> Vec<Obj
         .collect()
 }
 
-/// Run one controller over `namespace` (None = all) until `shutdown` resolves.
+/// What one controller covers and how: its settings from the command line.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// None = all namespaces.
+    pub namespace: Option<String>,
+    /// Reconciles at once.
+    pub concurrency: u16,
+    /// Where an McpServer's database may be looked for.
+    pub dependency_scope: dependency::DependencyScope,
+}
+
+/// Run one controller over `scope` until `shutdown` resolves.
 pub async fn run(
     client: Client,
     recorder: Recorder,
     metrics: Arc<Metrics>,
     health: Arc<crate::telemetry::health::Health>,
-    namespace: Option<String>,
-    concurrency: u16,
-    dependency_scope: dependency::DependencyScope,
+    scope: Scope,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Scope {
+        namespace,
+        concurrency,
+        dependency_scope,
+    } = scope;
     fn api<K>(c: &Client, ns: &Option<String>) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
