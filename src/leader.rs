@@ -117,7 +117,7 @@ pub fn identity(pod_name: Option<&str>, hostname: Option<&str>) -> Result<String
         .find(|s| !s.is_empty())
         .map(String::from)
         .ok_or_else(|| {
-            "no identity for leader election: set POD_NAME (from the downward API's \
+            "no identity: set POD_NAME (from the downward API's \
              metadata.name, as the chart does) or --identity to a name unique to this \
              replica; HOSTNAME is empty too"
                 .to_string()
