@@ -12,6 +12,7 @@ pub mod drain;
 pub mod eras;
 pub mod gitops;
 pub mod ha;
+pub mod hostile;
 pub mod install;
 pub mod kill;
 pub mod node_loss;
@@ -22,8 +23,8 @@ pub mod specs;
 pub mod wedge;
 
 /// Every scenario: id, name, part of the default run, in the order run
-/// (S22 before S21: S21 reinstalls the operator).
-pub const SCENARIOS: [(&str, &str, bool); 23] = [
+/// (S22 and S23 before S21: S21 reinstalls the operator).
+pub const SCENARIOS: [(&str, &str, bool); 24] = [
     ("S1", "delete the Postgres pod (grace 0)", true),
     ("S2", "kill -9 postgres in its container", true),
     ("S3", "S1 repeated", true),
@@ -74,6 +75,11 @@ pub const SCENARIOS: [(&str, &str, bool); 23] = [
         true,
     ),
     (
+        "S23",
+        "a hostile tenant (name takeover, drain-blocking PDB, hanging pods) beside S1",
+        true,
+    ),
+    (
         "S21",
         "helm uninstall, kubectl bundle, previous chart version, helm upgrade",
         true,
@@ -112,6 +118,7 @@ async fn dispatch(ctx: &Ctx, id: &str) -> Result<Scenario> {
         "S20" => gitops::s20(ctx).await,
         "S21" => install::s21(ctx).await,
         "S22" => eras::s22(ctx).await,
+        "S23" => hostile::s23(ctx).await,
         "SOAK" => soak::soak(ctx).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
