@@ -277,7 +277,8 @@ where
         mcp_ready_s: m::secs(mcp_ready_t, t0),
         first_success_s: m::secs(first_ok_t, t0),
         errors: Some(report.errors_total),
-        session_losses: Some(report.session_losses),
+        // A stateless (2026-07-28) client has no session to lose.
+        session_losses: (report.era == "legacy").then_some(report.session_losses),
         offered_calls: Some(report.offered),
         longest_outage_s: Some(report.longest_outage_s),
         acked_writes: Some(report.acknowledged),
@@ -300,6 +301,7 @@ where
         info: disruption.info,
         ..Run::default()
     };
+    run.info.insert("client_era".into(), json!(report.era));
     if let Some(settle) = ctx.take_settled(target) {
         run.info.insert("settle".into(), settle);
     }
