@@ -624,11 +624,10 @@ fn conformance(out: &mut String, c: &Conformance) {
             "why",
         ],
     );
-    for r in &c.rows {
+    for r in c.rows.iter().filter(|r| r.verdict != "n/a") {
         let verdict = match r.verdict.as_str() {
             "ok" => "passed",
             "FAILED" => "**failed**",
-            "n/a" => "n/a",
             other => other,
         };
         let why = if r.failed_checks.is_empty() {
@@ -649,6 +648,29 @@ fn conformance(out: &mut String, c: &Conformance) {
                 cell(&clip(&why, 300)),
             ],
         );
+    }
+    // Not applicable: one row per side and reason (dozens of auth scenarios
+    // share one), each scenario named once however many runs listed it.
+    let mut na: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for r in c.rows.iter().filter(|r| r.verdict == "n/a") {
+        match na
+            .iter_mut()
+            .find(|(side, why, _)| (*side, *why) == (r.side.as_str(), r.reason.as_str()))
+        {
+            Some((_, _, names)) if names.contains(&r.scenario.as_str()) => {}
+            Some((_, _, names)) => names.push(&r.scenario),
+            None => na.push((&r.side, &r.reason, vec![&r.scenario])),
+        }
+    }
+    if !na.is_empty() {
+        out.push_str("\nNot applicable, and why:\n\n");
+        table_head(out, &["side", "scenarios", "why"]);
+        for (side, why, names) in na {
+            table_row(
+                out,
+                &[cell(side), cell(&names.join(", ")), cell(&clip(why, 300))],
+            );
+        }
     }
 }
 
@@ -1255,6 +1277,10 @@ mod tests {
      "failed_checks": ["dns-rebinding-host"]},
     {"run": "2026-07-28", "eras": "both", "scenario": "resources-list", "passed": 0, "failed": 1,
      "status": "failed", "expect": "n/a", "verdict": "n/a", "reason": "the server offers no | resources", "failed_checks": []},
+    {"run": "2026-only", "eras": "2026", "scenario": "resources-list", "passed": 0, "failed": 0,
+     "status": "failed", "expect": "n/a", "verdict": "n/a", "reason": "the server offers no | resources", "failed_checks": []},
+    {"run": "2026-only", "eras": "2026", "scenario": "prompts-list", "passed": 0, "failed": 0,
+     "status": "failed", "expect": "n/a", "verdict": "n/a", "reason": "the server offers no | resources", "failed_checks": []},
     {"run": "client", "side": "client", "eras": "-", "scenario": "initialize", "passed": 2, "failed": 0,
      "status": "passed", "expect": "pass", "verdict": "ok", "reason": "the prober's legacy check", "failed_checks": []}
   ],
@@ -1269,7 +1295,7 @@ mod tests {
         std::fs::write(&path, CONFORMANCE_FIXTURE).expect("fixture");
         let c = Conformance::read(&path).expect("the file exists");
         assert_eq!(c.error, None);
-        assert_eq!(c.counts(), (2, 1, 1));
+        assert_eq!(c.counts(), (2, 1, 3));
         assert_eq!(c.rows[0].side, "server", "no side: a server scenario");
         let doc = Report {
             conformance: Some(c),
@@ -1281,7 +1307,7 @@ mod tests {
             .map(|(_, s)| s)
             .expect("a conformance section");
         assert!(
-            section.contains("**2 passed, 1 failed**, 1 not applicable"),
+            section.contains("**2 passed, 1 failed**, 3 not applicable"),
             "{section}"
         );
         assert!(
@@ -1293,7 +1319,9 @@ mod tests {
             "{section}"
         );
         assert!(
-            section.contains("| n/a | 0 | 1 | the server offers no \\| resources |"),
+            section.contains(
+                "| server | resources-list, prompts-list | the server offers no \\| resources |"
+            ),
             "the reason of an n/a scenario, escaped: {section}"
         );
         assert!(
