@@ -5,6 +5,12 @@
 #   legacy     0.1.16's server scenarios, server with MCP_ERAS=both
 #   2026-07-28 0.2.0-alpha.12 --requirements 2026-07-28, MCP_ERAS=both
 #   2026-only  the same, MCP_ERAS=2026 (no initialize, no ping, no sessions)
+# and its client scenarios against the operator's prober (the `mcpcheck`
+# binary: one check of mcp_operator::mcpcheck::Checker, the URL as $1):
+#   client-legacy     0.1.16's client scenarios
+#   client-2026-07-28 0.2.0-alpha.12's
+# Only the scenarios a health prober should pass are run (`client:` rows of
+# the table with `pass`); the others are listed as n/a with the reason.
 # Each scenario's expectation and, where one does not apply, why, is in
 # e2e/workload/conformance/scenarios.tsv: `pass` (no failed check),
 # `pass-except` (only the listed checks may fail) or `n/a` (reported only).
@@ -14,7 +20,8 @@
 #
 # Node 22 (the suite needs fs.globSync) comes from the npm `node` package,
 # installed with the suite under $MCP_CACHE/conformance (npm ci, once per
-# lock file). MCP_WORKLOAD_SERVER=<binary> skips the cargo build.
+# lock file). MCP_WORKLOAD_SERVER=<binary> and MCP_CHECK_BIN=<binary> skip
+# the cargo builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../e2e/cluster/local/versions.sh
@@ -44,6 +51,12 @@ server_bin=${MCP_WORKLOAD_SERVER:-}
 if [[ -z "$server_bin" ]]; then
   cargo build -p mcp-workload --bin mcp-workload-server --locked -q >&2
   server_bin=$CARGO_TARGET_DIR/debug/mcp-workload-server
+fi
+
+check_bin=${MCP_CHECK_BIN:-}
+if [[ -z "$check_bin" ]]; then
+  cargo build -p mcp-operator --bin mcpcheck --locked -q >&2
+  check_bin=$CARGO_TARGET_DIR/debug/mcpcheck
 fi
 
 rm -rf "$out"
@@ -99,6 +112,25 @@ run legacy both "$suite_legacy"
 run 2026-07-28 both "$suite_2026" --requirements 2026-07-28
 run 2026-only 2026 "$suite_2026" --requirements 2026-07-28
 
+# The client scenarios the table expects the prober to pass, one at a time:
+# the suite starts its own server and runs the prober against it. Every
+# other client scenario the suite lists becomes an n/a row.
+run_client() { # label suite-entry
+  local label=$1 entry=$2 scenario
+  mkdir -p "$out/raw/$label"
+  "$node" "$entry" list --client >"$out/raw/$label.list" 2>&1 || true
+  for scenario in $(sed -nE 's/^client:([^\t]+)\tpass.*/\1/p' "$pkg/scenarios.tsv"); do
+    grep -qE "^  - $scenario( |$)" "$out/raw/$label.list" || continue
+    log "$label: client scenario $scenario against the prober ($check_bin)"
+    local rc=0
+    "$node" "$entry" client --command "$check_bin" --scenario "$scenario" \
+      -o "$out/raw/$label" >>"$out/raw/$label.log" 2>&1 || rc=$?
+    echo "$rc" >"$out/raw/$label.$scenario.exit"
+  done
+}
+run_client client-legacy "$suite_legacy"
+run_client client-2026-07-28 "$suite_2026"
+
 OUT=$out TABLE=$pkg/scenarios.tsv "$node" - <<'EOF'
 const fs = require("fs"), path = require("path");
 const out = process.env.OUT;
@@ -108,37 +140,62 @@ for (const line of fs.readFileSync(process.env.TABLE, "utf8").split("\n")) {
   const [scenario, expect, except, reason] = line.split("\t");
   table.set(scenario, { expect, except: except === "-" ? [] : except.split(","), reason });
 }
-const runs = [["legacy", "both"], ["2026-07-28", "both"], ["2026-only", "2026"]];
+// Client rows are keyed `client:<scenario>`; `client:auth/*` covers a family.
+const lookup = (key) => table.get(key) || table.get(key.replace(/\/[^/]*$/, "/*")) ||
+  { expect: "unknown", except: [], reason: "not in e2e/workload/conformance/scenarios.tsv: classify it" };
+const runs = [["legacy", "both", "server"], ["2026-07-28", "both", "server"], ["2026-only", "2026", "server"],
+  ["client-legacy", "-", "client"], ["client-2026-07-28", "-", "client"]];
 const rows = [];
-for (const [run, eras] of runs) {
+for (const [run, eras, side] of runs) {
   const dir = path.join(out, "raw", run);
-  const dirs = fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
-  if (dirs.length === 0) rows.push({ run, eras, scenario: "(none)", passed: 0, failed: 1, status: "failed",
+  const dirs = fs.existsSync(dir) ? fs.readdirSync(dir).filter((d) => fs.statSync(path.join(dir, d)).isDirectory()).sort() : [];
+  if (dirs.length === 0) rows.push({ run, side, eras, scenario: "(none)", passed: 0, failed: 1, status: "failed",
     expect: "pass", verdict: "FAILED", reason: `the suite wrote no results: see raw/${run}.log`, failed_checks: [] });
+  const ran = new Set();
   for (const d of dirs) {
     const scenario = d.replace(/^server-/, "").replace(/-\d{4}-\d\d-\d\dT.*$/, "");
+    ran.add(scenario);
     let checks = [];
     try { checks = JSON.parse(fs.readFileSync(path.join(dir, d, "checks.json"), "utf8")); } catch (e) {
       checks = [{ id: "checks.json", status: "FAILURE" }];
     }
+    // A client that exits non-zero, or passes no check, did not pass: the
+    // suite writes no failed check for a client that gave up.
+    if (side === "client") {
+      const exit = path.join(out, "raw", `${run}.${scenario}.exit`);
+      const rc = fs.existsSync(exit) ? fs.readFileSync(exit, "utf8").trim() : "?";
+      if (rc !== "0") checks.push({ id: `suite-exit-${rc}`, status: "FAILURE" });
+      if (!checks.some((c) => c.status === "SUCCESS")) checks.push({ id: "no-check-passed", status: "FAILURE" });
+    }
     const failedChecks = checks.filter((c) => c.status === "FAILURE").map((c) => c.id);
     const passed = checks.filter((c) => c.status === "SUCCESS").length;
-    const t = table.get(scenario) || { expect: "unknown", except: [], reason: "not in e2e/workload/conformance/scenarios.tsv: classify it" };
+    const t = side === "client" ? lookup(`client:${scenario}`) : lookup(scenario);
     let verdict;
     if (t.expect === "n/a") verdict = "n/a";
     else if (t.expect === "pass") verdict = failedChecks.length === 0 ? "ok" : "FAILED";
     else if (t.expect === "pass-except") verdict = failedChecks.every((c) => t.except.includes(c)) ? "ok" : "FAILED";
     else verdict = failedChecks.length === 0 ? "ok" : "FAILED";
-    rows.push({ run, eras, scenario, passed, failed: failedChecks.length,
+    rows.push({ run, side, eras, scenario, passed, failed: failedChecks.length,
       status: failedChecks.length === 0 ? "passed" : "failed", expect: t.expect, verdict,
       reason: t.reason, failed_checks: failedChecks });
+  }
+  // The client scenarios the suite lists and the prober is not run against.
+  const list = path.join(out, "raw", `${run}.list`);
+  if (side === "client" && fs.existsSync(list)) {
+    for (const m of fs.readFileSync(list, "utf8").matchAll(/^  - (\S+)/gm)) {
+      if (ran.has(m[1])) continue;
+      const t = lookup(`client:${m[1]}`);
+      const verdict = t.expect === "n/a" ? "n/a" : "FAILED";
+      rows.push({ run, side, eras, scenario: m[1], passed: 0, failed: 0, status: "not run", expect: t.expect,
+        verdict, reason: verdict === "n/a" ? t.reason : `not run: ${t.reason}`, failed_checks: [] });
+    }
   }
 }
 const bad = rows.filter((r) => r.verdict === "FAILED");
 fs.writeFileSync(path.join(out, "conformance.json"), JSON.stringify({ rows, failed: bad.length }, null, 2) + "\n");
-const md = ["| run | server MCP_ERAS | scenario | checks passed | checks failed | status | expected | verdict | why |",
-  "| --- | --- | --- | ---: | ---: | --- | --- | --- | --- |"];
-for (const r of rows) md.push(`| ${r.run} | ${r.eras} | ${r.scenario} | ${r.passed} | ${r.failed} | ${r.status} | ${r.expect} | ${r.verdict} | ${r.reason.replace(/\|/g, "/")} |`);
+const md = ["| run | side | server MCP_ERAS | scenario | checks passed | checks failed | status | expected | verdict | why |",
+  "| --- | --- | --- | --- | ---: | ---: | --- | --- | --- | --- |"];
+for (const r of rows) md.push(`| ${r.run} | ${r.side} | ${r.eras} | ${r.scenario} | ${r.passed} | ${r.failed} | ${r.status} | ${r.expect} | ${r.verdict} | ${r.reason.replace(/\|/g, "/")} |`);
 fs.writeFileSync(path.join(out, "conformance.md"), md.join("\n") + "\n");
 const applicable = rows.filter((r) => r.verdict !== "n/a");
 console.log(`conformance: ${applicable.length - bad.length} passed, ${bad.length} failed (${rows.length - applicable.length} scenarios not applicable; ${path.join(out, "conformance.md")})`);

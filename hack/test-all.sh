@@ -48,8 +48,9 @@ fi
 # The official MCP conformance suite against the bundled workload server
 # (both eras; per-scenario table under target/conformance); a scenario that
 # should pass and fails stops the run here.
-log "MCP conformance: hack/conformance.sh (bundled workload server)"
-hack/conformance.sh
+conformance_out=${CONFORMANCE_OUT:-$PWD/target/conformance}
+log "MCP conformance: hack/conformance.sh (bundled workload server, operator's prober)"
+CONFORMANCE_OUT=$conformance_out hack/conformance.sh
 
 # The chart's alerts (promtool check/test rules, promtool built from its Go
 # module and cached) and the GitOps health tool's own tests (kstatus, Lua).
@@ -75,7 +76,9 @@ log "e2e suite on a real cluster"
 e2e_rc=0
 # stderr too: a setup failure says why there, and the end of this script
 # repeats it where a CI log's tail shows it.
-E2E_USER_PATHS=${E2E_USER_PATHS:-1} e2e/run-e2e.sh "$@" 2>&1 | tee "$suite_log" || e2e_rc=${PIPESTATUS[0]}
+# The e2e report carries the conformance results (its "MCP conformance" section).
+E2E_CONFORMANCE_JSON=${E2E_CONFORMANCE_JSON:-$conformance_out/conformance.json} \
+  E2E_USER_PATHS=${E2E_USER_PATHS:-1} e2e/run-e2e.sh "$@" 2>&1 | tee "$suite_log" || e2e_rc=${PIPESTATUS[0]}
 # The suite's own verdicts: each run of it (the own-cluster demo's S1, then
 # the suite) prints "e2e checks: N passed, M failed" (every check and
 # threshold of every run) once its report is written.

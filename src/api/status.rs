@@ -51,6 +51,13 @@ pub struct McpStatus {
     /// The protocol revision negotiated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
+    /// The protocol revisions the responsive pods speak, grouped by
+    /// (version, era): newest version first, at most 4 named, the rest folded
+    /// into one `other` entry per era. A change in the pods per era (a pod
+    /// answering, failing or changing era) is written at once; version
+    /// strings alone changing are refreshed with `lastCheckTime`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocol_versions: Vec<McpProtocolVersion>,
     /// Tools listed (with `health.mcp.listTools`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<i32>,
@@ -67,6 +74,18 @@ pub struct McpStatus {
     pub failing_pods: Vec<McpPodFailure>,
     #[serde(default)]
     pub failing_pod_count: i32,
+}
+
+/// Responsive pods speaking one protocol revision in one era.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpProtocolVersion {
+    /// The revision spoken (`unknown` when the server named none; `other`
+    /// for the versions folded beyond the listed ones).
+    pub version: String,
+    /// `legacy` (`initialize`, sessions) or `stateless` (2026-07-28 on).
+    pub era: String,
+    pub pods: i32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]

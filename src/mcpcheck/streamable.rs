@@ -70,6 +70,22 @@ fn connect(client: &ProbeClient, t: &Target) -> StreamableHttpClientTransport<Pr
     StreamableHttpClientTransport::with_client(client.clone(), config)
 }
 
+/// The answer to `server/discover` says the server speaks only the legacy
+/// era, so the legacy handshake follows, on a new transport: it knows
+/// discover but not 2026-07-28 (an rmcp server limited to legacy versions),
+/// or it answered with a result that is no discover result (a lenient legacy
+/// server answers every method it does not know with `{}`; the conformance
+/// suite's `initialize` scenario does).
+fn legacy_only(e: &ClientInitializeError) -> bool {
+    match e {
+        ClientInitializeError::NoCompatibleProtocolVersion {
+            server_supported, ..
+        } => server_supported.iter().any(ProtocolVersion::has_initialize),
+        ClientInitializeError::ExpectedInitResult(Some(_)) => true,
+        _ => false,
+    }
+}
+
 pub(super) async fn check(
     http: &reqwest::Client,
     t: &Target,
@@ -85,23 +101,24 @@ pub(super) async fn check(
         ClientCapabilities::default(),
         Implementation::new("mcp-operator-prober", env!("CARGO_PKG_VERSION")),
     );
+    // `initialize` offers the newest revision that has it: 2026-07-28 means
+    // nothing to a legacy server (the conformance suite's `initialize`
+    // scenario requires 2025-11-25).
     let auto = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        legacy_version: None,
+        legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
     };
+    let mut legacy_hello = hello.clone();
+    legacy_hello.protocol_version = ProtocolVersion::LATEST_WITH_INITIALIZE;
     let session = match hello
         .clone()
         .serve_with_lifecycle(connect(&client, t), auto)
         .await
     {
         Ok(s) => s,
-        // Knows server/discover but not 2026-07-28 (an rmcp server limited to
-        // legacy versions): the legacy handshake, on a new transport.
-        Err(ClientInitializeError::NoCompatibleProtocolVersion {
-            server_supported, ..
-        }) if server_supported.iter().any(ProtocolVersion::has_initialize) => {
+        Err(e) if legacy_only(&e) => {
             step.set("initialize");
-            hello
+            legacy_hello
                 .serve_with_lifecycle(connect(&client, t), ClientLifecycleMode::Initialize)
                 .await
                 .map_err(|e| classify(&e, "initialize", false))?

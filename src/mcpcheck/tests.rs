@@ -317,6 +317,8 @@ struct Seen {
     mcp_method: Option<String>,
     header_version: Option<String>,
     meta_version: Option<String>,
+    /// `params.protocolVersion` (what `initialize` offers).
+    offered_version: Option<String>,
 }
 
 type Log = Arc<std::sync::Mutex<Vec<Seen>>>;
@@ -345,10 +347,23 @@ fn record(log: &Log, http: &axum::http::Method, headers: &axum::http::HeaderMap,
             .pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        offered_version: m
+            .pointer("/params/protocolVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     };
     if let Ok(mut g) = log.lock() {
         g.push(s);
     }
+}
+
+/// What `initialize` offered: the newest revision that has it.
+fn initialize_offered(log: &Log) -> Vec<Option<String>> {
+    seen(log)
+        .into_iter()
+        .filter(|r| r.method.as_deref() == Some("initialize"))
+        .map(|r| r.offered_version)
+        .collect()
 }
 
 fn rpc_result(id: &Value, result: Value) -> axum::response::Response {
@@ -378,6 +393,9 @@ struct OneEra {
     /// Legacy: `server/discover` refused with HTTP 400 and no JSON-RPC
     /// (what a session-checking SDK answers), not a -32601.
     discover_http_400: bool,
+    /// Legacy: every method it does not know (`server/discover` too) is
+    /// answered with an empty result, not an error.
+    unknown_is_empty_result: bool,
     /// Legacy: `ping` is not implemented.
     no_ping: bool,
 }
@@ -390,6 +408,7 @@ impl OneEra {
             tools: true,
             stateless: true,
             discover_http_400: false,
+            unknown_is_empty_result: false,
             no_ping: false,
         }
     }
@@ -440,6 +459,7 @@ impl OneEra {
             ),
             (false, "ping") if !self.no_ping => rpc_result(id, json!({})),
             (_, "tools/list") if self.tools => rpc_result(id, tools),
+            _ if self.unknown_is_empty_result => rpc_result(id, json!({})),
             _ => rpc_error(id, -32601, "Method not found"),
         }
     }
@@ -531,11 +551,42 @@ async fn legacy_only_server_passes_through_initialize() {
             ],
             "HTTP 400 to discover: {discover_http_400}"
         );
+        assert_eq!(
+            initialize_offered(&s.log),
+            [Some("2025-11-25".to_string())],
+            "not 2026-07-28, which has no initialize"
+        );
         assert!(seen(&s.log).iter().all(|r| r.http == "POST"));
 
         let (out, _) = check(&target(&addr, Transport::StreamableHttp, true)).await;
         assert_eq!(out.expect("tools/list passes").tools, Some(1));
     }
+}
+
+/// A lenient legacy server answers `server/discover` with `{}` (the
+/// conformance suite's `initialize` scenario does): legacy, not a protocol
+/// error.
+#[tokio::test]
+async fn legacy_server_answering_discover_with_an_empty_result_passes() {
+    let s = OneEra {
+        unknown_is_empty_result: true,
+        ..OneEra::legacy()
+    };
+    let addr = one_era_server(s.clone()).await;
+    let (out, _) = check(&target(&addr, Transport::StreamableHttp, false)).await;
+    let facts = out.expect("a lenient legacy server passes");
+    assert_eq!(facts.era, Era::Legacy);
+    assert_eq!(facts.protocol_version.as_deref(), Some("2025-06-18"));
+    assert_eq!(
+        methods(&s.log),
+        [
+            "server/discover",
+            "initialize",
+            "notifications/initialized",
+            "ping"
+        ]
+    );
+    assert_eq!(initialize_offered(&s.log), [Some("2025-11-25".to_string())]);
 }
 
 /// rmcp's own server speaks both eras: the newer one is used.

@@ -1,12 +1,13 @@
 //! `status.mcp` and the `McpResponsive` condition from the MCP checks of the
 //! ready pods. Pure.
 use super::conditions::Desired;
-use crate::api::{condition, McpCheckSpec, McpPodFailure, McpStatus};
+use crate::api::{condition, McpCheckSpec, McpPodFailure, McpProtocolVersion, McpStatus};
 use crate::controller::mcp_prober::PodCheck;
-use crate::mcpcheck::{sanitize, FailureKind};
+use crate::mcpcheck::{sanitize, Facts, FailureKind};
 use crate::remediation::{judge_mcp, McpEvidence};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use std::collections::BTreeMap;
 
 /// Failing pods listed in status at most.
 pub const MAX_LISTED: usize = 10;
@@ -18,19 +19,77 @@ pub const MAX_NAME: usize = crate::mcpcheck::MAX_NAME_CHARS;
 /// Characters kept of a failure's detail.
 pub const MAX_DETAIL: usize = crate::mcpcheck::MAX_DETAIL_CHARS;
 
+/// Protocol versions listed by name in status at most; the rest are folded
+/// into one `other` entry per era, so the list has at most this plus two.
+pub const MAX_VERSIONS: usize = 4;
+/// The `version` of the folded entry.
+pub const OTHER_VERSIONS: &str = "other";
+
 /// What the pods say about themselves can change on every check (a version
 /// string with a build stamp, a pod that lies): such a change alone is not
-/// worth a status write, only a fact appearing or going is.
+/// worth a status write, only a fact appearing or going is. Of
+/// `protocolVersions` the pods per era stay: a pod that changes era (a
+/// rollout to a 2026-07-28 build) is written at once, as a pod that starts
+/// or stops answering is; which version strings the pods report is not.
 fn without_volatile(s: &McpStatus) -> McpStatus {
     let seen = |v: &Option<String>| v.as_ref().map(|_| String::new());
+    let mut per_era: BTreeMap<&str, i32> = BTreeMap::new();
+    for v in &s.protocol_versions {
+        *per_era.entry(v.era.as_str()).or_default() += v.pods;
+    }
     McpStatus {
         server_name: seen(&s.server_name),
         server_version: seen(&s.server_version),
         protocol_version: seen(&s.protocol_version),
+        protocol_versions: per_era
+            .into_iter()
+            .map(|(era, pods)| McpProtocolVersion {
+                version: String::new(),
+                era: era.to_string(),
+                pods,
+            })
+            .collect(),
         tools: s.tools.map(|_| 0),
         last_check_time: None,
         ..s.clone()
     }
+}
+
+/// The responsive pods grouped by (protocol version, era): the most pods
+/// first (then the newest version) decide which [`MAX_VERSIONS`] are named;
+/// the list shows them newest version first, then the folded ones.
+pub fn protocol_versions<'a>(
+    facts: impl IntoIterator<Item = &'a Facts>,
+) -> Vec<McpProtocolVersion> {
+    let mut groups: BTreeMap<(String, &str), i32> = BTreeMap::new();
+    for f in facts {
+        let version = f
+            .protocol_version
+            .as_deref()
+            .map_or_else(|| "unknown".to_string(), |v| sanitize(v, MAX_NAME));
+        *groups.entry((version, f.era.label())).or_default() += 1;
+    }
+    let mut groups: Vec<((String, &str), i32)> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+    let mut folded: BTreeMap<&str, i32> = BTreeMap::new();
+    for ((_, era), pods) in groups.drain(MAX_VERSIONS.min(groups.len())..) {
+        *folded.entry(era).or_default() += pods;
+    }
+    groups.sort_by(|a, b| b.0.cmp(&a.0));
+    let entry = |version: String, era: &str, pods: i32| McpProtocolVersion {
+        version,
+        era: era.to_string(),
+        pods,
+    };
+    groups
+        .into_iter()
+        .map(|((v, era), pods)| entry(v, era, pods))
+        .chain(
+            folded
+                .into_iter()
+                .map(|(era, pods)| entry(OTHER_VERSIONS.to_string(), era, pods)),
+        )
+        .collect()
 }
 
 /// A pod is wedged: Ready, and its MCP checks have seen it fail (not to
@@ -85,7 +144,7 @@ pub fn compute(
     let mut st = McpStatus::default();
     // Facts from a passing check: the ones status shows while some pod still
     // reports them (no flip-flop between pods mid-rollout), else the newest.
-    let facts = |f: &crate::mcpcheck::Facts| McpStatus {
+    let facts = |f: &Facts| McpStatus {
         server_name: f.server_name.as_deref().map(|v| sanitize(v, MAX_NAME)),
         server_version: f.server_version.as_deref().map(|v| sanitize(v, MAX_NAME)),
         protocol_version: f.protocol_version.as_deref().map(|v| sanitize(v, MAX_NAME)),
@@ -118,6 +177,8 @@ pub fn compute(
         st.protocol_version = p.protocol_version.clone();
         st.tools = p.tools;
     }
+    st.protocol_versions =
+        protocol_versions(checks.iter().filter_map(|(_, c)| c.outcome.as_ref().ok()));
     let mut failing: Vec<(McpPodFailure, FailureKind)> = Vec::new();
     for (pod, c) in checks {
         match &c.outcome {
@@ -447,6 +508,156 @@ mod tests {
         assert_eq!(
             later.failing_pods[0].message, "error 1",
             "one message per failure run"
+        );
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+    use crate::mcpcheck::{Era, Facts};
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn pod(at: i64, era: Era, version: &str) -> PodCheck {
+        PodCheck {
+            checked_at: t(at),
+            outcome: Ok(Facts {
+                era,
+                server_name: Some("notes".into()),
+                server_version: Some("1.0".into()),
+                protocol_version: Some(version.into()),
+                tools: None,
+            }),
+            failing_since: None,
+        }
+    }
+
+    fn v(version: &str, era: &str, pods: i32) -> McpProtocolVersion {
+        McpProtocolVersion {
+            version: version.into(),
+            era: era.into(),
+            pods,
+        }
+    }
+
+    #[test]
+    fn pods_are_counted_per_version_and_era_newest_first() {
+        let checks = vec![
+            ("a".to_string(), pod(0, Era::Legacy, "2025-11-25")),
+            ("b".to_string(), pod(0, Era::Stateless2026, "2026-07-28")),
+            ("c".to_string(), pod(0, Era::Stateless2026, "2026-07-28")),
+        ];
+        let (st, _) = compute(&McpCheckSpec::default(), &checks, None, t(0));
+        assert_eq!(
+            st.expect("status").protocol_versions,
+            vec![
+                v("2026-07-28", "stateless", 2),
+                v("2025-11-25", "legacy", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn failing_pods_are_not_counted() {
+        let mut checks = vec![("a".to_string(), pod(0, Era::Legacy, "2025-11-25"))];
+        checks.push((
+            "b".to_string(),
+            PodCheck {
+                checked_at: t(0),
+                outcome: Err(crate::mcpcheck::Failure {
+                    kind: FailureKind::Timeout,
+                    detail: "slow".into(),
+                }),
+                failing_since: Some(t(0)),
+            },
+        ));
+        let (st, _) = compute(&McpCheckSpec::default(), &checks, None, t(0));
+        assert_eq!(
+            st.expect("status").protocol_versions,
+            vec![v("2025-11-25", "legacy", 1)]
+        );
+    }
+
+    #[test]
+    fn many_versions_are_folded_per_era_and_strings_bounded() {
+        // 30 pods, each claiming its own (hostile, long, dirty) version.
+        let checks: Vec<(String, PodCheck)> = (0..30)
+            .map(|i| {
+                let era = if i % 2 == 0 {
+                    Era::Legacy
+                } else {
+                    Era::Stateless2026
+                };
+                let version = format!("{i:02}\n{}", "x".repeat(5_000));
+                (format!("p{i:02}"), pod(0, era, &version))
+            })
+            .collect();
+        let (st, _) = compute(&McpCheckSpec::default(), &checks, None, t(0));
+        let list = st.expect("status").protocol_versions;
+        assert_eq!(list.len(), MAX_VERSIONS + 2, "{list:?}");
+        assert_eq!(list.iter().map(|v| v.pods).sum::<i32>(), 30);
+        for e in &list {
+            assert!(e.version.chars().count() <= MAX_NAME, "{}", e.version.len());
+            assert!(!e.version.chars().any(char::is_control), "{:?}", e.version);
+        }
+        let other: Vec<_> = list
+            .iter()
+            .filter(|e| e.version == OTHER_VERSIONS)
+            .collect();
+        assert_eq!(other.len(), 2, "one folded entry per era: {list:?}");
+        // The most common version is always named.
+        let mut checks = checks;
+        for (_, c) in checks.iter_mut().take(5) {
+            *c = pod(0, Era::Stateless2026, "2026-07-28");
+        }
+        let (st, _) = compute(&McpCheckSpec::default(), &checks, None, t(0));
+        let list = st.expect("status").protocol_versions;
+        assert!(list.contains(&v("2026-07-28", "stateless", 5)), "{list:?}");
+    }
+
+    #[test]
+    fn a_version_string_changing_alone_is_not_written_an_era_change_is() {
+        let spec = McpCheckSpec::default();
+        let at = |at: i64, a: (Era, &str), b: (Era, &str)| {
+            vec![
+                ("a".to_string(), pod(at, a.0, a.1)),
+                ("b".to_string(), pod(at, b.0, b.1)),
+            ]
+        };
+        let (first, _) = compute(
+            &spec,
+            &at(0, (Era::Legacy, "2025-11-25"), (Era::Legacy, "2025-11-25")),
+            None,
+            t(0),
+        );
+        // A pod reporting another version string on every check: no write.
+        let (second, _) = compute(
+            &spec,
+            &at(10, (Era::Legacy, "2025-11-25"), (Era::Legacy, "2025-06-18")),
+            first.as_ref(),
+            t(10),
+        );
+        assert_eq!(second, first, "version strings alone: no status write");
+        // A rollout: one pod now speaks 2026-07-28, written at once.
+        let (third, _) = compute(
+            &spec,
+            &at(
+                20,
+                (Era::Legacy, "2025-11-25"),
+                (Era::Stateless2026, "2026-07-28"),
+            ),
+            first.as_ref(),
+            t(20),
+        );
+        assert_eq!(
+            third.expect("status").protocol_versions,
+            vec![
+                v("2026-07-28", "stateless", 1),
+                v("2025-11-25", "legacy", 1)
+            ]
         );
     }
 }

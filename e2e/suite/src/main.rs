@@ -122,6 +122,10 @@ pub struct Opts {
     /// Extra helm --set (repeatable)
     #[arg(long = "helm-set")]
     pub helm_set: Vec<String>,
+    /// The official MCP conformance suite's results (conformance.json from
+    /// hack/conformance.sh), shown in the report when the file exists
+    #[arg(long = "conformance-json", env = "E2E_CONFORMANCE_JSON")]
+    pub conformance_json: Option<PathBuf>,
     /// Re-render report.md and timeline.svg from this report.json and exit
     #[arg(long)]
     pub render: Option<PathBuf>,
@@ -321,6 +325,10 @@ async fn run(opts: Opts) -> Result<i32> {
             image_repository: opts.image_repository.clone(),
             ..Settings::default()
         },
+        conformance: opts
+            .conformance_json
+            .as_deref()
+            .and_then(model::Conformance::read),
         ..Report::default()
     };
     doc.meta.server = Some(server);

@@ -336,6 +336,90 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_error: Option<String>,
     pub scenarios: Vec<Scenario>,
+    /// The official MCP conformance suite's results (hack/conformance.sh),
+    /// when the run was given them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conformance: Option<Conformance>,
+}
+
+/// conformance.json as hack/conformance.sh writes it, plus where it came from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Conformance {
+    /// The file read.
+    #[serde(default)]
+    pub source: String,
+    /// Why the file could not be read, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub rows: Vec<ConformanceRow>,
+    /// Scenarios that should pass and did not.
+    #[serde(default)]
+    pub failed: usize,
+}
+
+/// One scenario of one run of the conformance suite.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ConformanceRow {
+    /// Which suite and server build: `legacy`, `2026-07-28`, `2026-only`,
+    /// or a client run.
+    pub run: String,
+    /// `server` (the suite against the bundled server) or `client` (the
+    /// suite's server against the operator's prober).
+    #[serde(default = "server_side")]
+    pub side: String,
+    /// MCP_ERAS of the bundled server (`-` for client scenarios).
+    #[serde(default)]
+    pub eras: String,
+    pub scenario: String,
+    #[serde(default)]
+    pub passed: u64,
+    #[serde(default)]
+    pub failed: u64,
+    /// `ok`, `FAILED` or `n/a`.
+    pub verdict: String,
+    /// Why the scenario applies as it does, or why it does not.
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub failed_checks: Vec<String>,
+}
+
+fn server_side() -> String {
+    "server".into()
+}
+
+impl Conformance {
+    /// Reads conformance.json; `None` when there is no such file (the suite
+    /// was not run), a [`Conformance`] with `error` when it is unreadable.
+    pub fn read(path: &std::path::Path) -> Option<Self> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => return Some(Self::unreadable(path, e)),
+        };
+        Some(match serde_json::from_slice::<Self>(&text) {
+            Ok(c) => Self {
+                source: path.display().to_string(),
+                ..c
+            },
+            Err(e) => Self::unreadable(path, e),
+        })
+    }
+
+    fn unreadable(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        Self {
+            source: path.display().to_string(),
+            error: Some(format!("cannot read {}: {e}", path.display())),
+            ..Self::default()
+        }
+    }
+
+    /// (ok, FAILED, n/a) scenarios.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |v: &str| self.rows.iter().filter(|r| r.verdict == v).count();
+        (n("ok"), n("FAILED"), n("n/a"))
+    }
 }
 
 impl Report {

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::measure::percentile;
-use crate::model::{Report, Run, Scenario, Threshold};
+use crate::model::{Conformance, Report, Run, Scenario, Threshold};
 
 /// Where [`write_all`] put the three files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -588,7 +588,90 @@ pub fn markdown(doc: &Report) -> String {
          timed out is an error, never a skipped call. `lost` is acknowledged writes missing on \
          read-back (must be 0); MCP/operator restarts are container restarts.\n",
     );
+    if let Some(c) = &doc.conformance {
+        conformance(&mut out, c);
+    }
     out
+}
+
+/// The official MCP conformance suite's verdict per scenario: the server
+/// scenarios against the bundled workload server, the client scenarios
+/// against the operator's prober.
+fn conformance(out: &mut String, c: &Conformance) {
+    out.push_str("\n## MCP conformance\n\n");
+    if let Some(e) = &c.error {
+        let _ = writeln!(out, "No results: {}.", one_line(e));
+        return;
+    }
+    let (ok, bad, na) = c.counts();
+    let _ = writeln!(
+        out,
+        "The official suite (`@modelcontextprotocol/conformance`, hack/conformance.sh), from {}: \
+         **{ok} passed, {bad} failed**, {na} not applicable. `server` scenarios ran against the \
+         bundled workload server, `client` ones against the operator's prober.\n",
+        code(&c.source)
+    );
+    table_head(
+        out,
+        &[
+            "run",
+            "side",
+            "server MCP_ERAS",
+            "scenario",
+            "verdict",
+            "checks ok",
+            "checks failed",
+            "why",
+        ],
+    );
+    for r in c.rows.iter().filter(|r| r.verdict != "n/a") {
+        let verdict = match r.verdict.as_str() {
+            "ok" => "passed",
+            "FAILED" => "**failed**",
+            other => other,
+        };
+        let why = if r.failed_checks.is_empty() {
+            r.reason.clone()
+        } else {
+            format!("{} (failed: {})", r.reason, r.failed_checks.join(", "))
+        };
+        table_row(
+            out,
+            &[
+                cell(&r.run),
+                cell(&r.side),
+                cell(&r.eras),
+                cell(&r.scenario),
+                verdict.to_string(),
+                r.passed.to_string(),
+                r.failed.to_string(),
+                cell(&clip(&why, 300)),
+            ],
+        );
+    }
+    // Not applicable: one row per side and reason (dozens of auth scenarios
+    // share one), each scenario named once however many runs listed it.
+    let mut na: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for r in c.rows.iter().filter(|r| r.verdict == "n/a") {
+        match na
+            .iter_mut()
+            .find(|(side, why, _)| (*side, *why) == (r.side.as_str(), r.reason.as_str()))
+        {
+            Some((_, _, names)) if names.contains(&r.scenario.as_str()) => {}
+            Some((_, _, names)) => names.push(&r.scenario),
+            None => na.push((&r.side, &r.reason, vec![&r.scenario])),
+        }
+    }
+    if !na.is_empty() {
+        out.push_str("\nNot applicable, and why:\n\n");
+        table_head(out, &["side", "scenarios", "why"]);
+        for (side, why, names) in na {
+            table_row(
+                out,
+                &[cell(side), cell(&names.join(", ")), cell(&clip(why, 300))],
+            );
+        }
+    }
 }
 
 // -- SVG -----------------------------------------------------------------------
@@ -1181,5 +1264,88 @@ mod tests {
         assert_eq!(paths.md.file_name().unwrap(), "report.md");
         assert_eq!(paths.svg.file_name().unwrap(), "timeline.svg");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// conformance.json in the shape hack/conformance.sh writes (an older
+    /// file without `side` is a server run).
+    const CONFORMANCE_FIXTURE: &str = r#"{
+  "rows": [
+    {"run": "legacy", "eras": "both", "scenario": "server-initialize", "passed": 3, "failed": 0,
+     "status": "passed", "expect": "pass", "verdict": "ok", "reason": "legacy initialize handshake", "failed_checks": []},
+    {"run": "2026-only", "eras": "2026", "scenario": "dns-rebinding-protection", "passed": 1, "failed": 1,
+     "status": "failed", "expect": "pass", "verdict": "FAILED", "reason": "a foreign Host gets 403",
+     "failed_checks": ["dns-rebinding-host"]},
+    {"run": "2026-07-28", "eras": "both", "scenario": "resources-list", "passed": 0, "failed": 1,
+     "status": "failed", "expect": "n/a", "verdict": "n/a", "reason": "the server offers no | resources", "failed_checks": []},
+    {"run": "2026-only", "eras": "2026", "scenario": "resources-list", "passed": 0, "failed": 0,
+     "status": "failed", "expect": "n/a", "verdict": "n/a", "reason": "the server offers no | resources", "failed_checks": []},
+    {"run": "2026-only", "eras": "2026", "scenario": "prompts-list", "passed": 0, "failed": 0,
+     "status": "failed", "expect": "n/a", "verdict": "n/a", "reason": "the server offers no | resources", "failed_checks": []},
+    {"run": "client", "side": "client", "eras": "-", "scenario": "initialize", "passed": 2, "failed": 0,
+     "status": "passed", "expect": "pass", "verdict": "ok", "reason": "the prober's legacy check", "failed_checks": []}
+  ],
+  "failed": 1
+}"#;
+
+    #[test]
+    fn conformance_results_are_a_section_of_the_report() {
+        let dir = std::env::temp_dir().join(format!("mcp-e2e-conformance-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("conformance.json");
+        std::fs::write(&path, CONFORMANCE_FIXTURE).expect("fixture");
+        let c = Conformance::read(&path).expect("the file exists");
+        assert_eq!(c.error, None);
+        assert_eq!(c.counts(), (2, 1, 3));
+        assert_eq!(c.rows[0].side, "server", "no side: a server scenario");
+        let doc = Report {
+            conformance: Some(c),
+            ..Report::default()
+        };
+        let md = markdown(&doc);
+        let section = md
+            .split_once("## MCP conformance")
+            .map(|(_, s)| s)
+            .expect("a conformance section");
+        assert!(
+            section.contains("**2 passed, 1 failed**, 3 not applicable"),
+            "{section}"
+        );
+        assert!(
+            section.contains("| legacy | server | both | server-initialize | passed | 3 | 0 |"),
+            "{section}"
+        );
+        assert!(
+            section.contains("| **failed** |") && section.contains("(failed: dns-rebinding-host)"),
+            "{section}"
+        );
+        assert!(
+            section.contains(
+                "| server | resources-list, prompts-list | the server offers no \\| resources |"
+            ),
+            "the reason of an n/a scenario, escaped: {section}"
+        );
+        assert!(
+            section.contains("| client | client | - | initialize | passed |"),
+            "{section}"
+        );
+        // The JSON report carries it too, and reads back.
+        let back: Report =
+            serde_json::from_str(&serde_json::to_string(&doc).expect("json")).expect("read back");
+        assert_eq!(back.conformance, doc.conformance);
+
+        // No file: no section; a broken file: the section says why.
+        assert_eq!(Conformance::read(&dir.join("absent.json")), None);
+        assert!(!markdown(&Report::default()).contains("MCP conformance"));
+        std::fs::write(&path, "{not json").expect("broken fixture");
+        let broken = Conformance::read(&path).expect("the file exists");
+        let md = markdown(&Report {
+            conformance: Some(broken),
+            ..Report::default()
+        });
+        assert!(
+            md.contains("## MCP conformance\n\nNo results: cannot read"),
+            "{md}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
