@@ -33,11 +33,8 @@ fn addr_of(url: &str) -> Result<String, String> {
     let port = u
         .port_or_known_default()
         .ok_or_else(|| format!("no port in {url}"))?;
-    Ok(if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    })
+    // `host_str` keeps an IPv6 literal's brackets, as `host:port` wants them.
+    Ok(format!("{host}:{port}"))
 }
 
 #[tokio::main(flavor = "current_thread")]
