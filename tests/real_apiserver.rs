@@ -624,7 +624,7 @@ async fn examples_are_accepted_by_the_api_server() {
             let api: Api<McpServer> = Api::namespaced(client.clone(), &ns);
             let pp = PatchParams::apply("mcp-operator-test").force().dry_run();
             let name = m.metadata.name.clone().expect("name");
-            if let Err(e) = api.patch(&name, &pp(), &Patch::Apply(&m)).await {
+            if let Err(e) = api.patch(&name, &pp, &Patch::Apply(&m)).await {
                 panic!("{} rejected: {e}", path.display());
             }
             checked += 1;
