@@ -9,7 +9,7 @@ mod common;
 
 use common::real_api::{
     assert_calls_granted, create, gone, install_crd, namespace, pp, recording_client, server,
-    standalone_ctx, Log,
+    standalone_ctx, with_crd_in, Log,
 };
 use http::Method;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -130,11 +130,9 @@ async fn create_err(api: &Api<McpServer>, obj: serde_json::Value) -> String {
 
 #[tokio::test]
 async fn crd_rejects_bad_specs_with_field_messages() {
-    let Some((client, _)) = recording_client().await else {
+    let Some((client, _)) = with_crd_in("validation").await else {
         return;
     };
-    install_crd(&client).await;
-    namespace(&client, "validation").await;
     let api: Api<McpServer> = Api::namespaced(client.clone(), "validation");
     let db = json!({"urlSecretRef": {"name": "s", "key": "url"}});
 
@@ -277,12 +275,10 @@ async fn crd_rejects_bad_specs_with_field_messages() {
 
 #[tokio::test]
 async fn reconcile_creates_children_and_then_writes_nothing() {
-    let Some((client, log)) = recording_client().await else {
+    let ns = "reconcile-real";
+    let Some((client, log)) = with_crd_in(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "reconcile-real";
-    namespace(&client, ns).await;
     // A pod left by an earlier run would carry its kubelet report into this one.
     let _ = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns)
         .delete_collection(
@@ -1169,12 +1165,10 @@ async fn a_stale_copy_neither_reapplies_an_old_spec_nor_writes_status() {
 
 #[tokio::test]
 async fn a_database_outside_the_cluster_is_probed_apart_from_the_reconcile() {
-    let Some((client, _)) = recording_client().await else {
+    let ns = "probed";
+    let Some((client, _)) = with_crd_in(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "probed";
-    namespace(&client, ns).await;
     // The "database": a real listener on loopback.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -6,10 +6,7 @@
 //! up`). Without it the tests skip, unless MCP_REQUIRE_APISERVER=1 (CI).
 mod common;
 
-use common::real_api::{
-    assert_calls_granted, install_crd, namespace, recording_client, recreate, server,
-    standalone_ctx,
-};
+use common::real_api::{assert_calls_granted, recreate, server, standalone_ctx, with_crd_in};
 use http::Method;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -51,11 +48,9 @@ where
         + serde::Serialize
         + std::fmt::Debug,
 {
-    let Some((client, log)) = recording_client().await else {
+    let Some((client, log)) = with_crd_in(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    namespace(&client, ns).await;
     // What an earlier run's McpServer `web` left (no garbage collector here),
     // which the operator would rightly refuse to take over.
     let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
@@ -201,12 +196,10 @@ async fn another_teams_deployment_is_not_taken_over() {
 
 #[tokio::test]
 async fn crd_refuses_drain_blocking_budgets_and_env_name_collisions() {
-    let Some((client, _)) = recording_client().await else {
+    let ns = "tenant-validation";
+    let Some((client, _)) = with_crd_in(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "tenant-validation";
-    namespace(&client, ns).await;
     let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
 
     let disruption = |replicas: Value, d: Value| {

@@ -76,6 +76,14 @@ pub async fn recording_client() -> Option<(Client, Log)> {
     Some((client, log))
 }
 
+/// A recording client with the CRD installed and the namespace `ns` applied.
+pub async fn with_crd_in(ns: &str) -> Option<(Client, Log)> {
+    let (client, log) = recording_client().await?;
+    install_crd(&client).await;
+    namespace(&client, ns).await;
+    Some((client, log))
+}
+
 /// The tests' server-side apply field manager, forcing conflicts.
 pub fn pp() -> PatchParams {
     PatchParams::apply("mcp-operator-test").force()
