@@ -5,97 +5,23 @@
 //!
 //! Set MCP_TEST_KUBECONFIG to the kubeconfig (`e2e/cluster/local/control-plane.sh
 //! up`). Without it the tests skip, unless MCP_REQUIRE_APISERVER=1 (CI).
-use k8s_openapi::api::core::v1::Namespace;
+mod common;
+
+use common::real_api::{apply, client, context, install_crd, namespace, recreate};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, CustomResourceExt};
+use kube::api::{Api, DeleteParams};
+use kube::Client;
 use mcp_operator::api::McpServer;
 use mcp_operator::controller::context::Context;
-use mcp_operator::controller::events::{self, EventQueue};
 use mcp_operator::controller::reconcile::reconcile;
-use mcp_operator::controller::stores;
-use mcp_operator::telemetry::metrics::Metrics;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
-
-async fn client() -> Option<Client> {
-    let path = match std::env::var("MCP_TEST_KUBECONFIG") {
-        Ok(p) if !p.is_empty() => p,
-        _ => {
-            assert!(
-                std::env::var("MCP_REQUIRE_APISERVER").as_deref() != Ok("1"),
-                "MCP_REQUIRE_APISERVER=1 but MCP_TEST_KUBECONFIG is unset"
-            );
-            eprintln!("skipping: MCP_TEST_KUBECONFIG unset");
-            return None;
-        }
-    };
-    let kc = Kubeconfig::read_from(&path).expect("kubeconfig readable");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig valid");
-    Some(Client::try_from(config).expect("client"))
-}
-
-fn pp() -> PatchParams {
-    PatchParams::apply("mcp-operator-test").force()
-}
-
-async fn apply<K>(api: &Api<K>, name: &str, obj: Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    api.patch(name, &pp(), &Patch::Apply(&obj))
-        .await
-        .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-}
-
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = McpServer::crd();
-    let name = crd.metadata.name.clone().expect("crd name");
-    crds.patch(&name, &pp(), &Patch::Apply(&crd))
-        .await
-        .expect("CRD applied");
-    for _ in 0..100 {
-        let c = crds.get(&name).await.expect("crd get");
-        if c.status.and_then(|s| s.conditions).is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        }) {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("CRD never became Established");
-}
 
 /// A reconcile context over `ns` that confines dependencies to it.
 async fn confined_ctx(client: &Client, ns: &str) -> Arc<Context> {
-    let stores = stores::spawn_standalone(client, ns);
-    assert!(
-        stores
-            .ready(
-                Duration::from_secs(10),
-                &std::sync::atomic::AtomicBool::new(false)
-            )
-            .await,
-        "caches never synced"
-    );
-    let metrics = Arc::new(Metrics::default());
     Arc::new(Context {
         own_namespace_dependencies: true,
-        ..Context::new(
-            client.clone(),
-            EventQueue::start(events::recorder(client.clone(), None), metrics.clone()).0,
-            metrics,
-            stores,
-            None,
-        )
+        ..context(client, ns, None).await
     })
 }
 
@@ -108,22 +34,15 @@ async fn reconciled(
     database: Value,
 ) -> Vec<(String, String, String, String)> {
     let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
-    let _ = api.delete(name, &DeleteParams::default()).await;
-    for _ in 0..50 {
-        if api.get_opt(name).await.expect("get").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let m: McpServer = serde_json::from_value(json!({
+    recreate(
+        &api,
+        json!({
         "apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer",
         "metadata": {"name": name, "namespace": ns},
         "spec": {"image": "mcp-workload:dev", "replicas": {"min": 1, "max": 1}, "database": database}
-    }))
-    .expect("McpServer");
-    api.create(&PostParams::default(), &m)
-        .await
-        .expect("created");
+        }),
+    )
+    .await;
     let ctx = confined_ctx(client, ns).await;
     let fresh = api.get(name).await.expect("get");
     reconcile(Arc::new(fresh), ctx).await.expect("reconcile");
@@ -157,12 +76,7 @@ async fn dependencies_outside_the_own_namespace_are_refused_without_a_look() {
     };
     install_crd(&client).await;
     for ns in ["scope-tenant", "scope-db"] {
-        apply(
-            &Api::<Namespace>::all(client.clone()),
-            ns,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-        )
-        .await;
+        namespace(&client, ns).await;
     }
     let ns = "scope-tenant";
     let url = json!({"name": "db", "key": "url"});

@@ -5,129 +5,29 @@
 //!
 //! Set MCP_TEST_KUBECONFIG to the kubeconfig. Without it the tests skip, unless
 //! MCP_REQUIRE_APISERVER=1 (CI), where a missing API server is a failure.
-use http::{Method, Request};
+mod common;
+
+use common::real_api::{
+    assert_calls_granted, create, gone, install_crd, namespace, pp, recording_client, server,
+    standalone_ctx, with_crd_in, Log,
+};
+use http::Method;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::client::{Body, ClientBuilder};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, CustomResourceExt};
+use kube::Client;
 use mcp_operator::api::McpServer;
 use mcp_operator::controller::context::Context;
-use mcp_operator::controller::events::{self, EventQueue};
+use mcp_operator::controller::events;
 use mcp_operator::controller::reconcile::reconcile;
-use mcp_operator::controller::stores::{self, Stores};
+use mcp_operator::controller::stores::Stores;
 use mcp_operator::telemetry::metrics::Metrics;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-type Log = Arc<Mutex<Vec<(Method, String)>>>;
-
-async fn client() -> Option<(Client, Log)> {
-    let path = match std::env::var("MCP_TEST_KUBECONFIG") {
-        Ok(p) if !p.is_empty() => p,
-        _ => {
-            assert!(
-                std::env::var("MCP_REQUIRE_APISERVER").as_deref() != Ok("1"),
-                "MCP_REQUIRE_APISERVER=1 but MCP_TEST_KUBECONFIG is unset"
-            );
-            eprintln!("skipping: MCP_TEST_KUBECONFIG unset");
-            return None;
-        }
-    };
-    let kc = Kubeconfig::read_from(&path).expect("kubeconfig readable");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig valid");
-    let log: Log = Arc::default();
-    let rec = log.clone();
-    let layer = tower::util::MapRequestLayer::new(move |req: Request<Body>| {
-        if let Ok(mut l) = rec.lock() {
-            let uri = req.uri();
-            let pq = uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| uri.path().to_string());
-            l.push((req.method().clone(), pq));
-        }
-        req
-    });
-    let client = ClientBuilder::try_from(config)
-        .expect("client builder")
-        .with_layer(&layer)
-        .build();
-    Some((client, log))
-}
-
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = McpServer::crd();
-    let name = crd.metadata.name.clone().expect("crd name");
-    crds.patch(
-        &name,
-        &PatchParams::apply("mcp-operator-test").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("CRD applied");
-    for _ in 0..100 {
-        let c = crds.get(&name).await.expect("crd get");
-        let established = c.status.and_then(|s| s.conditions).is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        });
-        if established {
-            // Discovery may still lag a moment behind Established.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("CRD never became Established");
-}
-
-async fn namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-    )
-    .expect("ns");
-    api.patch(
-        name,
-        &PatchParams::apply("mcp-operator-test").force(),
-        &Patch::Apply(&ns),
-    )
-    .await
-    .expect("namespace");
-}
-
-/// A reconcile context whose caches watch `ns` on the real API server.
-async fn standalone_ctx(client: &Client, ns: &str) -> Arc<Context> {
-    let stores = stores::spawn_standalone(client, ns);
-    assert!(
-        stores
-            .ready(
-                Duration::from_secs(10),
-                &std::sync::atomic::AtomicBool::new(false)
-            )
-            .await,
-        "caches never synced"
-    );
-    let metrics = Arc::new(Metrics::default());
-    let recorder = events::recorder(client.clone(), None);
-    Arc::new(Context::new(
-        client.clone(),
-        EventQueue::start(recorder, metrics.clone()).0,
-        metrics,
-        stores,
-        Some(ns.to_string()),
-    ))
-}
 
 /// Wait until the caches hold what the API server holds for `name`'s children
 /// and the database's EndpointSlices (compared by resourceVersion).
@@ -205,10 +105,6 @@ fn replica_managers(d: &Deployment) -> Vec<String> {
         .collect()
 }
 
-fn server(name: &str, spec: serde_json::Value) -> serde_json::Value {
-    json!({"apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer", "metadata": {"name": name}, "spec": spec})
-}
-
 async fn create_err(api: &Api<McpServer>, obj: serde_json::Value) -> String {
     let data: McpServer = match serde_json::from_value(obj.clone()) {
         Ok(d) => d,
@@ -234,11 +130,9 @@ async fn create_err(api: &Api<McpServer>, obj: serde_json::Value) -> String {
 
 #[tokio::test]
 async fn crd_rejects_bad_specs_with_field_messages() {
-    let Some((client, _)) = client().await else {
+    let Some((client, _)) = with_crd_in("validation").await else {
         return;
     };
-    install_crd(&client).await;
-    namespace(&client, "validation").await;
     let api: Api<McpServer> = Api::namespaced(client.clone(), "validation");
     let db = json!({"urlSecretRef": {"name": "s", "key": "url"}});
 
@@ -381,12 +275,10 @@ async fn crd_rejects_bad_specs_with_field_messages() {
 
 #[tokio::test]
 async fn reconcile_creates_children_and_then_writes_nothing() {
-    let Some((client, log)) = client().await else {
+    let ns = "reconcile-real";
+    let Some((client, log)) = with_crd_in(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "reconcile-real";
-    namespace(&client, ns).await;
     // A pod left by an earlier run would carry its kubelet report into this one.
     let _ = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), ns)
         .delete_collection(
@@ -394,13 +286,12 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
             &Default::default(),
         )
         .await;
-    let pp = PatchParams::apply("mcp-operator-test").force();
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "notes-db"}, "stringData": {"url": "postgres://app:hunter2@postgres:5432/notes"}})).expect("secret");
     secrets
-        .patch("notes-db", &pp, &Patch::Apply(&secret))
+        .patch("notes-db", &pp(), &Patch::Apply(&secret))
         .await
         .expect("secret applied");
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
@@ -410,7 +301,7 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
     )
     .expect("svc");
     services
-        .patch("postgres", &pp, &Patch::Apply(&svc))
+        .patch("postgres", &pp(), &Patch::Apply(&svc))
         .await
         .expect("service applied");
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
@@ -419,7 +310,7 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
         "addressType": "IPv4", "endpoints": [{"addresses": ["10.244.0.9"], "conditions": {"ready": true}}],
         "ports": [{"port": 5432, "protocol": "TCP"}]})).expect("slice");
     slices
-        .patch("postgres-1", &pp, &Patch::Apply(&slice))
+        .patch("postgres-1", &pp(), &Patch::Apply(&slice))
         .await
         .expect("slice applied");
 
@@ -590,7 +481,7 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
         ..Default::default()
     });
     slices
-        .patch("postgres-1", &pp, &Patch::Apply(&down))
+        .patch("postgres-1", &pp(), &Patch::Apply(&down))
         .await
         .expect("slice not ready");
     for (change, reason) in [
@@ -643,7 +534,7 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
     )
     .expect("sa");
     Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), ns)
-        .patch("default", &pp, &Patch::Apply(&sa))
+        .patch("default", &pp(), &Patch::Apply(&sa))
         .await
         .expect("service account");
     let _ = pods
@@ -705,7 +596,7 @@ async fn reconcile_creates_children_and_then_writes_nothing() {
 
 #[tokio::test]
 async fn examples_are_accepted_by_the_api_server() {
-    let Some((client, _)) = client().await else {
+    let Some((client, _)) = recording_client().await else {
         return;
     };
     install_crd(&client).await;
@@ -744,12 +635,11 @@ async fn examples_are_accepted_by_the_api_server() {
 /// A database Secret, Service and ready EndpointSlice in `ns`.
 async fn database(client: &Client, ns: &str) {
     namespace(client, ns).await;
-    let pp = PatchParams::apply("mcp-operator-test").force();
     let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "notes-db"}, "stringData": {"url": "postgres://app:hunter2@postgres:5432/notes"}}))
     .expect("secret");
     Api::<Secret>::namespaced(client.clone(), ns)
-        .patch("notes-db", &pp, &Patch::Apply(&secret))
+        .patch("notes-db", &pp(), &Patch::Apply(&secret))
         .await
         .expect("secret applied");
     // No selector: its EndpointSlices are the test's alone, with or without a
@@ -758,7 +648,7 @@ async fn database(client: &Client, ns: &str) {
         "metadata": {"name": "postgres"}, "spec": {"ports": [{"port": 5432}]}}))
     .expect("svc");
     Api::<Service>::namespaced(client.clone(), ns)
-        .patch("postgres", &pp, &Patch::Apply(&svc))
+        .patch("postgres", &pp(), &Patch::Apply(&svc))
         .await
         .expect("service applied");
     let slice: EndpointSlice = serde_json::from_value(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -767,7 +657,7 @@ async fn database(client: &Client, ns: &str) {
         "ports": [{"port": 5432, "protocol": "TCP"}]}))
     .expect("slice");
     Api::<EndpointSlice>::namespaced(client.clone(), ns)
-        .patch("postgres-1", &pp, &Patch::Apply(&slice))
+        .patch("postgres-1", &pp(), &Patch::Apply(&slice))
         .await
         .expect("slice applied");
 }
@@ -775,7 +665,7 @@ async fn database(client: &Client, ns: &str) {
 /// The CRD installed, `ns` with a database in it, and the McpServer API there
 /// (linkerd's `with_temp_ns`, kept: a failed test leaves its namespace to look at).
 async fn db_namespace(ns: &str) -> Option<(Client, Log, Api<McpServer>)> {
-    let (client, log) = client().await?;
+    let (client, log) = recording_client().await?;
     install_crd(&client).await;
     database(&client, ns).await;
     let api = Api::namespaced(client.clone(), ns);
@@ -827,19 +717,6 @@ fn run_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Runn
         },
     ));
     Running(Some(tx))
-}
-
-fn assert_calls_granted(calls: &[(Method, String)]) {
-    assert!(!calls.is_empty(), "no calls recorded");
-    for (m, pq) in calls {
-        let (path, query) = pq.split_once('?').unwrap_or((pq.as_str(), ""));
-        let (g, r, v) = mcp_operator::rbac::request_rule(m.as_str(), path, query)
-            .unwrap_or_else(|| panic!("unmapped request {m} {pq}"));
-        assert!(
-            mcp_operator::rbac::allows(mcp_operator::rbac::RULES, &g, &r, &v),
-            "{m} {pq} needs {v} on {g}/{r}, which the chart does not grant"
-        );
-    }
 }
 
 /// Poll `f` until it holds (10 s at most: drift must be undone on the watch
@@ -899,16 +776,8 @@ async fn recreate(api: &Api<McpServer>, obj: serde_json::Value) {
         &name,
     )
     .await;
-    for _ in 0..50 {
-        if api.get_opt(&name).await.expect("get").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let m: McpServer = serde_json::from_value(obj).expect("mcp");
-    api.create(&PostParams::default(), &m)
-        .await
-        .expect("McpServer created");
+    gone(api, &name).await;
+    create(api, obj).await;
 }
 
 fn container_env(d: &Deployment, name: &str) -> Option<String> {
@@ -935,7 +804,7 @@ async fn drift_of_owned_fields_is_reverted_on_the_watch_event() {
     .await;
     let metrics = Arc::new(Metrics::default());
     // The controller's own client, so its requests alone are counted.
-    let Some((ctl_client, ctl_log)) = self::client().await else {
+    let Some((ctl_client, ctl_log)) = recording_client().await else {
         return;
     };
     let _running = run_controller_with(&ctl_client, ns, metrics.clone());
@@ -1102,7 +971,7 @@ async fn switching_to_an_hpa_never_lowers_replicas() {
             "database": {"urlSecretRef": {"name": "notes-db", "key": "url"}, "service": {"name": "postgres", "port": 5432}}})),
     )
     .await;
-    let Some((ctl_client, ctl_log)) = self::client().await else {
+    let Some((ctl_client, ctl_log)) = recording_client().await else {
         return;
     };
     let _running = run_controller(&ctl_client, ns);
@@ -1296,12 +1165,10 @@ async fn a_stale_copy_neither_reapplies_an_old_spec_nor_writes_status() {
 
 #[tokio::test]
 async fn a_database_outside_the_cluster_is_probed_apart_from_the_reconcile() {
-    let Some((client, _)) = client().await else {
+    let ns = "probed";
+    let Some((client, _)) = with_crd_in(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "probed";
-    namespace(&client, ns).await;
     // The "database": a real listener on loopback.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1353,7 +1220,7 @@ async fn events_repeat_as_a_series_on_the_api_server() {
     use k8s_openapi::api::core::v1::ObjectReference;
     use k8s_openapi::api::events::v1::Event as K8sEvent;
     use kube::runtime::events::{Event, EventType};
-    let Some((client, log)) = client().await else {
+    let Some((client, log)) = recording_client().await else {
         return;
     };
     let ns = "mcp-test-events";

@@ -4,146 +4,20 @@
 //!
 //! Set MCP_TEST_KUBECONFIG to the kubeconfig (`e2e/cluster/local/control-plane.sh
 //! up`). Without it the tests skip, unless MCP_REQUIRE_APISERVER=1 (CI).
-use http::{Method, Request};
+mod common;
+
+use common::real_api::{assert_calls_granted, recreate, server, standalone_ctx, with_crd_in};
+use http::Method;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::client::{Body, ClientBuilder};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, CustomResourceExt, Resource};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::Resource;
 use mcp_operator::api::McpServer;
-use mcp_operator::controller::context::Context;
-use mcp_operator::controller::events::{self, EventQueue};
 use mcp_operator::controller::reconcile::reconcile;
-use mcp_operator::controller::stores;
-use mcp_operator::telemetry::metrics::Metrics;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-type Log = Arc<Mutex<Vec<(Method, String)>>>;
-
-/// A client that records every request it sends (method, path and query).
-async fn client() -> Option<(Client, Log)> {
-    let path = match std::env::var("MCP_TEST_KUBECONFIG") {
-        Ok(p) if !p.is_empty() => p,
-        _ => {
-            assert!(
-                std::env::var("MCP_REQUIRE_APISERVER").as_deref() != Ok("1"),
-                "MCP_REQUIRE_APISERVER=1 but MCP_TEST_KUBECONFIG is unset"
-            );
-            eprintln!("skipping: MCP_TEST_KUBECONFIG unset");
-            return None;
-        }
-    };
-    let kc = Kubeconfig::read_from(&path).expect("kubeconfig readable");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig valid");
-    let log: Log = Arc::default();
-    let rec = log.clone();
-    let layer = tower::util::MapRequestLayer::new(move |req: Request<Body>| {
-        if let Ok(mut l) = rec.lock() {
-            let pq = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default();
-            l.push((req.method().clone(), pq));
-        }
-        req
-    });
-    let client = ClientBuilder::try_from(config)
-        .expect("client builder")
-        .with_layer(&layer)
-        .build();
-    Some((client, log))
-}
-
-fn pp() -> PatchParams {
-    PatchParams::apply("mcp-operator-test").force()
-}
-
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = McpServer::crd();
-    let name = crd.metadata.name.clone().expect("crd name");
-    crds.patch(&name, &pp(), &Patch::Apply(&crd))
-        .await
-        .expect("CRD applied");
-    for _ in 0..100 {
-        let c = crds.get(&name).await.expect("crd get");
-        let established = c.status.and_then(|s| s.conditions).is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        });
-        if established {
-            // Discovery may lag a moment behind Established.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("CRD never became Established");
-}
-
-async fn namespace(client: &Client, name: &str) {
-    let ns: Namespace = serde_json::from_value(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-    )
-    .expect("ns");
-    Api::<Namespace>::all(client.clone())
-        .patch(name, &pp(), &Patch::Apply(&ns))
-        .await
-        .expect("namespace");
-}
-
-/// A reconcile context whose caches watch `ns`.
-async fn standalone_ctx(client: &Client, ns: &str) -> Arc<Context> {
-    let stores = stores::spawn_standalone(client, ns);
-    assert!(
-        stores
-            .ready(
-                Duration::from_secs(10),
-                &std::sync::atomic::AtomicBool::new(false)
-            )
-            .await,
-        "caches never synced"
-    );
-    let metrics = Arc::new(Metrics::default());
-    Arc::new(Context::new(
-        client.clone(),
-        EventQueue::start(events::recorder(client.clone(), None), metrics.clone()).0,
-        metrics,
-        stores,
-        Some(ns.to_string()),
-    ))
-}
-
-fn server(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "mcp.operator.dev/v1alpha1", "kind": "McpServer", "metadata": {"name": name}, "spec": spec})
-}
-
-/// Delete `name` if an earlier run left it, then create it anew.
-async fn recreate<K>(api: &Api<K>, obj: Value)
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let name = obj["metadata"]["name"].as_str().expect("name").to_string();
-    let _ = api.delete(&name, &DeleteParams::default()).await;
-    for _ in 0..50 {
-        if api.get_opt(&name).await.expect("get").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let o: K = serde_json::from_value(obj).expect("object");
-    api.create(&PostParams::default(), &o)
-        .await
-        .expect("created");
-}
 
 /// The error text of creating `obj`, which must be refused.
 async fn refused(api: &Api<McpServer>, obj: Value) -> String {
@@ -162,18 +36,6 @@ fn condition(m: &McpServer, t: &str) -> (String, String, String) {
         .unwrap_or_else(|| panic!("no {t} condition: {:?}", m.status))
 }
 
-fn assert_calls_granted(calls: &[(Method, String)]) {
-    for (m, pq) in calls {
-        let (path, query) = pq.split_once('?').unwrap_or((pq.as_str(), ""));
-        let (g, r, v) = mcp_operator::rbac::request_rule(m.as_str(), path, query)
-            .unwrap_or_else(|| panic!("unmapped request {m} {pq}"));
-        assert!(
-            mcp_operator::rbac::allows(mcp_operator::rbac::RULES, &g, &r, &v),
-            "{m} {pq} needs {v} on {g}/{r}, which the chart does not grant"
-        );
-    }
-}
-
 /// Another team's object `web` (of kind K, from `theirs`), then an McpServer
 /// `web`: the object is left exactly as it was, no child is written, and the
 /// status names the object. Then their object goes: the next reconcile
@@ -186,11 +48,9 @@ where
         + serde::Serialize
         + std::fmt::Debug,
 {
-    let Some((client, log)) = client().await else {
+    let Some((client, log)) = with_crd_in(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    namespace(&client, ns).await;
     // What an earlier run's McpServer `web` left (no garbage collector here),
     // which the operator would rightly refuse to take over.
     let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
@@ -336,12 +196,10 @@ async fn another_teams_deployment_is_not_taken_over() {
 
 #[tokio::test]
 async fn crd_refuses_drain_blocking_budgets_and_env_name_collisions() {
-    let Some((client, _)) = client().await else {
+    let ns = "tenant-validation";
+    let Some((client, _)) = with_crd_in(ns).await else {
         return;
     };
-    install_crd(&client).await;
-    let ns = "tenant-validation";
-    namespace(&client, ns).await;
     let api: Api<McpServer> = Api::namespaced(client.clone(), ns);
 
     let disruption = |replicas: Value, d: Value| {
