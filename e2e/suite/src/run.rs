@@ -11,6 +11,7 @@ use kube::runtime::watcher;
 use mcp_operator::api::McpServer;
 use mcp_operator::remediation::ActionRecord;
 use mcp_workload::client::{now_ms, LoadOptions};
+use mcp_workload::eras::ClientEra;
 use mcp_workload::report::CallEvent;
 use serde_json::{json, Value};
 
@@ -76,6 +77,15 @@ pub fn recovery_settings(o: &McpServer) -> Value {
     })
 }
 
+/// How a measured load talks to the server, where it differs from the default.
+#[derive(Debug, Default)]
+pub struct LoadVia {
+    /// Read the acknowledged writes back through this URL (a host load only)
+    /// instead of the load's.
+    pub verify_url: Option<String>,
+    pub era: ClientEra,
+}
+
 pub async fn measured_run<F, Fut>(
     ctx: &Ctx,
     tag: &str,
@@ -88,18 +98,26 @@ where
     F: FnOnce(u64) -> Fut,
     Fut: Future<Output = Result<Disruption>>,
 {
-    measured_run_with(ctx, tag, target, window_s, pg_down, None, disrupt).await
+    measured_run_with(
+        ctx,
+        tag,
+        target,
+        window_s,
+        pg_down,
+        LoadVia::default(),
+        disrupt,
+    )
+    .await
 }
 
-/// [`measured_run`] that reads the acknowledged writes back through
-/// `verify_url` (a host load only) instead of the load's URL.
+/// [`measured_run`] with a load that differs from the default ([`LoadVia`]).
 pub async fn measured_run_with<F, Fut>(
     ctx: &Ctx,
     tag: &str,
     target: &str,
     window_s: f64,
     pg_down: bool,
-    verify_url: Option<String>,
+    via: LoadVia,
     disrupt: F,
 ) -> Result<Measured>
 where
@@ -162,8 +180,8 @@ where
         mark_file: None,
         since_ms: None,
         max_in_flight: None,
-        verify_url,
-        era: Default::default(),
+        verify_url: via.verify_url,
+        era: via.era,
     };
     let load = Load::start(ctx, target, opts).await?;
     tokio::time::sleep(Duration::from_secs_f64(o.warmup_s)).await;

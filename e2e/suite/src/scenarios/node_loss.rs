@@ -20,8 +20,9 @@ use crate::cluster::{
 };
 use crate::measure as m;
 use crate::model::{Mark, Scenario, Threshold};
-use crate::run::{measured_run_with, Disruption};
+use crate::run::{measured_run_with, Disruption, LoadVia};
 use mcp_workload::client::now_ms;
+use mcp_workload::eras::ClientEra;
 
 /// Full capacity on the other nodes within this many seconds of the cut: the
 /// later bound, node-monitor grace period (50 s, upstream default) + the pods'
@@ -101,20 +102,7 @@ fn pin_client(cluster_ip: &str, pod_ip: &str) -> Result<()> {
         .nth(1)
         .ok_or_else(|| anyhow!("no source address toward {cluster_ip}: {route}"))?
         .to_string();
-    let save = StdCommand::new("iptables-save")
-        .args(["-t", "nat"])
-        .output()?;
-    let comment = format!("\"{NS}/{NOTES}:");
-    let chains: Vec<(String, String)> = String::from_utf8_lossy(&save.stdout)
-        .lines()
-        .filter(|l| l.starts_with("-A KUBE-SEP-") && l.contains(&comment))
-        .filter_map(|l| {
-            let chain = l.split_whitespace().nth(1)?.to_string();
-            let dest = l.split("--to-destination ").nth(1)?;
-            let ip = dest.split(':').next()?.to_string();
-            Some((chain, ip))
-        })
-        .collect();
+    let chains = endpoint_chains()?;
     if !chains.iter().any(|(_, ip)| ip == pod_ip) {
         bail!("no kube-proxy endpoint chain of {NS}/{NOTES} for {pod_ip}: {chains:?}");
     }
@@ -127,6 +115,36 @@ fn pin_client(cluster_ip: &str, pod_ip: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// kube-proxy's endpoint chains of the `notes` Service on this host, with
+/// the pod address each leads to.
+fn endpoint_chains() -> Result<Vec<(String, String)>> {
+    let save = StdCommand::new("iptables-save")
+        .args(["-t", "nat"])
+        .output()?;
+    let comment = format!("\"{NS}/{NOTES}:");
+    Ok(String::from_utf8_lossy(&save.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-A KUBE-SEP-") && l.contains(&comment))
+        .filter_map(|l| {
+            let chain = l.split_whitespace().nth(1)?.to_string();
+            let dest = l.split("--to-destination ").nth(1)?;
+            let ip = dest.split(':').next()?.to_string();
+            Some((chain, ip))
+        })
+        .collect())
+}
+
+/// kube-proxy keeps ClientIP affinity in one xt_recent list per endpoint
+/// chain; the lists exist once it has programmed the affinity.
+fn affinity_programmed() -> bool {
+    endpoint_chains().is_ok_and(|c| {
+        !c.is_empty()
+            && c.iter().all(|(chain, _)| {
+                std::path::Path::new(&format!("/proc/net/xt_recent/{chain}")).exists()
+            })
+    })
 }
 
 /// The pods the host's established connections to `cluster_ip:port` go to
@@ -244,7 +262,8 @@ async fn set_affinity(ctx: &Ctx, affinity: Option<&str>) -> Result<()> {
         || async {
             let svc = svcs.get(NOTES).await?;
             let now = svc.spec.and_then(|s| s.session_affinity);
-            Ok((now.as_deref() == Some(want)).then_some(()))
+            // The Service says so before kube-proxy has acted on it.
+            Ok((now.as_deref() == Some(want) && affinity_programmed()).then_some(()))
         },
     )
     .await
@@ -331,7 +350,13 @@ async fn s17_pinned(ctx: &Ctx) -> Result<Scenario> {
     ));
     let cap_s = ctx.opts.node_loss_s;
     let window = cap_s + 90.0;
-    let measured = measured_run_with(ctx, "S17", NOTES, window, false, verify_url.clone(), |t0| {
+    // A legacy client holds its session's connection, so its calls stay on
+    // the pod it is pinned to: the client the pin is about.
+    let via = LoadVia {
+        verify_url: verify_url.clone(),
+        era: ClientEra::Legacy,
+    };
+    let measured = measured_run_with(ctx, "S17", NOTES, window, false, via, |t0| {
         let (victim, link, sel) = (victim.clone(), link.clone(), sel.clone());
         let (cluster_ip, port) = (cluster_ip.clone(), port.clone());
         async move {
