@@ -231,10 +231,17 @@ pub fn compute(
     }
 
     let total = checks.len();
-    let how = if spec.list_tools {
-        "tools/list"
-    } else {
-        "ping"
+    // What the check asked: a 2026-07-28 server is never sent `ping`.
+    let stateless = |v: &crate::api::McpProtocolVersion| v.era == "stateless";
+    let how = match (
+        st.protocol_versions.iter().any(stateless),
+        st.protocol_versions.iter().all(stateless),
+        spec.list_tools,
+    ) {
+        (true, true, _) => "server/discover",
+        (true, false, _) => "server/discover or initialize",
+        (false, _, true) => "tools/list",
+        (false, _, false) => "ping",
     };
     let cond = if failing.is_empty() {
         let who = match (&st.server_name, &st.server_version) {
@@ -558,6 +565,29 @@ mod version_tests {
                 v("2025-11-25", "legacy", 1)
             ]
         );
+    }
+
+    #[test]
+    fn the_message_names_what_the_check_asked() {
+        let how = |pods: &[(Era, &str)]| {
+            let checks: Vec<(String, PodCheck)> = pods
+                .iter()
+                .enumerate()
+                .map(|(i, (e, ver))| (format!("p{i}"), pod(0, *e, ver)))
+                .collect();
+            compute(&McpCheckSpec::default(), &checks, None, t(0))
+                .1
+                .message
+        };
+        let stateless = how(&[(Era::Stateless2026, "2026-07-28")]);
+        assert!(stateless.contains("(server/discover)"), "{stateless}");
+        let legacy = how(&[(Era::Legacy, "2025-11-25")]);
+        assert!(legacy.contains("(ping)"), "{legacy}");
+        let mixed = how(&[
+            (Era::Legacy, "2025-11-25"),
+            (Era::Stateless2026, "2026-07-28"),
+        ]);
+        assert!(mixed.contains("(server/discover or initialize)"), "{mixed}");
     }
 
     #[test]
