@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use serde_json::json;
 
 use crate::cluster::{eventually, manifest, server_sel, Ctx, DESIRED, NOTES, NS};
+use crate::measure::PodSummary;
 use crate::model::{Mark, Scenario, Threshold};
 use crate::run::{measured_run, Disruption};
+use crate::scenarios::{condition, patch_spec};
 use mcp_workload::client::now_ms;
 
 /// The workload's switch for the eras it answers.
@@ -34,13 +36,6 @@ fn stateless_only(p: &Pod) -> bool {
     })
 }
 
-fn ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 pub async fn s22(ctx: &Ctx) -> Result<Scenario> {
     ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await?;
     let obj = ctx
@@ -57,13 +52,7 @@ pub async fn s22(ctx: &Ctx) -> Result<Scenario> {
         let (env, pods, sel) = (env.clone(), pods.clone(), sel.clone());
         async move {
             let mut d = Disruption::default();
-            ctx.mcps_api()
-                .patch(
-                    NOTES,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "spec": { "env": env } })),
-                )
-                .await?;
+            patch_spec(ctx, json!({ "env": env })).await?;
             let rolled = eventually(
                 "every pod 2026-only and Ready",
                 Duration::from_secs(120),
@@ -75,8 +64,10 @@ pub async fn s22(ctx: &Ctx) -> Result<Scenario> {
                         .iter()
                         .filter(|p| p.metadata.deletion_timestamp.is_none())
                         .collect();
-                    let done =
-                        live.len() == DESIRED && live.iter().all(|p| stateless_only(p) && ready(p));
+                    let done = live.len() == DESIRED
+                        && live
+                            .iter()
+                            .all(|p| stateless_only(p) && PodSummary::of(p).ready);
                     Ok(done.then_some(()))
                 },
             )
@@ -119,14 +110,9 @@ pub async fn s22(ctx: &Ctx) -> Result<Scenario> {
     run.require_no_failed_calls();
     let after = ctx.mcps(NOTES).await?;
     let mcp = after.as_ref().and_then(|o| o.status.as_ref()?.mcp.clone());
-    let responsive = after.as_ref().and_then(|o| {
-        o.status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == mcp_operator::api::condition::MCP_RESPONSIVE)
-            .cloned()
-    });
+    let responsive = after
+        .as_ref()
+        .and_then(|o| condition(o, mcp_operator::api::condition::MCP_RESPONSIVE));
     run.check(
         "status.mcp reports protocol 2026-07-28 for every pod",
         mcp.as_ref().is_some_and(|m| {

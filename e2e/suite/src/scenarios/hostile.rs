@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use crate::cluster::{eventually, log, Ctx, NOTES, NS};
 use crate::measure as m;
 use crate::model::{Check, Scenario};
+use crate::scenarios::condition;
 use crate::scenarios::kill::{pg_kill_run, Kill};
 
 const HNS: &str = "mcp-e2e-hostile";
@@ -171,16 +172,6 @@ async fn setup(ctx: &Ctx, checks: &mut Vec<Check>) -> Result<Service> {
     Ok(theirs)
 }
 
-fn condition(o: &McpServer, type_: &str) -> Option<(String, String, String)> {
-    let c = o
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
 pub async fn s23(ctx: &Ctx) -> Result<Scenario> {
     ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await?;
     let mut checks = Vec::new();
@@ -192,7 +183,9 @@ pub async fn s23(ctx: &Ctx) -> Result<Scenario> {
         Duration::from_secs(1),
         || async {
             let o = mcps.get("web").await?;
-            Ok(condition(&o, "Stalled").filter(|(s, r, _)| s == "True" && r == "NameConflict"))
+            Ok(condition(&o, "Stalled")
+                .map(|c| (c.status, c.reason, c.message))
+                .filter(|(s, r, _)| s == "True" && r == "NameConflict"))
         },
     )
     .await;

@@ -7,6 +7,7 @@ use anyhow::Result;
 use crate::cluster::{log, Ctx, DB_NS, NOTES};
 use crate::measure::percentile;
 use crate::model::{Check, Run, Scenario};
+use mcp_operator::api::McpServer;
 
 pub mod drain;
 pub mod eras;
@@ -86,6 +87,31 @@ pub const SCENARIOS: [(&str, &str, bool); 24] = [
     ),
     ("SOAK", "S1 and S2 alternately, many times", false),
 ];
+
+/// A condition of an McpServer's status, by type.
+pub fn condition(
+    o: &McpServer,
+    type_: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    o.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// A merge patch of `notes`' spec.
+pub async fn patch_spec(ctx: &Ctx, spec: serde_json::Value) -> Result<McpServer> {
+    Ok(ctx
+        .mcps_api()
+        .patch(
+            NOTES,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({ "spec": spec })),
+        )
+        .await?)
+}
 
 pub fn name_of(id: &str) -> Option<&'static str> {
     SCENARIOS

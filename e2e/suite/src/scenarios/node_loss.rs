@@ -245,13 +245,7 @@ pub async fn s17(ctx: &Ctx) -> Result<Scenario> {
 /// Sets (or clears) `spec.sessionAffinity` of the McpServer and waits until
 /// its Service has the affinity that follows.
 async fn set_affinity(ctx: &Ctx, affinity: Option<&str>) -> Result<()> {
-    ctx.mcps_api()
-        .patch(
-            NOTES,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(serde_json::json!({"spec": {"sessionAffinity": affinity}})),
-        )
-        .await?;
+    crate::scenarios::patch_spec(ctx, json!({ "sessionAffinity": affinity })).await?;
     let Some(want) = affinity else { return Ok(()) };
     let svcs: kube::Api<k8s_openapi::api::core::v1::Service> =
         kube::Api::namespaced(ctx.client.clone(), NS);

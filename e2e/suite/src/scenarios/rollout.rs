@@ -6,39 +6,15 @@ use std::time::Duration;
 use anyhow::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use kube::api::{Patch, PatchParams};
 use kube::Api;
-use mcp_operator::api::McpServer;
 use mcp_operator::remediation::ActionKind;
 use serde_json::json;
 
 use crate::cluster::{eventually, manifest, server_sel, Ctx, DESIRED, NOTES, NS};
 use crate::model::{Mark, Scenario};
 use crate::run::{measured_run, Disruption};
+use crate::scenarios::{condition, patch_spec};
 use mcp_workload::client::now_ms;
-
-async fn patch_spec(ctx: &Ctx, spec: serde_json::Value) -> Result<McpServer> {
-    Ok(ctx
-        .mcps_api()
-        .patch(
-            NOTES,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": spec })),
-        )
-        .await?)
-}
-
-fn condition(
-    o: &McpServer,
-    type_: &str,
-) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    o.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
-}
 
 pub async fn s8(ctx: &Ctx) -> Result<Scenario> {
     ctx.wait_mcps_ready(NOTES, Duration::from_secs(120)).await?;

@@ -11,11 +11,11 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DeleteParams;
 use kube::{Api, Resource};
-use mcp_operator::api::McpServer;
 
 use crate::cluster::{eventually, manifest, Ctx, NS};
 use crate::measure::restart_delta;
 use crate::model::{Check, Run, Scenario};
+use crate::scenarios::condition;
 use mcp_workload::client::now_ms;
 
 /// Manifest -> words the API server's refusal must contain.
@@ -55,18 +55,6 @@ const CANNOT_START: [(&str, &str, &[&str]); 3] = [
     ("stuck-image", "PodsNotStarted", &["no-such-tag"]),
     ("stuck-serviceaccount", "ReplicaFailure", &["no-such-sa"]),
 ];
-
-fn condition(
-    o: &McpServer,
-    type_: &str,
-) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    o.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
-}
 
 async fn delete_quietly(ctx: &Ctx, name: &str) {
     let _ = ctx.mcps_api().delete(name, &DeleteParams::default()).await;
